@@ -1,0 +1,17 @@
+//! canary-eval: the compiled config and the one evaluator every consumer shares.
+//!
+//! The proxy-wasm filter, `canaryc eval`/`simulate` and the browser playground all call [`Policy::decide`],
+//! so they cannot disagree. This crate deliberately depends on neither the parser nor the CLI so the filter
+//! stays small.
+
+pub mod config;
+mod hash;
+mod matcher;
+mod policy;
+mod request;
+mod wire;
+
+pub use config::{Config, BUCKETS, CONFIG_VERSION};
+pub use policy::{AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
+pub use request::{Request, SimpleRequest};
+pub use wire::{cookie_value, query_value};

@@ -1,0 +1,94 @@
+//! Conditions compiled for speed: attribute names resolved to slots, regexes built once, plain literals
+//! turned into substring searches.
+
+use memchr::memmem::Finder;
+use regex_lite::Regex;
+
+use crate::wire::{cookie_value, decoded_eq, host_only, path_only, query_value};
+
+/// Where a condition reads its bytes from, relative to an attribute slot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Extract {
+    Whole,
+    Cookie(Box<[u8]>),
+    /// Query parameter (raw; compare with [`decoded_eq`]).
+    Query(Box<[u8]>),
+    PathOnly,
+    HostOnly,
+}
+
+impl Extract {
+    pub fn apply<'a>(&self, value: &'a [u8]) -> Option<&'a [u8]> {
+        match self {
+            Extract::Whole => Some(value),
+            Extract::Cookie(name) => cookie_value(value, name),
+            Extract::Query(name) => query_value(value, name),
+            Extract::PathOnly => Some(path_only(value)),
+            Extract::HostOnly => Some(host_only(value)),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Test {
+    Eq(Box<[u8]>),
+    /// Case-insensitive equality (hosts).
+    EqIgnoreCase(Box<[u8]>),
+    /// Form-decoded equality (query values).
+    DecodedEq(Box<[u8]>),
+    Ne(Box<[u8]>),
+    Prefix(Box<[u8]>),
+    /// A regex that is just literal alternatives: plain substring search.
+    Substrings(Vec<Finder<'static>>),
+    Regex(Regex),
+    In(Vec<Box<[u8]>>),
+    Present,
+    Absent,
+}
+
+impl Test {
+    /// Compiles a regex, recognising the common case of literal text (optionally `.*`-wrapped, as Istio
+    /// users write it, or `|`-separated) so it runs as a memmem search instead of a regex.
+    pub fn regex(pattern: &str) -> Result<Test, String> {
+        let re = Regex::new(pattern).map_err(|e| format!("invalid regex {pattern:?}: {e}"))?;
+        let bare = pattern.strip_prefix(".*").unwrap_or(pattern);
+        let bare = bare.strip_suffix(".*").unwrap_or(bare);
+        let literal = |s: &str| !s.is_empty() && !s.contains(|c: char| "\\.+*?()|[]{}^$".contains(c));
+        let parts: Vec<&str> = bare.split('|').collect();
+        if parts.iter().all(|p| literal(p)) {
+            return Ok(Test::Substrings(parts.iter().map(|p| Finder::new(p.as_bytes()).into_owned()).collect()));
+        }
+        Ok(Test::Regex(re))
+    }
+
+    /// `value` is `None` when the attribute is missing; only `absent` matches then.
+    pub fn matches(&self, value: Option<&[u8]>) -> bool {
+        let Some(v) = value else {
+            return matches!(self, Test::Absent);
+        };
+        match self {
+            Test::Eq(want) => v == &**want,
+            Test::EqIgnoreCase(want) => v.eq_ignore_ascii_case(want),
+            Test::DecodedEq(want) => decoded_eq(v, want),
+            Test::Ne(want) => v != &**want,
+            Test::Prefix(p) => v.starts_with(p),
+            Test::Substrings(fs) => fs.iter().any(|f| f.find(v).is_some()),
+            Test::Regex(re) => match std::str::from_utf8(v) {
+                Ok(s) => re.is_match(s),
+                // Not UTF-8: match against the lossy text so a hostile byte can neither crash nor evade.
+                Err(_) => re.is_match(&String::from_utf8_lossy(v)),
+            },
+            Test::In(set) => set.iter().any(|w| v == &**w),
+            Test::Present => true,
+            Test::Absent => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Matcher {
+    Attr { slot: usize, extract: Extract, test: Test },
+    All(Vec<Matcher>),
+    Any(Vec<Matcher>),
+    Not(Box<Matcher>),
+}

@@ -1,0 +1,506 @@
+//! [`Policy`]: a validated, precompiled [`Config`], and [`Policy::decide`], the evaluator itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rand::RngCore;
+
+use crate::config::{self, Action, Cond, Config, Protocol, Settings, BUCKETS, CONFIG_VERSION};
+use crate::hash::{random_bucket, sticky_bucket};
+use crate::matcher::{Extract, Matcher, Test};
+use crate::request::Request;
+use crate::wire::host_only;
+
+/// An attribute the policy reads. Pseudo-headers (`:path`, `:method`, `:authority`) are headers, as in Envoy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AttrKey {
+    /// Lowercase header name.
+    Header(String),
+    /// Node-metadata label of the workload running the proxy.
+    Source(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RuleId(pub u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubsetId(pub u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceId(pub u32);
+
+/// The outcome for one request. `rule` is `None` when the default (or nothing) decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub subset: Option<SubsetId>,
+    pub rule: Option<RuleId>,
+}
+
+/// Why a config was refused; the message names the offending place (`services[0].rules[2]: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+struct CompiledRule {
+    line: u32,
+    when: Option<Matcher>,
+    action: CompiledAction,
+}
+
+enum CompiledAction {
+    Route(SubsetId),
+    Split {
+        /// Cumulative upper bucket bounds: bucket < bound picks that subset; past the last, the default.
+        bounds: Vec<(u32, SubsetId)>,
+        sticky: Option<(usize, Extract)>,
+        salt: Box<[u8]>,
+    },
+}
+
+/// One evaluation step: a single rule, or a run of exact-match rules on the same attribute turned into a
+/// sorted table, so a policy of a thousand `header x = "…"` rules costs one binary search, not a scan.
+enum Step {
+    Rule(RuleId),
+    Table { slot: usize, extract: Extract, entries: Vec<(Box<[u8]>, RuleId)> },
+}
+
+/// Consecutive table-eligible rules below this count stay plain rules (a table only pays off for runs).
+const TABLE_MIN_RUN: usize = 4;
+
+struct CompiledService {
+    name: String,
+    protocol: Protocol,
+    steps: Vec<Step>,
+    default: Option<SubsetId>,
+}
+
+/// A validated config, ready to evaluate requests. Build once (filter: at configure time), share freely.
+pub struct Policy {
+    attrs: Vec<AttrKey>,
+    subsets: Vec<String>,
+    rules: Vec<CompiledRule>,
+    /// Declared services, then one last entry holding only the global rules (for any other service).
+    services: Vec<CompiledService>,
+    settings: Settings,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("services", &self.services.iter().map(|s| &s.name).collect::<Vec<_>>())
+            .field("rules", &self.rules.len())
+            .field("attrs", &self.attrs)
+            .finish()
+    }
+}
+
+impl Policy {
+    pub fn from_json(json: &[u8]) -> Result<Policy, ConfigError> {
+        let config: Config =
+            serde_json::from_slice(json).map_err(|e| ConfigError(format!("config is not valid canary JSON: {e}")))?;
+        Policy::new(&config)
+    }
+
+    pub fn new(config: &Config) -> Result<Policy, ConfigError> {
+        if config.version != CONFIG_VERSION {
+            return Err(ConfigError(format!(
+                "config version {} is not supported (this filter understands version {CONFIG_VERSION})",
+                config.version
+            )));
+        }
+        Builder::default().build(config)
+    }
+
+    /// Attributes this policy may read, indexed by the slot passed to [`Request::get`].
+    pub fn attrs(&self) -> &[AttrKey] {
+        &self.attrs
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The header that carries the decision (`x-canary-subset` unless configured).
+    pub fn subset_header(&self) -> &str {
+        self.settings.header.as_deref().unwrap_or("x-canary-subset")
+    }
+
+    pub fn subset_name(&self, id: SubsetId) -> &str {
+        &self.subsets[id.0 as usize]
+    }
+
+    pub fn subsets(&self) -> &[String] {
+        &self.subsets
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn rule_line(&self, id: RuleId) -> u32 {
+        self.rules[id.0 as usize].line
+    }
+
+    /// All services including the trailing global-only fallback (named `*`).
+    pub fn service_ids(&self) -> impl Iterator<Item = ServiceId> {
+        (0..self.services.len() as u32).map(ServiceId)
+    }
+
+    pub fn service_name(&self, id: ServiceId) -> &str {
+        &self.services[id.0 as usize].name
+    }
+
+    pub fn protocol(&self, id: ServiceId) -> Protocol {
+        self.services[id.0 as usize].protocol
+    }
+
+    /// Declared service names (the fallback excluded).
+    pub fn declared_services(&self) -> impl Iterator<Item = &str> {
+        self.services[..self.services.len() - 1].iter().map(|s| s.name.as_str())
+    }
+
+    /// A declared service by exact name.
+    pub fn service(&self, name: &str) -> Option<ServiceId> {
+        let declared = &self.services[..self.services.len() - 1];
+        declared.iter().position(|s| s.name == name).map(|i| ServiceId(i as u32))
+    }
+
+    /// The service for any name: a declared one, else the fallback that holds only the global rules.
+    pub fn service_or_global(&self, name: &str) -> ServiceId {
+        self.service(name).unwrap_or(self.fallback())
+    }
+
+    pub fn fallback(&self) -> ServiceId {
+        ServiceId(self.services.len() as u32 - 1)
+    }
+
+    /// The service a request is for when the settings don't fix one: the configured service, else the
+    /// `:authority` host with its port removed, matched whole (`forecast.weather.svc`) or by its first
+    /// label (`forecast`), else the fallback.
+    pub fn service_for_authority(&self, authority: &[u8]) -> ServiceId {
+        if let Some(name) = &self.settings.service {
+            return self.service_or_global(name);
+        }
+        let host = host_only(authority);
+        let first_label = host.split(|&b| b == b'.').next().unwrap_or(host);
+        let declared = &self.services[..self.services.len() - 1];
+        declared
+            .iter()
+            .position(|s| s.name.as_bytes().eq_ignore_ascii_case(host))
+            .or_else(|| declared.iter().position(|s| s.name.as_bytes().eq_ignore_ascii_case(first_label)))
+            .map_or(self.fallback(), |i| ServiceId(i as u32))
+    }
+
+    /// The TCP cluster for a decided subset, from the `cluster` setting pattern (default `{service}-{subset}`).
+    pub fn cluster_name(&self, service: ServiceId, subset: SubsetId) -> String {
+        let pattern = self.settings.cluster.as_deref().unwrap_or("{service}-{subset}");
+        pattern.replace("{service}", self.service_name(service)).replace("{subset}", self.subset_name(subset))
+    }
+
+    /// Decides the subset for one request: rules top to bottom, first match wins, then the default.
+    /// Reads only the attributes the deciding path needs; draws from `rng` only for a non-sticky split.
+    pub fn decide<Q, G>(&self, service: ServiceId, req: &Q, rng: &mut G) -> Decision
+    where
+        Q: Request + ?Sized,
+        G: RngCore + ?Sized,
+    {
+        let svc = &self.services[service.0 as usize];
+        for step in &svc.steps {
+            let hit = match step {
+                Step::Rule(id) => {
+                    let rule = &self.rules[id.0 as usize];
+                    rule.when.as_ref().is_none_or(|m| self.matches(m, req)).then_some(*id)
+                }
+                Step::Table { slot, extract, entries } => req
+                    .get(*slot, &self.attrs[*slot])
+                    .and_then(|v| extract.apply(v))
+                    .and_then(|v| entries.binary_search_by(|(k, _)| (**k).cmp(v)).ok())
+                    .map(|i| entries[i].1),
+            };
+            if let Some(id) = hit {
+                let subset = self.act(&self.rules[id.0 as usize].action, req, rng).or(svc.default);
+                return Decision { subset, rule: Some(id) };
+            }
+        }
+        Decision { subset: svc.default, rule: None }
+    }
+
+    fn act<Q, G>(&self, action: &CompiledAction, req: &Q, rng: &mut G) -> Option<SubsetId>
+    where
+        Q: Request + ?Sized,
+        G: RngCore + ?Sized,
+    {
+        match action {
+            CompiledAction::Route(s) => Some(*s),
+            CompiledAction::Split { bounds, sticky, salt } => {
+                let key = sticky
+                    .as_ref()
+                    .and_then(|(slot, extract)| req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)));
+                let bucket = match key {
+                    Some(key) => sticky_bucket(salt, key),
+                    // Missing sticky key: an independent draw, so such traffic still splits as configured.
+                    None => random_bucket(rng.next_u32()),
+                };
+                bounds.iter().find(|(bound, _)| bucket < *bound).map(|(_, s)| *s)
+            }
+        }
+    }
+
+    fn matches<Q: Request + ?Sized>(&self, m: &Matcher, req: &Q) -> bool {
+        match m {
+            Matcher::Attr { slot, extract, test } => {
+                test.matches(req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)))
+            }
+            Matcher::All(ms) => ms.iter().all(|m| self.matches(m, req)),
+            Matcher::Any(ms) => ms.iter().any(|m| self.matches(m, req)),
+            Matcher::Not(m) => !self.matches(m, req),
+        }
+    }
+}
+
+/// Validates and lowers a [`Config`]; every error names where in the config it is.
+#[derive(Default)]
+struct Builder {
+    attrs: Vec<AttrKey>,
+    subsets: Vec<String>,
+    rules: Vec<CompiledRule>,
+}
+
+impl Builder {
+    fn build(mut self, config: &Config) -> Result<Policy, ConfigError> {
+        validate_settings(&config.settings)?;
+        let global_default = config.global.default.as_deref().map(|s| self.subset(s, "global.default")).transpose()?;
+        let global = self.rules(&config.global.rules, Protocol::Http, "*", "global")?;
+        let mut names = BTreeMap::new();
+        let mut services = Vec::new();
+        for (i, svc) in config.services.iter().enumerate() {
+            let at = format!("services[{i}]");
+            if !valid_name(&svc.name) {
+                return Err(ConfigError(format!("{at}: invalid service name {:?}", svc.name)));
+            }
+            if names.insert(svc.name.as_str(), i).is_some() {
+                return Err(ConfigError(format!("{at}: service {:?} is declared twice", svc.name)));
+            }
+            let own = self.rules(&svc.rules.rules, svc.protocol, &svc.name, &at)?;
+            let default = svc.rules.default.as_deref().map(|s| self.subset(s, &format!("{at}.default"))).transpose()?;
+            // Global rules come first; they only read headers, which TCP connections lack.
+            let mut ids = if svc.protocol == Protocol::Tcp { Vec::new() } else { global.clone() };
+            ids.extend(own);
+            let steps = self.steps(&ids);
+            services.push(CompiledService {
+                name: svc.name.clone(),
+                protocol: svc.protocol,
+                steps,
+                default: default.or(global_default),
+            });
+        }
+        let steps = self.steps(&global);
+        services.push(CompiledService { name: "*".into(), protocol: Protocol::Http, steps, default: global_default });
+        Ok(Policy {
+            attrs: self.attrs,
+            subsets: self.subsets,
+            rules: self.rules,
+            services,
+            settings: config.settings.clone(),
+        })
+    }
+
+    fn rules(
+        &mut self,
+        rules: &[config::Rule],
+        protocol: Protocol,
+        service: &str,
+        at: &str,
+    ) -> Result<Vec<RuleId>, ConfigError> {
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let at = format!("{at}.rules[{i}] (line {})", rule.line);
+                let when = rule.when.as_ref().map(|c| self.cond(c, protocol, &at)).transpose()?;
+                let action = self.action(&rule.then, protocol, service, &at)?;
+                self.rules.push(CompiledRule { line: rule.line, when, action });
+                Ok(RuleId(self.rules.len() as u32 - 1))
+            })
+            .collect()
+    }
+
+    fn action(
+        &mut self,
+        action: &Action,
+        protocol: Protocol,
+        service: &str,
+        at: &str,
+    ) -> Result<CompiledAction, ConfigError> {
+        Ok(match action {
+            Action::Route(s) => CompiledAction::Route(self.subset(s, at)?),
+            Action::Split(split) => {
+                let mut total = 0u32;
+                let mut bounds = Vec::with_capacity(split.to.len());
+                for share in &split.to {
+                    total = total.saturating_add(share.weight);
+                    bounds.push((total, self.subset(&share.subset, at)?));
+                }
+                if total > BUCKETS {
+                    return Err(ConfigError(format!(
+                        "{at}: split weights sum to {}.{:02}% (over 100%)",
+                        total / 100,
+                        total % 100
+                    )));
+                }
+                let sticky = match &split.by {
+                    None => None,
+                    Some(_) if protocol == Protocol::Tcp => {
+                        return Err(ConfigError(format!("{at}: a tcp service cannot split `by` a request attribute")))
+                    }
+                    Some(config::StickyKey::Header(h)) => Some((self.header_slot(h, at)?, Extract::Whole)),
+                    Some(config::StickyKey::Cookie(c)) => {
+                        Some((self.header_slot("cookie", at)?, Extract::Cookie(c.as_bytes().into())))
+                    }
+                };
+                let salt = if split.salt.is_empty() { service } else { &split.salt };
+                CompiledAction::Split { bounds, sticky, salt: salt.as_bytes().into() }
+            }
+        })
+    }
+
+    fn cond(&mut self, cond: &Cond, protocol: Protocol, at: &str) -> Result<Matcher, ConfigError> {
+        if protocol == Protocol::Tcp
+            && !matches!(cond, Cond::Source { .. } | Cond::All(_) | Cond::Any(_) | Cond::Not(_))
+        {
+            return Err(ConfigError(format!("{at}: a tcp service can only match `source` labels")));
+        }
+        let attr = |slot, extract, test| Matcher::Attr { slot, extract, test };
+        Ok(match cond {
+            Cond::Header { name, test } => {
+                let test = match test {
+                    config::Test::Eq(v) => Test::Eq(bytes(v)),
+                    config::Test::Ne(v) => Test::Ne(bytes(v)),
+                    config::Test::Regex(re) => Test::regex(re).map_err(|e| ConfigError(format!("{at}: {e}")))?,
+                    config::Test::In(vs) => Test::In(vs.iter().map(|v| bytes(v)).collect()),
+                    config::Test::Present => Test::Present,
+                    config::Test::Absent => Test::Absent,
+                };
+                attr(self.header_slot(name, at)?, Extract::Whole, test)
+            }
+            Cond::Cookie { name, value } => {
+                attr(self.header_slot("cookie", at)?, Extract::Cookie(bytes(name)), Test::Eq(bytes(value)))
+            }
+            Cond::Query { name, value } => {
+                attr(self.header_slot(":path", at)?, Extract::Query(bytes(name)), Test::DecodedEq(bytes(value)))
+            }
+            Cond::PathPrefix(p) => attr(self.header_slot(":path", at)?, Extract::PathOnly, Test::Prefix(bytes(p))),
+            Cond::Method(m) => attr(self.header_slot(":method", at)?, Extract::Whole, Test::Eq(bytes(m))),
+            Cond::Host(h) => attr(self.header_slot(":authority", at)?, Extract::HostOnly, Test::EqIgnoreCase(bytes(h))),
+            Cond::Source { label, value } => {
+                if label.is_empty() {
+                    return Err(ConfigError(format!("{at}: empty source label")));
+                }
+                attr(self.slot(AttrKey::Source(label.clone())), Extract::Whole, Test::Eq(bytes(value)))
+            }
+            Cond::All(cs) => Matcher::All(cs.iter().map(|c| self.cond(c, protocol, at)).collect::<Result<_, _>>()?),
+            Cond::Any(cs) => Matcher::Any(cs.iter().map(|c| self.cond(c, protocol, at)).collect::<Result<_, _>>()?),
+            Cond::Not(c) => Matcher::Not(Box::new(self.cond(c, protocol, at)?)),
+        })
+    }
+
+    fn header_slot(&mut self, name: &str, at: &str) -> Result<usize, ConfigError> {
+        if !valid_header_name(name) {
+            return Err(ConfigError(format!("{at}: invalid header name {name:?} (use lowercase)")));
+        }
+        Ok(self.slot(AttrKey::Header(name.to_string())))
+    }
+
+    fn slot(&mut self, key: AttrKey) -> usize {
+        self.attrs.iter().position(|k| *k == key).unwrap_or_else(|| {
+            self.attrs.push(key);
+            self.attrs.len() - 1
+        })
+    }
+
+    fn subset(&mut self, name: &str, at: &str) -> Result<SubsetId, ConfigError> {
+        if !valid_name(name) {
+            return Err(ConfigError(format!("{at}: invalid subset name {name:?}")));
+        }
+        let i = self.subsets.iter().position(|s| s == name).unwrap_or_else(|| {
+            self.subsets.push(name.to_string());
+            self.subsets.len() - 1
+        });
+        Ok(SubsetId(i as u32))
+    }
+
+    /// Groups runs of exact-match rules on one attribute into binary-searched tables.
+    fn steps(&self, ids: &[RuleId]) -> Vec<Step> {
+        let key = |id: &RuleId| match &self.rules[id.0 as usize].when {
+            Some(Matcher::Attr { slot, extract: e @ (Extract::Whole | Extract::Cookie(_)), test: Test::Eq(v) }) => {
+                Some(((*slot, e.clone()), v.clone()))
+            }
+            _ => None,
+        };
+        let mut steps = Vec::new();
+        let mut i = 0;
+        while i < ids.len() {
+            let Some((group, _)) = key(&ids[i]) else {
+                steps.push(Step::Rule(ids[i]));
+                i += 1;
+                continue;
+            };
+            let run = ids[i..].iter().take_while(|id| key(id).is_some_and(|(g, _)| g == group)).count();
+            if run < TABLE_MIN_RUN {
+                steps.extend(ids[i..i + run].iter().map(|id| Step::Rule(*id)));
+            } else {
+                let mut entries: Vec<(Box<[u8]>, RuleId)> =
+                    ids[i..i + run].iter().map(|id| (key(id).map(|(_, v)| v).unwrap_or_default(), *id)).collect();
+                // Stable sort keeps file order among equal values, so dedup keeps the first (winning) rule.
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                entries.dedup_by(|later, first| later.0 == first.0);
+                steps.push(Step::Table { slot: group.0, extract: group.1, entries });
+            }
+            i += run;
+        }
+        steps
+    }
+}
+
+fn validate_settings(s: &Settings) -> Result<(), ConfigError> {
+    if let Some(h) = &s.header {
+        if !valid_header_name(h) || h.starts_with(':') {
+            return Err(ConfigError(format!("settings.header: invalid header name {h:?} (use lowercase)")));
+        }
+    }
+    if let Some(name) = &s.service {
+        if !valid_name(name) {
+            return Err(ConfigError(format!("settings.service: invalid service name {name:?}")));
+        }
+    }
+    if let Some(c) = &s.cluster {
+        if !c.contains("{subset}") {
+            return Err(ConfigError(format!("settings.cluster: pattern {c:?} must contain {{subset}}")));
+        }
+    }
+    Ok(())
+}
+
+fn bytes(s: &str) -> Box<[u8]> {
+    s.as_bytes().into()
+}
+
+/// Service and subset names: what a DNS label or Istio subset name may hold (plus `_` and `.`).
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// RFC 9110 token characters, lowercase only (HTTP/2 and Envoy store header names lowercase), or a
+/// pseudo-header.
+fn valid_header_name(s: &str) -> bool {
+    let name = s.strip_prefix(':').unwrap_or(s);
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
