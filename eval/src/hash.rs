@@ -34,11 +34,11 @@ mod tests {
 
     #[test]
     fn buckets_are_pinned() {
-        // Pinned values: a change here reshuffles every sticky user in production.
-        assert_eq!(sticky_bucket(b"frontend", b"alice"), sticky_bucket(b"frontend", b"alice"));
-        let pinned = [sticky_bucket(b"frontend", b"alice"), sticky_bucket(b"forecast", b"alice")];
-        assert_ne!(pinned[0], pinned[1]);
-        assert!(pinned.iter().all(|&b| b < BUCKETS));
+        // Cross-checked against an independent implementation; a change here reshuffles every sticky
+        // user in production.
+        assert_eq!(sticky_bucket(b"frontend", b"alice"), 8069);
+        assert_eq!(sticky_bucket(b"forecast", b"alice"), 1192);
+        assert_eq!(sticky_bucket(b"", b""), 7227);
     }
 
     #[test]

@@ -13,5 +13,5 @@ mod wire;
 
 pub use config::{Config, BUCKETS, CONFIG_VERSION};
 pub use policy::{AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
-pub use request::{Request, SimpleRequest};
+pub use request::{Request, SimpleRequest, SlotRequest};
 pub use wire::{cookie_value, query_value};

@@ -52,13 +52,14 @@ impl Test {
     pub fn regex(pattern: &str) -> Result<Test, String> {
         let re = Regex::new(pattern).map_err(|e| format!("invalid regex {pattern:?}: {e}"))?;
         let bare = pattern.strip_prefix(".*").unwrap_or(pattern);
-        let bare = bare.strip_suffix(".*").unwrap_or(bare);
-        let literal = |s: &str| !s.is_empty() && !s.contains(|c: char| "\\.+*?()|[]{}^$".contains(c));
-        let parts: Vec<&str> = bare.split('|').collect();
-        if parts.iter().all(|p| literal(p)) {
-            return Ok(Test::Substrings(parts.iter().map(|p| Finder::new(p.as_bytes()).into_owned()).collect()));
+        let bare = bare.strip_suffix(".*").filter(|b| !b.ends_with('\\')).unwrap_or(bare);
+        let literals: Option<Vec<Vec<u8>>> = bare.split('|').map(literal).collect();
+        match literals {
+            Some(lits) if !lits.is_empty() => {
+                Ok(Test::Substrings(lits.iter().map(|l| Finder::new(l).into_owned()).collect()))
+            }
+            _ => Ok(Test::Regex(re)),
         }
-        Ok(Test::Regex(re))
     }
 
     /// `value` is `None` when the attribute is missing; only `absent` matches then.
@@ -85,10 +86,62 @@ impl Test {
     }
 }
 
+/// The text a regex fragment matches if it is a plain literal (metacharacters only as `\.`-style
+/// escapes), else `None`.
+fn literal(fragment: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(fragment.len());
+    let mut chars = fragment.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() => out.push(e as u8),
+                _ => return None,
+            },
+            c if "\\.+*?()|[]{}^$".contains(c) => return None,
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 #[derive(Debug)]
 pub enum Matcher {
     Attr { slot: usize, extract: Extract, test: Test },
     All(Vec<Matcher>),
     Any(Vec<Matcher>),
     Not(Box<Matcher>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(pattern: &str) -> &'static str {
+        match Test::regex(pattern).expect("valid") {
+            Test::Substrings(_) => "substrings",
+            Test::Regex(_) => "regex",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn literal_regexes_become_substring_searches() {
+        assert_eq!(kind("Chrome"), "substrings");
+        assert_eq!(kind(".*Android.*"), "substrings");
+        assert_eq!(kind("CriOS/|Chrome/"), "substrings");
+        assert_eq!(kind("MyApp/1\\.2"), "substrings");
+        assert_eq!(kind("^Chrome"), "regex");
+        assert_eq!(kind("Android [0-9]+"), "regex");
+        assert_eq!(kind("a\\d"), "regex");
+        assert_eq!(kind("a|"), "regex");
+    }
+
+    #[test]
+    fn substring_and_regex_forms_agree() {
+        for (pattern, text) in [("MyApp/1\\.2", "x MyApp/1.2 y"), ("MyApp/1\\.2", "MyApp/132"), (".*Android.*", "Android")] {
+            let fast = Test::regex(pattern).expect("valid");
+            let slow = Test::Regex(Regex::new(pattern).expect("valid"));
+            assert_eq!(fast.matches(Some(text.as_bytes())), slow.matches(Some(text.as_bytes())), "{pattern} on {text}");
+        }
+    }
 }

@@ -90,3 +90,22 @@ impl Request for SimpleRequest {
         }
     }
 }
+
+/// A request resolved against one policy's attribute slots: each lookup is an index, as in the filter's
+/// per-request cache. Build it once per request when evaluating many times (simulation, benchmarks).
+#[derive(Debug)]
+pub struct SlotRequest<'a> {
+    values: Vec<Option<&'a [u8]>>,
+}
+
+impl<'a> SlotRequest<'a> {
+    pub fn new(attrs: &[AttrKey], req: &'a SimpleRequest) -> Self {
+        SlotRequest { values: attrs.iter().enumerate().map(|(slot, key)| req.get(slot, key)).collect() }
+    }
+}
+
+impl Request for SlotRequest<'_> {
+    fn get(&self, slot: usize, _key: &AttrKey) -> Option<&[u8]> {
+        self.values.get(slot).copied().flatten()
+    }
+}

@@ -1,1 +1,58 @@
-//! placeholder
+//! canary-filter: the proxy-wasm module Envoy loads (HTTP `envoy.filters.http.wasm` and TCP
+//! `envoy.filters.network.wasm`), as thin glue around [`canary_eval::Policy`].
+//!
+//! Everything that decides anything lives in plain Rust behind the [`Host`] trait ([`Filter`]), so it is
+//! unit-tested natively; `glue` (wasm32 only) implements the proxy-wasm ABI 0.2.1 surface it needs and maps
+//! it onto [`Filter`]. The module size budget (≤ 150 KB) shaped two choices, both explained where they live:
+//! the ABI glue is hand-written rather than the proxy-wasm SDK, and the config JSON is decoded by a small
+//! hand-written decoder (differentially tested against serde's) rather than serde_json.
+//!
+//! # Behaviour
+//! * **Configuration** (plugin configuration = the JSON `canaryc compile` prints, optionally with
+//!   `settings`): parsed and validated once per root context. A config that does not validate is refused:
+//!   the filter logs `canary: refusing configuration: <reason>` at error level and returns `false` from
+//!   `on_configure`, so Envoy rejects it. It never traps.
+//! * **HTTP vs TCP**: proxy-wasm does not tell a root context whether an HTTP or a network filter loaded it,
+//!   so each request/connection context learns it from its first callback (`on_request_headers` or
+//!   `on_new_connection`), and the configuration says which service each kind serves ([`Served`]).
+//! * **HTTP**: the service is `settings.service`, else the request's `:authority`
+//!   ([`canary_eval::Policy::service_for_authority`]). The decision is written to the subset header
+//!   (default `x-canary-subset`) with one *replace*, which in Envoy removes every existing value first, so a
+//!   forged header — in any case, repeated — never survives. No decision removes the header, so Envoy's
+//!   default route applies. With `settings.trust_incoming`, a request that already carries the header is
+//!   left untouched (and not evaluated).
+//! * **TCP**: the service is `settings.service`, else the policy's only `tcp` service (with several and no
+//!   setting, connections get no decision and a warning is logged once). On a new connection, the decided
+//!   subset becomes the `envoy.tcp_proxy.cluster` filter state (cluster name from `settings.cluster`, default
+//!   `{service}-{subset}`) via Envoy's foreign function `set_envoy_filter_state`. No decision: nothing is
+//!   set and tcp_proxy's configured cluster applies.
+//! * **Host calls cost** (each is a few % of throughput), so request attributes are fetched lazily — only
+//!   what the deciding path reads, each at most once per request — and node-metadata labels (`source`
+//!   conditions) once per root context.
+//!
+//! # Metrics
+//! One counter per (service, deciding rule, subset), defined on the first decision it counts (so only
+//! outcomes that happen create stats) and incremented per request or connection:
+//!
+//! | name | counts |
+//! |---|---|
+//! | `canary.<service>.rule_<line>.<subset>` | the rule on policy line `<line>` decided `<subset>` (a split's remainder counts here with the default subset) |
+//! | `canary.<service>.default.<subset>` | no rule matched; the default subset applied |
+//! | `canary.<service>.rule_<line>.no_decision` | a split's remainder with no default: no subset set |
+//! | `canary.<service>.no_decision` | nothing decided: the subset header was removed / no cluster set |
+//!
+//! `<service>` is the served service's name, or `_global` for HTTP requests whose `:authority` names no
+//! declared service (only top-level rules apply). Envoy ≥ 1.2x prefixes custom wasm stats with
+//! `wasmcustom.` on its admin `/stats` page (e.g. `wasmcustom.canary.frontend.rule_3.v2`); Prometheus
+//! output shows them as `canary_frontend_rule_3_v2`.
+
+mod engine;
+pub mod filter_state;
+pub mod heap;
+mod json;
+pub mod metrics;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+pub use engine::{Filter, Host, LogLevel, Served};

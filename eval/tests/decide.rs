@@ -1,0 +1,205 @@
+//! Evaluator semantics, on configs written as JSON (the compiler is tested separately).
+
+use canary_eval::{Decision, Policy, SimpleRequest};
+use proptest::prelude::*;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+fn policy(json: serde_json::Value) -> Policy {
+    Policy::from_json(json.to_string().as_bytes()).expect("valid config")
+}
+
+fn decide(p: &Policy, service: &str, req: &SimpleRequest) -> (Option<String>, Option<u32>) {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let Decision { subset, rule } = p.decide(p.service_or_global(service), req, &mut rng);
+    (subset.map(|s| p.subset_name(s).to_string()), rule.map(|r| p.rule_line(r)))
+}
+
+fn header_rule(line: u32, name: &str, test: serde_json::Value, subset: &str) -> serde_json::Value {
+    serde_json::json!({"line": line, "when": {"header": {"name": name, "test": test}}, "then": {"route": subset}})
+}
+
+#[test]
+fn first_matching_rule_decides_then_default() {
+    let p = policy(serde_json::json!({"version": 1, "services": [{"name": "forecast", "rules": [
+        header_rule(2, "user-agent", serde_json::json!({"regex": "Chrome"}), "v2"),
+        header_rule(3, "user-agent", serde_json::json!({"regex": "Chrom"}), "v3"),
+    ], "default": "v1"}]}));
+    let chrome = SimpleRequest::new().header("User-Agent", "Mozilla/5.0 Chrome/120");
+    assert_eq!(decide(&p, "forecast", &chrome), (Some("v2".into()), Some(2)));
+    let firefox = SimpleRequest::new().header("user-agent", "Firefox/120");
+    assert_eq!(decide(&p, "forecast", &firefox), (Some("v1".into()), None));
+    // Another service: no global rules, no default → no decision.
+    assert_eq!(decide(&p, "frontend", &chrome), (None, None));
+}
+
+#[test]
+fn absent_headers_never_match_value_tests() {
+    let tests = [
+        (serde_json::json!({"eq": "x"}), false),
+        (serde_json::json!({"ne": "x"}), false),
+        (serde_json::json!({"regex": ".*"}), false),
+        (serde_json::json!({"in": ["x", ""]}), false),
+        (serde_json::json!("present"), false),
+        (serde_json::json!("absent"), true),
+    ];
+    for (test, matches_absent) in tests {
+        let p = policy(serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "x-a", test.clone(), "v2")]}}));
+        let got = decide(&p, "any", &SimpleRequest::new()).0.is_some();
+        assert_eq!(got, matches_absent, "{test}");
+    }
+    let ne = policy(serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "x-a", serde_json::json!({"ne": "x"}), "v2")]}}));
+    assert_eq!(decide(&ne, "any", &SimpleRequest::new().header("x-a", "y")).0.as_deref(), Some("v2"));
+    assert_eq!(decide(&ne, "any", &SimpleRequest::new().header("x-a", "x")).0, None);
+}
+
+#[test]
+fn global_rules_come_first_and_global_default_fills_in() {
+    let p = policy(serde_json::json!({"version": 1,
+        "global": {"rules": [{"line": 1, "when": {"cookie": {"name": "user", "value": "tester"}}, "then": {"route": "v2"}}], "default": "v1"},
+        "services": [{"name": "frontend", "rules": [{"line": 3, "then": {"route": "v3"}}]}]}));
+    let tester = SimpleRequest::new().cookie("user", "tester");
+    assert_eq!(decide(&p, "frontend", &tester), (Some("v2".into()), Some(1)));
+    assert_eq!(decide(&p, "frontend", &SimpleRequest::new()), (Some("v3".into()), Some(3)));
+    assert_eq!(decide(&p, "other", &SimpleRequest::new()), (Some("v1".into()), None));
+}
+
+#[test]
+fn conditions_on_every_attribute() {
+    let rule = |line: u32, when: serde_json::Value| serde_json::json!({"line": line, "when": when, "then": {"route": format!("r{line}")}});
+    let p = policy(serde_json::json!({"version": 1, "global": {"rules": [
+        rule(1, serde_json::json!({"query": {"name": "beta", "value": "on air"}})),
+        rule(2, serde_json::json!({"path_prefix": "/api"})),
+        rule(3, serde_json::json!({"method": "POST"})),
+        rule(4, serde_json::json!({"host": "forecast.example"})),
+        rule(5, serde_json::json!({"source": {"label": "version", "value": "v2"}})),
+        rule(6, serde_json::json!({"all": [{"header": {"name": "a", "test": "present"}}, {"not": {"header": {"name": "b", "test": "present"}}}]})),
+        rule(7, serde_json::json!({"any": [{"header": {"name": "c", "test": {"in": ["1", "2"]}}}, {"cookie": {"name": "c", "value": "1"}}]})),
+    ]}}));
+    let line = |req: SimpleRequest| decide(&p, "x", &req).1;
+    assert_eq!(line(SimpleRequest::new().path("/x").query("beta", "on+air")), Some(1));
+    assert_eq!(line(SimpleRequest::new().path("/x").query("beta", "on%20air")), Some(1));
+    assert_eq!(line(SimpleRequest::new().path("/api/v1").query("beta", "off")), Some(2));
+    assert_eq!(line(SimpleRequest::new().path("/apix")), Some(2));
+    assert_eq!(line(SimpleRequest::new().path("/x?/api")), None);
+    assert_eq!(line(SimpleRequest::new().method("POST")), Some(3));
+    assert_eq!(line(SimpleRequest::new().host("Forecast.Example:8080")), Some(4));
+    assert_eq!(line(SimpleRequest::new().host("forecast.example.org")), None);
+    assert_eq!(line(SimpleRequest::new().source("version", "v2")), Some(5));
+    assert_eq!(line(SimpleRequest::new().header("a", "")), Some(6));
+    assert_eq!(line(SimpleRequest::new().header("a", "").header("b", "")), None);
+    assert_eq!(line(SimpleRequest::new().header("c", "2")), Some(7));
+    assert_eq!(line(SimpleRequest::new().cookie("c", "1")), Some(7));
+    assert_eq!(line(SimpleRequest::new().header("c", "3")), None);
+}
+
+#[test]
+fn split_remainder_goes_to_default_and_rule_still_decides() {
+    let p = policy(serde_json::json!({"version": 1, "services": [{"name": "s", "rules": [
+        {"line": 2, "then": {"split": {"to": [{"subset": "v2", "weight": 0}]}}},
+    ], "default": "v1"}]}));
+    assert_eq!(decide(&p, "s", &SimpleRequest::new()), (Some("v1".into()), Some(2)));
+}
+
+#[test]
+fn non_utf8_header_values_are_bytes_not_errors() {
+    let p = policy(serde_json::json!({"version": 1, "global": {"rules": [
+        header_rule(1, "user-agent", serde_json::json!({"regex": "^Mozilla.*Android"}), "v2")]}}));
+    let req = SimpleRequest::new().header("user-agent", b"Mozilla\xff\xfe Android".as_slice());
+    assert_eq!(decide(&p, "x", &req).0.as_deref(), Some("v2"));
+    let req = SimpleRequest::new().header("user-agent", b"\xc3\x28".as_slice());
+    assert_eq!(decide(&p, "x", &req).0, None);
+}
+
+#[test]
+fn bad_configs_are_refused_with_a_place() {
+    let cases = [
+        (serde_json::json!({"version": 2}), "version 2 is not supported"),
+        (serde_json::json!({"version": 1, "global": {"rules": [header_rule(4, "ua", serde_json::json!({"regex": "("}), "v2")]}}),
+            "global.rules[0] (line 4): invalid regex"),
+        (serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "User-Agent", serde_json::json!("present"), "v2")]}}),
+            "invalid header name \"User-Agent\""),
+        (serde_json::json!({"version": 1, "global": {"rules": [{"line": 1, "then": {"split": {"to": [
+            {"subset": "v2", "weight": 6000}, {"subset": "v3", "weight": 5000}]}}}]}}), "sum to 110.00% (over 100%)"),
+        (serde_json::json!({"version": 1, "services": [{"name": "a"}, {"name": "a"}]}), "declared twice"),
+        (serde_json::json!({"version": 1, "services": [{"name": "t", "protocol": "tcp", "rules": [
+            header_rule(1, "x", serde_json::json!("present"), "v2")]}]}), "tcp service can only match `source`"),
+        (serde_json::json!({"version": 1, "global": {"default": "v 1"}}), "invalid subset name"),
+        (serde_json::json!({"version": 1, "surprise": true}), "unknown field `surprise`"),
+        (serde_json::json!({"version": 1, "services": [{"name": "a", "bogus": 1}]}), "unknown field `bogus`"),
+        (serde_json::json!({"version": 1, "global": {"rules": [{"line": 1, "then": {"route": "v2"}, "x": 1}]}}),
+            "unknown field `x`"),
+        (serde_json::json!({"version": 1, "settings": {"cluster": "fixed"}}), "must contain {subset}"),
+    ];
+    for (json, want) in cases {
+        let err = Policy::from_json(json.to_string().as_bytes()).expect_err(want);
+        assert!(err.0.contains(want), "{err} should contain {want}");
+    }
+    assert!(Policy::from_json(b"\xff{").is_err());
+}
+
+/// Tables (runs of exact-match rules) must decide exactly as the plain rule-by-rule scan would.
+#[test]
+fn tables_preserve_first_match_order() {
+    let rules: Vec<_> = (0..20)
+        .map(|i| header_rule(i + 1, "x-user", serde_json::json!({"eq": format!("u{}", i % 7)}), &format!("v{i}")))
+        .collect();
+    let p = policy(serde_json::json!({"version": 1, "global": {"rules": rules}}));
+    for u in 0..7 {
+        let (subset, line) = decide(&p, "x", &SimpleRequest::new().header("x-user", format!("u{u}")));
+        assert_eq!(subset, Some(format!("v{u}")));
+        assert_eq!(line, Some(u + 1));
+    }
+    assert_eq!(decide(&p, "x", &SimpleRequest::new().header("x-user", "u7")), (None, None));
+}
+
+fn sticky_policy(weight: u32) -> Policy {
+    policy(serde_json::json!({"version": 1, "services": [{"name": "frontend", "rules": [
+        {"line": 2, "then": {"split": {"to": [{"subset": "v2", "weight": weight}], "by": {"cookie": "user"}}}}],
+        "default": "v1"}]}))
+}
+
+proptest! {
+    /// Raising a sticky percentage only moves users from the default to the canary, never back.
+    #[test]
+    fn sticky_raise_only_moves_users_to_canary(keys in proptest::collection::vec("[a-zA-Z0-9_-]{1,24}", 200)) {
+        let (low, high) = (sticky_policy(2000), sticky_policy(5000));
+        for key in keys {
+            let req = SimpleRequest::new().cookie("user", &key);
+            let before = decide(&low, "frontend", &req).0;
+            let after = decide(&high, "frontend", &req).0;
+            prop_assert_eq!(decide(&low, "frontend", &req).0, before.clone(), "sticky decision must be stable");
+            if before.as_deref() == Some("v2") {
+                prop_assert_eq!(after.as_deref(), Some("v2"), "user {} moved back to v1", key);
+            }
+        }
+    }
+
+    /// Arbitrary header bytes never panic the evaluator.
+    #[test]
+    fn arbitrary_requests_never_panic(ua in proptest::collection::vec(any::<u8>(), 0..300),
+                                      cookie in proptest::collection::vec(any::<u8>(), 0..300),
+                                      path in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let p = policy(serde_json::json!({"version": 1, "global": {"rules": [
+            header_rule(1, "user-agent", serde_json::json!({"regex": "Android [0-9]+"}), "v2"),
+            {"line": 2, "when": {"cookie": {"name": "user", "value": "tester"}}, "then": {"route": "v2"}},
+            {"line": 3, "when": {"query": {"name": "q", "value": "1"}}, "then": {"route": "v2"}},
+            {"line": 4, "then": {"split": {"to": [{"subset": "v2", "weight": 5000}], "by": {"cookie": "user"}}}}]}}));
+        let req = SimpleRequest::new().header("user-agent", &ua).header("cookie", &cookie).header(":path", &path);
+        let _ = decide(&p, "x", &req);
+    }
+}
+
+/// 100,000 unsticky draws of a 50% split stay within 5 sigma of half.
+#[test]
+fn unsticky_split_is_binomial() {
+    let p = sticky_policy(5000);
+    let mut rng = SmallRng::seed_from_u64(42);
+    let n = 100_000u32;
+    let req = SimpleRequest::new();
+    let v2 = (0..n)
+        .filter(|_| p.decide(p.service_or_global("frontend"), &req, &mut rng).subset.map(|s| p.subset_name(s)) == Some("v2"))
+        .count() as f64;
+    let (mean, sd) = (f64::from(n) * 0.5, (f64::from(n) * 0.25).sqrt());
+    assert!((v2 - mean).abs() <= 5.0 * sd, "v2 = {v2}, expected {mean} ± {}", 5.0 * sd);
+}

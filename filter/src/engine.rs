@@ -1,0 +1,478 @@
+//! The filter's behaviour in plain Rust: what to fetch, what to decide, what to write back. The proxy is
+//! abstracted as [`Host`], so this is unit-tested natively against a recording mock.
+
+use std::cell::{Cell, OnceCell, RefCell};
+
+use canary_eval::config::Protocol;
+use canary_eval::{AttrKey, Decision, Policy, Request, ServiceId};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use crate::filter_state::{self, LifeSpan};
+use crate::json;
+use crate::metrics::counter_name;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// What the filter needs from the proxy. Each method is one host call in Envoy; the filter calls them
+/// sparingly (see the crate docs), and every failure is absorbed: a filter must never trap on a request.
+pub trait Host {
+    /// First value of a request header (lowercase name, pseudo-headers included); raw bytes, not UTF-8.
+    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Sets a request header, replacing every existing value.
+    fn replace_request_header(&self, name: &str, value: &str);
+    /// Removes every value of a request header.
+    fn remove_request_header(&self, name: &str);
+    /// A label of the workload running this proxy: Envoy node metadata `LABELS`.
+    fn node_label(&self, label: &str) -> Option<Vec<u8>>;
+    /// Defines a counter; `None` if the proxy refused.
+    fn define_counter(&self, name: &str) -> Option<u32>;
+    fn increment_counter(&self, id: u32);
+    /// Calls a proxy foreign function; `false` if it failed.
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> bool;
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// The services this configuration serves. A proxy-wasm root context is not told whether an HTTP or a
+/// network filter loaded it, so both are worked out from the configuration; each context then learns its
+/// kind from its first callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// HTTP: `settings.service`, or `None` to resolve each request's service from `:authority`.
+    pub http: Option<ServiceId>,
+    /// TCP: `settings.service`, else the policy's only tcp service; `None` when neither exists (several
+    /// tcp services and no setting): such connections get no decision.
+    pub tcp: Option<ServiceId>,
+}
+
+impl Served {
+    pub fn of(policy: &Policy) -> Served {
+        if let Some(name) = &policy.settings().service {
+            return Served { http: Some(policy.service_or_global(name)), tcp: policy.service(name) };
+        }
+        let mut tcp =
+            policy.service_ids().filter(|&id| id != policy.fallback() && policy.protocol(id) == Protocol::Tcp);
+        let only = match (tcp.next(), tcp.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        };
+        Served { http: None, tcp: only }
+    }
+}
+
+/// (service, rule or `u32::MAX`, subset or `u32::MAX`): one counter each.
+type CounterKey = (u32, u32, u32);
+
+/// A configured filter: one per root context (per Envoy worker and plugin config), shared by the
+/// request/connection contexts it creates.
+pub struct Filter {
+    policy: Policy,
+    served: Served,
+    /// Slot of `:authority` among the policy's attributes, so resolving the service also fills the cache.
+    authority_slot: Option<usize>,
+    /// Non-sticky splits draw from here. One generator per root: contexts on a worker run one at a time.
+    rng: RefCell<SmallRng>,
+    /// Node-metadata labels by attribute slot, fetched on first use: they never change during a VM's life.
+    labels: Vec<OnceCell<Option<Vec<u8>>>>,
+    /// Counter ids by (service, rule or MAX, subset or MAX); `None` when the proxy refused the definition.
+    /// A plain list: it holds one entry per outcome seen (a handful), and a map would cost module size.
+    counters: RefCell<Vec<(CounterKey, Option<u32>)>>,
+    /// TCP: the serialized `set_envoy_filter_state` argument for each subset, built once at configure time.
+    cluster_args: Vec<Vec<u8>>,
+    /// Whether a failed `set_envoy_filter_state` was already logged (logging every connection would flood).
+    filter_state_failed: Cell<bool>,
+    /// Whether a connection without a tcp service to serve was already logged.
+    no_tcp_service_logged: Cell<bool>,
+}
+
+impl Filter {
+    /// Parses and validates a plugin configuration; the error is the reason to log.
+    pub fn new(config: &[u8], seed: u64) -> Result<Filter, String> {
+        let policy = Policy::new(&json::decode(config)?).map_err(|e| e.0)?;
+        let served = Served::of(&policy);
+        let authority_slot = policy.attrs().iter().position(|k| matches!(k, AttrKey::Header(h) if h == ":authority"));
+        let labels = policy.attrs().iter().map(|_| OnceCell::new()).collect();
+        let cluster_args = match served.tcp {
+            Some(service) => (0..policy.subsets().len() as u32)
+                .map(|s| {
+                    let cluster = policy.cluster_name(service, canary_eval::SubsetId(s));
+                    filter_state::encode(filter_state::TCP_PROXY_CLUSTER, &cluster, LifeSpan::DownstreamConnection)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Filter {
+            policy,
+            served,
+            authority_slot,
+            rng: RefCell::new(SmallRng::seed_from_u64(seed)),
+            labels,
+            counters: RefCell::new(Vec::new()),
+            cluster_args,
+            filter_state_failed: Cell::new(false),
+            no_tcp_service_logged: Cell::new(false),
+        })
+    }
+
+    /// [`Filter::new`], logging the outcome the way an operator needs it: a refusal with its reason at
+    /// error level (the caller then refuses the configuration), a suspicious setting as a warning.
+    pub fn configure(host: &impl Host, config: &[u8], seed: u64) -> Option<Filter> {
+        let filter = match Filter::new(config, seed) {
+            Ok(filter) => filter,
+            Err(reason) => {
+                host.log(LogLevel::Error, &format!("canary: refusing configuration: {reason}"));
+                return None;
+            }
+        };
+        let policy = &filter.policy;
+        let http = filter.served.http.map_or("from :authority", |id| policy.service_name(id));
+        let tcp = filter.served.tcp.map_or("none", |id| policy.service_name(id));
+        if let Some(name) = &policy.settings().service {
+            if policy.service(name).is_none() {
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "canary: settings.service {name:?} is not declared in the policy; only top-level rules apply"
+                    ),
+                );
+            }
+        }
+        let rules = policy.rule_count();
+        host.log(LogLevel::Info, &format!("canary: configured: {rules} rules; http service {http}; tcp service {tcp}"));
+        Some(filter)
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn served(&self) -> Served {
+        self.served
+    }
+
+    /// An HTTP request's headers: decide and set or remove the subset header. Returns `None` when a trusted
+    /// incoming subset header was kept (nothing evaluated).
+    pub fn on_request_headers(&self, host: &impl Host) -> Option<Decision> {
+        let policy = &self.policy;
+        let header = policy.subset_header();
+        let mut known_absent = false;
+        if policy.settings().trust_incoming {
+            if host.request_header(header).is_some() {
+                return None;
+            }
+            known_absent = true;
+        }
+        let req = LazyRequest::http(self, host);
+        let service = match self.served.http {
+            Some(service) => service,
+            None => policy.service_for_authority(req.authority().unwrap_or_default()),
+        };
+        let decision = policy.decide(service, &req, &mut *self.rng.borrow_mut());
+        match decision.subset {
+            Some(subset) => host.replace_request_header(header, policy.subset_name(subset)),
+            None if !known_absent => host.remove_request_header(header),
+            None => {}
+        }
+        self.count(host, service, decision);
+        Some(decision)
+    }
+
+    /// A new TCP connection: decide from `source` labels and point tcp_proxy at the subset's cluster.
+    pub fn on_new_connection(&self, host: &impl Host) -> Decision {
+        let Some(service) = self.served.tcp else {
+            if !self.no_tcp_service_logged.replace(true) {
+                host.log(
+                    LogLevel::Warn,
+                    "canary: a TCP connection, but the policy does not say which tcp service this proxy serves \
+                     (set settings.service); connections go to tcp_proxy's configured cluster (logged once)",
+                );
+            }
+            let decision = Decision { subset: None, rule: None };
+            self.count(host, self.policy.fallback(), decision);
+            return decision;
+        };
+        let decision = self.policy.decide(service, &LazyRequest::tcp(self, host), &mut *self.rng.borrow_mut());
+        if let Some(args) = decision.subset.and_then(|s| self.cluster_args.get(s.0 as usize)) {
+            if !host.call_foreign_function(filter_state::FOREIGN_FUNCTION, args)
+                && !self.filter_state_failed.replace(true)
+            {
+                host.log(
+                    LogLevel::Error,
+                    "canary: set_envoy_filter_state(envoy.tcp_proxy.cluster) failed; connections go to tcp_proxy's \
+                     configured cluster (logged once)",
+                );
+            }
+        }
+        self.count(host, service, decision);
+        decision
+    }
+
+    fn count(&self, host: &impl Host, service: ServiceId, decision: Decision) {
+        let key = (service.0, decision.rule.map_or(u32::MAX, |r| r.0), decision.subset.map_or(u32::MAX, |s| s.0));
+        let mut counters = self.counters.borrow_mut();
+        let id = match counters.iter().find(|(k, _)| *k == key) {
+            Some(&(_, id)) => id,
+            None => {
+                let id = host.define_counter(&counter_name(&self.policy, service, decision));
+                counters.push((key, id));
+                id
+            }
+        };
+        if let Some(id) = id {
+            host.increment_counter(id);
+        }
+    }
+}
+
+/// The request as the evaluator sees it: each header fetched from the host on first read and cached for
+/// the rest of this request; labels come from the root's cache. TCP connections have no headers.
+struct LazyRequest<'a, H> {
+    filter: &'a Filter,
+    host: &'a H,
+    /// Per attribute slot; empty for TCP.
+    headers: Vec<OnceCell<Option<Vec<u8>>>>,
+    /// `:authority` when the policy itself never reads it (then it has no slot).
+    authority: OnceCell<Option<Vec<u8>>>,
+}
+
+impl<'a, H: Host> LazyRequest<'a, H> {
+    fn http(filter: &'a Filter, host: &'a H) -> Self {
+        let headers = filter.policy.attrs().iter().map(|_| OnceCell::new()).collect();
+        LazyRequest { filter, host, headers, authority: OnceCell::new() }
+    }
+
+    fn tcp(filter: &'a Filter, host: &'a H) -> Self {
+        LazyRequest { filter, host, headers: Vec::new(), authority: OnceCell::new() }
+    }
+
+    fn authority(&self) -> Option<&[u8]> {
+        match self.filter.authority_slot {
+            Some(slot) => self.get(slot, &self.filter.policy.attrs()[slot]),
+            None => self.authority.get_or_init(|| self.host.request_header(":authority")).as_deref(),
+        }
+    }
+}
+
+impl<H: Host> Request for LazyRequest<'_, H> {
+    fn get(&self, slot: usize, key: &AttrKey) -> Option<&[u8]> {
+        match key {
+            AttrKey::Header(name) => self.headers.get(slot)?.get_or_init(|| self.host.request_header(name)).as_deref(),
+            AttrKey::Source(label) => {
+                self.filter.labels.get(slot)?.get_or_init(|| self.host.node_label(label)).as_deref()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records every host call; headers and labels are plain lists.
+    #[derive(Default)]
+    struct Mock {
+        headers: RefCell<Vec<(String, Vec<u8>)>>,
+        labels: Vec<(String, String)>,
+        calls: RefCell<Vec<String>>,
+        counters: RefCell<Vec<(String, u64)>>,
+        foreign: RefCell<Vec<(String, Vec<u8>)>>,
+        foreign_fails: bool,
+        logs: RefCell<Vec<(LogLevel, String)>>,
+    }
+
+    impl Mock {
+        fn with(headers: &[(&str, &str)]) -> Mock {
+            let headers = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+            Mock { headers: RefCell::new(headers), ..Mock::default() }
+        }
+        fn header(&self, name: &str) -> Option<String> {
+            let headers = self.headers.borrow();
+            headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        }
+        fn counter(&self, name: &str) -> u64 {
+            self.counters.borrow().iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v)
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.take()
+        }
+    }
+
+    impl Host for Mock {
+        fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+            self.calls.borrow_mut().push(format!("get {name}"));
+            self.headers.borrow().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        }
+        fn replace_request_header(&self, name: &str, value: &str) {
+            self.calls.borrow_mut().push(format!("replace {name}"));
+            let mut headers = self.headers.borrow_mut();
+            headers.retain(|(k, _)| k != name);
+            headers.push((name.to_string(), value.as_bytes().to_vec()));
+        }
+        fn remove_request_header(&self, name: &str) {
+            self.calls.borrow_mut().push(format!("remove {name}"));
+            self.headers.borrow_mut().retain(|(k, _)| k != name);
+        }
+        fn node_label(&self, label: &str) -> Option<Vec<u8>> {
+            self.calls.borrow_mut().push(format!("label {label}"));
+            self.labels.iter().find(|(k, _)| k == label).map(|(_, v)| v.as_bytes().to_vec())
+        }
+        fn define_counter(&self, name: &str) -> Option<u32> {
+            let mut counters = self.counters.borrow_mut();
+            counters.push((name.to_string(), 0));
+            Some(counters.len() as u32 - 1)
+        }
+        fn increment_counter(&self, id: u32) {
+            self.counters.borrow_mut()[id as usize].1 += 1;
+        }
+        fn call_foreign_function(&self, name: &str, args: &[u8]) -> bool {
+            self.foreign.borrow_mut().push((name.to_string(), args.to_vec()));
+            !self.foreign_fails
+        }
+        fn log(&self, level: LogLevel, message: &str) {
+            self.logs.borrow_mut().push((level, message.to_string()));
+        }
+    }
+
+    const S5: &str = r#"{"version":1,"services":[
+        {"name":"frontend","rules":[{"line":2,"when":{"cookie":{"name":"user","value":"tester"}},"then":{"route":"v2"}}],"default":"v1"},
+        {"name":"forecast","rules":[{"line":6,"when":{"source":{"label":"version","value":"v2"}},"then":{"route":"v2"}}],"default":"v1"}]}"#;
+
+    fn filter(json: &str) -> Filter {
+        Filter::new(json.as_bytes(), 7).unwrap()
+    }
+
+    #[test]
+    fn http_fetches_only_what_the_deciding_path_reads() {
+        let f = filter(S5);
+        let host =
+            Mock::with(&[(":authority", "frontend:8080"), ("cookie", "a=1; user=tester"), ("x-canary-subset", "v1")]);
+        let d = f.on_request_headers(&host).unwrap();
+        assert_eq!(f.policy().subset_name(d.subset.unwrap()), "v2");
+        assert_eq!(host.calls(), ["get :authority", "get cookie", "replace x-canary-subset"]);
+        assert_eq!(host.header("x-canary-subset").as_deref(), Some("v2"));
+        assert_eq!(host.counter("canary.frontend.rule_2.v2"), 1);
+
+        // forecast never reads headers beyond :authority; the label is fetched once per filter, not per request.
+        let host = Mock { labels: vec![("version".into(), "v2".into())], ..Mock::with(&[(":authority", "forecast")]) };
+        f.on_request_headers(&host);
+        assert_eq!(host.calls(), ["get :authority", "label version", "replace x-canary-subset"]);
+        f.on_request_headers(&host);
+        assert_eq!(host.calls(), ["get :authority", "replace x-canary-subset"]);
+        assert_eq!(host.counter("canary.forecast.rule_6.v2"), 2);
+    }
+
+    #[test]
+    fn no_decision_removes_and_trust_keeps() {
+        let json = r#"{"version":1,"services":[{"name":"a","rules":[{"line":1,"when":{"header":{"name":"x","test":"present"}},"then":{"route":"v2"}}]}]}"#;
+        let f = filter(json);
+        let host = Mock::with(&[(":authority", "a"), ("x-canary-subset", "v2")]);
+        assert_eq!(f.on_request_headers(&host).unwrap().subset, None);
+        assert_eq!(host.header("x-canary-subset"), None);
+        assert_eq!(host.counter("canary.a.no_decision"), 1);
+
+        let trusted = json.replace(r#""services""#, r#""settings":{"trust_incoming":true},"services""#);
+        let f = filter(&trusted);
+        let host = Mock::with(&[(":authority", "a"), ("x-canary-subset", "v9")]);
+        assert_eq!(f.on_request_headers(&host), None);
+        assert_eq!(host.calls(), ["get x-canary-subset"]);
+        assert_eq!(host.header("x-canary-subset").as_deref(), Some("v9"));
+        // Trusted but absent: evaluated, and no pointless remove.
+        let host = Mock::with(&[(":authority", "a")]);
+        f.on_request_headers(&host);
+        assert_eq!(host.calls(), ["get x-canary-subset", "get :authority", "get x"]);
+    }
+
+    #[test]
+    fn fixed_service_skips_authority() {
+        let json = S5.replace(r#""services""#, r#""settings":{"service":"frontend","header":"x-v"},"services""#);
+        let f = filter(&json);
+        let host = Mock::with(&[(":authority", "forecast")]);
+        f.on_request_headers(&host);
+        assert_eq!(host.calls(), ["get cookie", "replace x-v"]);
+        assert_eq!(host.header("x-v").as_deref(), Some("v1"));
+    }
+
+    const TCP: &str = r#"{"version":1,"services":[{"name":"tcp-echo","protocol":"tcp",
+        "rules":[{"line":2,"when":{"source":{"label":"version","value":"v2"}},"then":{"route":"v2"}}],"default":"v1"}]}"#;
+
+    #[test]
+    fn tcp_sets_cluster_filter_state() {
+        let f = filter(TCP);
+        assert_eq!(f.served().tcp, Some(ServiceId(0)));
+        let host = Mock { labels: vec![("version".into(), "v2".into())], ..Mock::default() };
+        f.on_new_connection(&host);
+        let foreign = host.foreign.take();
+        assert_eq!(foreign.len(), 1);
+        assert_eq!(foreign[0].0, "set_envoy_filter_state");
+        assert_eq!(
+            foreign[0].1,
+            filter_state::encode("envoy.tcp_proxy.cluster", "tcp-echo-v2", LifeSpan::DownstreamConnection)
+        );
+        assert_eq!(host.counter("canary.tcp-echo.rule_2.v2"), 1);
+    }
+
+    #[test]
+    fn tcp_failure_is_logged_once_and_no_decision_sets_nothing() {
+        let f = filter(TCP);
+        let host = Mock { foreign_fails: true, ..Mock::default() };
+        f.on_new_connection(&host);
+        f.on_new_connection(&host);
+        assert_eq!(host.logs.borrow().len(), 1);
+
+        let no_default = TCP.replace(r#","default":"v1""#, "");
+        let f = filter(&no_default);
+        let host = Mock::default();
+        assert_eq!(f.on_new_connection(&host).subset, None);
+        assert!(host.foreign.borrow().is_empty());
+        assert_eq!(host.counter("canary.tcp-echo.no_decision"), 1);
+    }
+
+    #[test]
+    fn served_services() {
+        let served = |json: &str| Served::of(&Policy::from_json(json.as_bytes()).unwrap());
+        assert_eq!(served(S5), Served { http: None, tcp: None });
+        assert_eq!(served(TCP), Served { http: None, tcp: Some(ServiceId(0)) });
+        assert_eq!(served(TWO_TCP), Served { http: None, tcp: None });
+        let pinned = TWO_TCP.replace(r#""services""#, r#""settings":{"service":"b"},"services""#);
+        assert_eq!(served(&pinned), Served { http: Some(ServiceId(1)), tcp: Some(ServiceId(1)) });
+        let mixed =
+            S5.replace(r#"{"name":"forecast""#, r#"{"name":"t","protocol":"tcp","default":"v1"},{"name":"forecast""#);
+        assert_eq!(served(&mixed), Served { http: None, tcp: Some(ServiceId(1)) });
+        let unknown = S5.replace(r#""services""#, r#""settings":{"service":"nope"},"services""#);
+        let p = Policy::from_json(unknown.as_bytes()).unwrap();
+        assert_eq!(Served::of(&p), Served { http: Some(p.fallback()), tcp: None });
+    }
+
+    const TWO_TCP: &str = r#"{"version":1,"services":[{"name":"a","protocol":"tcp","default":"v1"},{"name":"b","protocol":"tcp","default":"v1"}]}"#;
+
+    #[test]
+    fn tcp_without_a_tcp_service_decides_nothing() {
+        let f = filter(TWO_TCP);
+        let host = Mock::default();
+        assert_eq!(f.on_new_connection(&host).subset, None);
+        f.on_new_connection(&host);
+        assert!(host.foreign.borrow().is_empty());
+        assert_eq!(host.logs.borrow().len(), 1);
+        assert_eq!(host.counter("canary._global.no_decision"), 2);
+    }
+
+    #[test]
+    fn configure_logs_refusal_and_warnings() {
+        let host = Mock::default();
+        assert!(Filter::configure(&host, b"{\"version\":2}", 1).is_none());
+        let logs = host.logs.take();
+        assert_eq!(logs[0].0, LogLevel::Error);
+        assert!(logs[0].1.starts_with("canary: refusing configuration: config version 2"), "{logs:?}");
+
+        let json = S5.replace(r#""services""#, r#""settings":{"service":"nope"},"services""#);
+        assert!(Filter::configure(&host, json.as_bytes(), 1).is_some());
+        let logs = host.logs.take();
+        assert!(logs.iter().any(|(l, m)| *l == LogLevel::Warn && m.contains("\"nope\" is not declared")), "{logs:?}");
+    }
+}

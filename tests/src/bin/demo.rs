@@ -1,0 +1,221 @@
+//! `demo`: boots the weather mesh in real Envoys and walks through scenarios S1–S6, printing what was sent,
+//! which versions answered, and whether that is what the scenario promises. Exit status 1 if anything was not.
+//!
+//! `demo weather --role … --version … --listen …` runs one stand-in service instead (the mesh starts its
+//! services from this same binary, so one `cargo build` provides everything).
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX, MACOS};
+use canary_tests::mesh::chain::{binomial_bounds, tally, Chain};
+use canary_tests::mesh::load::{http_many, tcp_many, HttpRequest};
+use canary_tests::mesh::{policy, Launcher, Mesh, MeshOptions};
+
+/// What one probe must show: every answer on one chain, or a share of answers on a chain (5-sigma bounds).
+enum Expect {
+    Only(&'static str),
+    Share(&'static str, f64),
+}
+
+enum Send {
+    Http(HttpRequest),
+    Tcp,
+}
+
+struct Probe {
+    label: &'static str,
+    send: Send,
+    n: usize,
+    expect: Expect,
+}
+
+struct Scenario {
+    id: &'static str,
+    title: &'static str,
+    policy: &'static str,
+    probes: Vec<Probe>,
+}
+
+const V1: &str = "frontend=v1 → forecast=v1";
+const V1_RECO: &str = "frontend=v1 → forecast=v2 → recommendation=v1";
+const V2_ALL: &str = "frontend=v2 → forecast=v2 → recommendation=v1";
+
+fn http(label: &'static str, n: usize, headers: &[(&str, &str)], expect: Expect) -> Probe {
+    let request = headers.iter().fold(HttpRequest::get("/"), |r, (k, v)| r.header(k, v));
+    Probe { label, send: Send::Http(request), n, expect }
+}
+
+fn tcp(label: &'static str, n: usize, expect: Expect) -> Probe {
+    Probe { label, send: Send::Tcp, n, expect }
+}
+
+fn scenarios() -> Vec<Scenario> {
+    use Expect::{Only, Share};
+    let ua = |agent| [("user-agent", agent)];
+    vec![
+        Scenario {
+            id: "S1",
+            title: "all traffic to v1",
+            policy: "s1-all-v1",
+            probes: vec![
+                http("plain GET /", 300, &[], Only(V1)),
+                http("Chrome + cookie user=tester", 300, &[("user-agent", CHROME), ("cookie", "user=tester")], Only(V1)),
+                http("forged x-canary-subset: v2", 300, &[("x-canary-subset", "v2")], Only(V1)),
+                tcp("tcp-echo connections", 100, Only("tcp-echo=v1")),
+            ],
+        },
+        Scenario {
+            id: "S2",
+            title: "forecast: 50% to v2",
+            policy: "s2-forecast-50",
+            probes: vec![http("plain GET /", 1000, &[], Share(V1_RECO, 0.5))],
+        },
+        Scenario {
+            id: "S2",
+            title: "forecast: later 100% to v2",
+            policy: "s2-forecast-100",
+            probes: vec![http("plain GET /", 300, &[], Only(V1_RECO))],
+        },
+        Scenario {
+            id: "S3",
+            title: "forecast: user-agent containing Chrome → v2, everyone else v1",
+            policy: "s3-chrome",
+            probes: vec![
+                http("Chrome UA", 300, &ua(CHROME), Only(V1_RECO)),
+                http("Firefox UA", 300, &ua(FIREFOX), Only(V1)),
+            ],
+        },
+        Scenario {
+            id: "S4",
+            title: "frontend: Android split 50% v1 / 50% v2; other OSes v1",
+            policy: "s4-android-split",
+            probes: vec![
+                http("Android UA", 1000, &ua(ANDROID), Share("frontend=v2 → forecast=v1", 0.5)),
+                http("macOS UA", 300, &ua(MACOS), Only(V1)),
+            ],
+        },
+        Scenario {
+            id: "S5",
+            title: "frontend: cookie user=tester → v2; forecast: callers labelled version=v2 → v2",
+            policy: "s5-tester-chain",
+            probes: vec![
+                http("cookie user=tester", 500, &[("cookie", "theme=dark; user=tester")], Only(V2_ALL)),
+                http("cookie user=alice", 500, &[("cookie", "user=alice")], Only(V1)),
+                http("no cookie", 500, &[], Only(V1)),
+            ],
+        },
+        Scenario {
+            id: "S6",
+            title: "tcp-echo: 80% of connections to v1, 20% to v2",
+            policy: "s6-tcp-split",
+            probes: vec![
+                tcp("10 connections", 10, Share("tcp-echo=v2", 0.2)),
+                tcp("1000 connections", 1000, Share("tcp-echo=v2", 0.2)),
+            ],
+        },
+    ]
+}
+
+/// Sends a probe and returns one chain string per answer (TCP: `tcp-echo=vN` from `one …`/`two …`).
+fn run_probe(mesh: &Mesh, probe: &Probe) -> Result<Vec<String>> {
+    Ok(match &probe.send {
+        Send::Http(request) => http_many(mesh.ingress(), request, probe.n)?
+            .into_iter()
+            .map(|r| if r.status == 200 { Chain::parse(&r.body).to_string() } else { format!("HTTP {}", r.status) })
+            .collect(),
+        Send::Tcp => tcp_many(mesh.tcp(), probe.n)?
+            .into_iter()
+            .map(|line| match line.split(' ').next() {
+                Some("one") => "tcp-echo=v1".to_string(),
+                Some("two") => "tcp-echo=v2".to_string(),
+                _ => format!("tcp-echo answered {line:?}"),
+            })
+            .collect(),
+    })
+}
+
+fn check(expect: &Expect, seen: &[String]) -> (bool, String) {
+    match *expect {
+        Expect::Only(chain) => (seen.iter().all(|s| s == chain), format!("all {chain}")),
+        Expect::Share(chain, p) => {
+            let (lo, hi) = binomial_bounds(seen.len(), p, 5.0);
+            let count = seen.iter().filter(|s| *s == chain).count();
+            ((lo..=hi).contains(&count), format!("{lo}..={hi} on {chain}"))
+        }
+    }
+}
+
+/// Applies each scenario's policy and prints its table; returns how many probes broke their promise.
+fn walk(mesh: &mut Mesh) -> Result<usize> {
+    let mut failures = 0;
+    for scenario in scenarios() {
+        let started = Instant::now();
+        mesh.apply(&policy::example(scenario.policy)?)?;
+        println!("\n{} · {}", scenario.id, scenario.title);
+        println!("  policy examples/{}.canary, Envoys restarted in {:.1?}", scenario.policy, started.elapsed());
+        println!("  {:<30} {:>5}  {:<50} {:>6}  check", "sent", "n", "reached", "share");
+        let mut mixed = 0;
+        for probe in &scenario.probes {
+            let seen = run_probe(mesh, probe)?;
+            mixed += seen.iter().filter(|s| Chain::parse(s).is_mixed()).count();
+            let (ok, promise) = check(&probe.expect, &seen);
+            failures += usize::from(!ok);
+            for (i, (chain, count)) in tally(seen.iter().cloned()).into_iter().enumerate() {
+                let share = 100.0 * count as f64 / seen.len() as f64;
+                let (label, n) = if i == 0 { (probe.label, probe.n.to_string()) } else { ("", String::new()) };
+                let verdict = if i > 0 { String::new() } else if ok { "ok".into() } else { format!("FAIL: {promise}") };
+                println!("  {label:<30} {n:>5}  {chain:<50} {share:>5.1}%  {verdict}");
+            }
+        }
+        if scenario.id == "S5" {
+            println!("  chains mixing frontend and forecast versions: {mixed}");
+            failures += usize::from(mixed > 0);
+        }
+    }
+    Ok(failures)
+}
+
+fn demo() -> Result<usize> {
+    let exe = std::env::current_exe()?;
+    let opts = MeshOptions::locate(Launcher::new(exe, &["weather"]))?;
+    println!("canary demo: weather mesh in Envoy ({}) with {}", opts.envoy.display(), opts.wasm.display());
+    let started = Instant::now();
+    let mut mesh = Mesh::start(&policy::example("s1-all-v1")?, opts)?;
+    println!("mesh up in {:.1?}: ingress http://{}  tcp-echo {}", started.elapsed(), mesh.ingress(), mesh.tcp());
+    match walk(&mut mesh) {
+        Ok(failures) => Ok(failures),
+        Err(err) => {
+            eprintln!("{}", mesh.logs());
+            Err(err)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("weather") {
+        return match canary_weather::cli(args.into_iter().skip(1)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("weather: {err}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    match demo() {
+        Ok(0) => {
+            println!("\nall scenarios behaved as promised; mesh stopped.");
+            ExitCode::SUCCESS
+        }
+        Ok(failures) => {
+            println!("\n{failures} probe(s) did not behave as promised; mesh stopped.");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("demo: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
