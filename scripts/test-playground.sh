@@ -29,5 +29,5 @@ cleanup() {
   rm -f "$pidfile"
 }
 trap cleanup EXIT
-CANARYC="$root/target/debug/canaryc" SERVER_PIDFILE="$root/$pidfile" node --test --test-concurrency=1 playground/tests/
+CANARYC="${CANARYC:-$root/target/debug/canaryc}" SERVER_PIDFILE="$root/$pidfile" node --test --test-concurrency=1 playground/tests/
 echo "screenshot: build/artifacts/playground.png"

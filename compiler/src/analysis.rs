@@ -46,7 +46,14 @@ pub fn analyse(config: &Config, known_subsets: Option<&[String]>) -> Vec<Finding
     findings
 }
 
-fn scope(policy: &Policy, service: &str, rules: &[Rule], inherited: &[Rule], default: Option<&str>, out: &mut Vec<Finding>) {
+fn scope(
+    policy: &Policy,
+    service: &str,
+    rules: &[Rule],
+    inherited: &[Rule],
+    default: Option<&str>,
+    out: &mut Vec<Finding>,
+) {
     let earlier_all: Vec<&Rule> = inherited.iter().collect();
     for (i, rule) in rules.iter().enumerate() {
         let earlier: Vec<&Rule> = earlier_all.iter().copied().chain(&rules[..i]).collect();
@@ -260,7 +267,9 @@ mod tests {
 
     #[test]
     fn splits_to_the_default_change_nothing() {
-        let split = |w, to: &str| Action::Split(Split { to: vec![Share { subset: to.into(), weight: w }], by: None, salt: String::new() });
+        let split = |w, to: &str| {
+            Action::Split(Split { to: vec![Share { subset: to.into(), weight: w }], by: None, salt: String::new() })
+        };
         let c = config(
             vec![
                 Rule { line: 2, when: Some(cookie("a")), then: split(0, "v2") },

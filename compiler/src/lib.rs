@@ -5,16 +5,21 @@
 //! and reject exactly the same policies with the same messages.
 
 pub mod analysis;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod families;
 mod lower;
+#[cfg(feature = "cli")]
 pub mod manifest;
+pub mod request;
+#[cfg(feature = "cli")]
 mod schema;
 
 use canary_dsl::ast::Span;
 use canary_eval::{Config, Policy};
 
 pub use canary_dsl::{render, Diagnostic, Note, Severity};
+#[cfg(feature = "cli")]
 pub use schema::schema_json;
 
 /// A successfully compiled policy.

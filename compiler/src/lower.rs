@@ -70,7 +70,9 @@ impl Lowerer<'_> {
             return Err(Diagnostic::error(cond.span, "this condition nests too deeply once its `let`s are expanded"));
         }
         Ok(match &cond.kind {
-            CondKind::Header { name, test } => Cond::Header { name: name.text.to_ascii_lowercase(), test: lower_test(test) },
+            CondKind::Header { name, test } => {
+                Cond::Header { name: name.text.to_ascii_lowercase(), test: lower_test(test) }
+            }
             CondKind::Cookie { name, value } => Cond::Cookie { name: name.text.clone(), value: value.text.clone() },
             CondKind::Query { name, value } => Cond::Query { name: name.text.clone(), value: value.text.clone() },
             CondKind::Path(prefix) => Cond::PathPrefix(prefix.text.clone()),
@@ -245,7 +247,11 @@ service tcp-echo tcp {
         assert_eq!(rules[0].when, families::family("android"));
         assert_eq!(
             rules[0].then,
-            Action::Split(Split { to: vec![Share { subset: "v2".into(), weight: 5000 }], by: None, salt: String::new() })
+            Action::Split(Split {
+                to: vec![Share { subset: "v2".into(), weight: 5000 }],
+                by: None,
+                salt: String::new()
+            })
         );
         assert_eq!(rules[1].when, Some(Cond::Cookie { name: "user".into(), value: "tester".into() }));
         assert_eq!(rules[1].then, Action::Route("v2".into()));

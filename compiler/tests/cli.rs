@@ -155,8 +155,11 @@ fn check_warns_with_an_example_request_and_exits_zero() {
     let dir = std::env::temp_dir().join(format!("canaryc-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let file = dir.join("shadow.canary");
-    std::fs::write(&file, "service web {\n  cookie user=tester -> v2\n  cookie user=tester and method GET -> v3\n  default v1\n}\n")
-        .expect("write");
+    std::fs::write(
+        &file,
+        "service web {\n  cookie user=tester -> v2\n  cookie user=tester and method GET -> v3\n  default v1\n}\n",
+    )
+    .expect("write");
     let out = canaryc(&["check", &file.display().to_string()]);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -285,9 +285,6 @@ fn errors_come_in_source_order_and_warnings_are_left_out() {
     let lines: Vec<String> = diags.iter().map(|d| d.headline(source, FILE)).collect();
     assert_eq!(
         lines,
-        [
-            "input.canary:3:3: error: unknown condition `testr`",
-            "input.canary:4:3: error: `101%` is over 100%",
-        ]
+        ["input.canary:3:3: error: unknown condition `testr`", "input.canary:4:3: error: `101%` is over 100%",]
     );
 }

@@ -28,7 +28,8 @@ fn examples_match_their_golden_json() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     for path in examples() {
         let json = canary_compiler::config_json(&compile(&path));
-        let golden = path.parent().expect("has dir").join("golden").join(path.file_stem().expect("stem")).with_extension("json");
+        let golden =
+            path.parent().expect("has dir").join("golden").join(path.file_stem().expect("stem")).with_extension("json");
         if update {
             std::fs::create_dir_all(golden.parent().expect("dir")).expect("mkdir golden");
             std::fs::write(&golden, &json).expect("write golden");
@@ -44,12 +45,16 @@ fn examples_match_their_golden_json() {
 fn compiled_examples_validate_against_the_published_schema() {
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/config.v1.json");
     let published = std::fs::read_to_string(&schema_path).expect("schema/config.v1.json exists");
-    assert!(published == canary_compiler::schema_json(), "schema/config.v1.json is stale: run `canaryc schema > schema/config.v1.json`");
+    assert!(
+        published == canary_compiler::schema_json(),
+        "schema/config.v1.json is stale: run `canaryc schema > schema/config.v1.json`"
+    );
     let schema: serde_json::Value = serde_json::from_str(&published).expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     for path in examples() {
         let value = serde_json::to_value(compile(&path)).expect("config serializes");
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
     }
     // And the schema is not vacuous: it rejects what the evaluator rejects structurally.

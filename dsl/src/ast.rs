@@ -136,11 +136,20 @@ pub struct Cond {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CondKind {
     /// `header NAME …`; the name is lowercased (header names are case-insensitive).
-    Header { name: Text, test: HeaderTest },
+    Header {
+        name: Text,
+        test: HeaderTest,
+    },
     /// `cookie NAME=VALUE`
-    Cookie { name: Text, value: Text },
+    Cookie {
+        name: Text,
+        value: Text,
+    },
     /// `query NAME=VALUE`
-    Query { name: Text, value: Text },
+    Query {
+        name: Text,
+        value: Text,
+    },
     /// `path "/prefix"`
     Path(Text),
     /// `method GET`
@@ -148,7 +157,10 @@ pub enum CondKind {
     /// `host "name"`
     Host(Text),
     /// `source LABEL=VALUE`
-    Source { label: Text, value: Text },
+    Source {
+        label: Text,
+        value: Text,
+    },
     /// `android`, `ios`, …
     Family(Family),
     /// A name bound by `let` (or a misspelt keyword: the checker tells which).

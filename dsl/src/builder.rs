@@ -239,21 +239,17 @@ impl<'s> Builder<'s> {
         let span = Span::from(pair.as_span());
         let (mut name, mut test) = (None, None);
         for p in pair.into_inner() {
-            let value = |b: &mut Self, p: Pair<'_, Rule>| match p.into_inner().find(|v| v.as_rule() == Rule::value) {
-                Some(v) => b.text(v),
-                None => Err(internal(span, "header value")),
-            };
             match p.as_rule() {
                 Rule::header_name => name = Some(self.header_name(p)?),
-                Rule::eq_test => test = Some(HeaderTest::Eq(value(self, p)?)),
-                Rule::ne_test => test = Some(HeaderTest::Ne(value(self, p)?)),
-                Rule::regex_test => test = Some(HeaderTest::Regex(value(self, p)?)),
+                Rule::eq_test => test = Some(HeaderTest::Eq(self.operand(p)?)),
+                Rule::ne_test => test = Some(HeaderTest::Ne(self.operand(p)?)),
+                Rule::regex_test => test = Some(HeaderTest::Regex(self.operand(p)?)),
                 Rule::in_test => {
-                    let list_span = p
-                        .clone()
-                        .into_inner()
-                        .find(|b| b.as_rule() == Rule::lbracket)
-                        .map_or(Span::from(p.as_span()), |b| Span::new(b.as_span().start(), p.as_span().end()));
+                    // From `[` to `]`, so "empty list" underlines the brackets rather than `in`.
+                    let end = p.as_span().end();
+                    let start =
+                        p.clone().into_inner().find(|b| b.as_rule() == Rule::lbracket).map(|b| b.as_span().start());
+                    let list_span = Span::new(start.unwrap_or(p.as_span().start()), end);
                     let mut values = Vec::new();
                     for v in p.into_inner().filter(|v| v.as_rule() == Rule::value) {
                         values.push(self.text(v)?);
@@ -268,6 +264,15 @@ impl<'s> Builder<'s> {
         match (name, test) {
             (Some(name), Some(test)) => Ok(Cond { kind: CondKind::Header { name, test }, span }),
             _ => Err(internal(span, "header")),
+        }
+    }
+
+    /// The value of `= v`, `!= v` or `~ v`.
+    fn operand(&self, test: Pair<'_, Rule>) -> Built<Text> {
+        let span = Span::from(test.as_span());
+        match test.into_inner().find(|v| v.as_rule() == Rule::value) {
+            Some(v) => self.text(v),
+            None => Err(internal(span, "header test")),
         }
     }
 
@@ -375,13 +380,12 @@ pub enum PercentError {
 impl PercentError {
     fn diagnostic(self, span: Span, number: &str) -> Diagnostic {
         match self {
-            PercentError::TooManyDecimals => {
-                Diagnostic::error(span, format!("`{number}%` has more than two decimals"))
-                    .with_label("splits go in steps of 0.01%")
-                    .with_hint("round it to two decimals, e.g. `12.34%`")
+            PercentError::TooManyDecimals => Diagnostic::error(span, format!("`{number}%` has more than two decimals"))
+                .with_label("splits go in steps of 0.01%")
+                .with_hint("round it to two decimals, e.g. `12.34%`"),
+            PercentError::OverHundred => {
+                Diagnostic::error(span, format!("`{number}%` is over 100%")).with_label("a share cannot exceed 100%")
             }
-            PercentError::OverHundred => Diagnostic::error(span, format!("`{number}%` is over 100%"))
-                .with_label("a share cannot exceed 100%"),
         }
     }
 }
@@ -392,7 +396,8 @@ pub fn basis_points(number: &str) -> Result<u32, PercentError> {
     if fraction.len() > 2 {
         return Err(PercentError::TooManyDecimals);
     }
-    let digits = |s: &str| s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b.wrapping_sub(b'0'))));
+    let digits =
+        |s: &str| s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b.wrapping_sub(b'0'))));
     let whole = digits(whole).ok_or(PercentError::OverHundred)?;
     let cents = digits(&format!("{fraction:0<2}")).unwrap_or(0);
     let bp = whole.checked_mul(100).and_then(|w| w.checked_add(cents)).ok_or(PercentError::OverHundred)?;

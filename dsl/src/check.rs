@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ast::{Cond, CondKind, Family, HeaderTest, Name, Policy, Service, Span, Split, Stmt, StmtKind, Text};
+use crate::ast::{
+    Cond, CondKind, Family, HeaderTest, Name, Policy, Service, Span, Split, StickyKind, Stmt, StmtKind, Text,
+};
 use crate::diagnostic::Diagnostic;
 use crate::scope::Scope;
 use crate::suggest::closest;
@@ -171,14 +173,17 @@ impl Checker {
         let Some(by) = &split.by else { return };
         if let Some(svc) = service.filter(|s| s.is_tcp()) {
             self.error(
-                Diagnostic::error(by.span, format!("tcp service `{}` cannot split `by` a cookie or header", svc.name.text))
-                    .with_label("HTTP-only")
-                    .with_hint("remove the `by` clause: each connection is drawn independently"),
+                Diagnostic::error(
+                    by.span,
+                    format!("tcp service `{}` cannot split `by` a cookie or header", svc.name.text),
+                )
+                .with_label("HTTP-only")
+                .with_hint("remove the `by` clause: each connection is drawn independently"),
             );
         }
         match by.kind {
-            crate::ast::StickyKind::Cookie => self.non_empty(&by.name, "cookie name"),
-            crate::ast::StickyKind::Header => self.header_name(&by.name),
+            StickyKind::Cookie => self.non_empty(&by.name, "cookie name"),
+            StickyKind::Header => self.header_name(&by.name),
         }
     }
 
@@ -193,7 +198,9 @@ impl Checker {
                             self.error(
                                 Diagnostic::error(re.span, format!("invalid regex: {}", one_line(&e.to_string())))
                                     .with_label("in this regex")
-                                    .with_hint("regexes use regex-lite syntax (like Rust's regex crate, ASCII classes)"),
+                                    .with_hint(
+                                        "regexes use regex-lite syntax (like Rust's regex crate, ASCII classes)",
+                                    ),
                             );
                         }
                     }

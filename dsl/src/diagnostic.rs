@@ -138,8 +138,7 @@ fn excerpt(diag: &Diagnostic, display: &str, file: &str, color: bool) -> String 
         Severity::Warning => ReportKind::Warning,
     };
     let primary = if diag.severity == Severity::Error { Color::Red } else { Color::Yellow };
-    let config =
-        Config::default().with_color(color).with_char_set(CharSet::Ascii).with_index_type(IndexType::Byte);
+    let config = Config::default().with_color(color).with_char_set(CharSet::Ascii).with_index_type(IndexType::Byte);
     let mut report = Report::build(kind, (file, range(diag.span))).with_config(config).with_label(
         Label::new((file, range(diag.span)))
             .with_message(diag.label.as_deref().unwrap_or(&diag.message))

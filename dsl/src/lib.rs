@@ -30,7 +30,8 @@ pub use suggest::closest;
 /// looks unused because its one use is misspelt) and would push the first error off the first line.
 pub fn parse_and_check(source: &str) -> Result<(ast::Policy, Vec<Diagnostic>), Vec<Diagnostic>> {
     let (policy, mut errors) = parser::parse_tolerant(source)?;
-    let (more, warnings): (Vec<Diagnostic>, Vec<Diagnostic>) = check(&policy).into_iter().partition(Diagnostic::is_error);
+    let (more, warnings): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        check(&policy).into_iter().partition(Diagnostic::is_error);
     errors.extend(more);
     if !errors.is_empty() {
         errors.sort_by_key(|d| d.span.start);

@@ -215,7 +215,8 @@ fn expectation(positives: &[Rule], source: &str, pos: usize) -> String {
         return (*words).into();
     }
     if has(Rule::pair_eq) {
-        let keyword = statement_words(source, pos).into_iter().rev().find(|w| ["cookie", "query", "source"].contains(w));
+        let keyword =
+            statement_words(source, pos).into_iter().rev().find(|w| ["cookie", "query", "source"].contains(w));
         return match keyword {
             Some("cookie") => "`=` after the cookie name".into(),
             Some("query") => "`=` after the parameter name".into(),
@@ -258,6 +259,14 @@ fn statement_words(source: &str, pos: usize) -> Vec<&str> {
 fn hint(positives: &[Rule], found: &Found<'_>, source: &str, pos: usize) -> Option<String> {
     let has = |r: Rule| positives.contains(&r);
     let prev = previous_token(source, pos).map(|(t, _)| t);
+    // A near-miss of a keyword that was expected right here: `presnt`, `adn`, `cookei`, `tpc`.
+    let keywords: Vec<String> =
+        positives.iter().filter_map(|r| format!("{r:?}").strip_prefix("kw_").map(str::to_string)).collect();
+    if let Some(near) =
+        found.token.filter(|_| found.is_word()).and_then(|t| closest(t, keywords.iter().map(String::as_str)))
+    {
+        return Some(format!("did you mean `{near}`?"));
+    }
     if has(Rule::arrow) {
         if found.is(&["=>", "=", "~>", "-->", "→", "⇒", ">", "-", ":="]) {
             return Some("did you mean `->`?".into());
@@ -274,19 +283,27 @@ fn hint(positives: &[Rule], found: &Found<'_>, source: &str, pos: usize) -> Opti
         return Some("percentages need a `%`, e.g. `50% v2`".into());
     }
     if has(Rule::number) && found.is_word() {
-        return Some("`:` starts a split such as `android: 50% v2`; to send all matching traffic write `-> SUBSET`".into());
+        return Some(
+            "`:` starts a split such as `android: 50% v2`; to send all matching traffic write `-> SUBSET`".into(),
+        );
     }
     if has(Rule::service_name) && found.token.is_some_and(|t| t.starts_with('"')) {
         return Some("service names are written without quotes".into());
     }
-    if has(Rule::service_name) || has(Rule::route_subset) || has(Rule::share_subset) || has(Rule::default_subset) {
-        return Some("names are letters, digits, `-`, `_` and `.`".into());
+    if (has(Rule::route_subset) || has(Rule::share_subset) || has(Rule::default_subset))
+        && found.token.is_some_and(|t| t.starts_with('"'))
+    {
+        return Some("subset names are written without quotes".into());
+    }
+    if has(Rule::service_name) && found.is(&["{"]) {
+        return Some("name the service, e.g. `service frontend {`".into());
+    }
+    let name_slot = [Rule::service_name, Rule::route_subset, Rule::share_subset, Rule::default_subset];
+    if positives.iter().any(|r| name_slot.contains(r)) {
+        return found.token.map(|_| "names are letters, digits, `-`, `_` and `.`".into());
     }
     if has(Rule::lbrace) {
-        return match found.token.and_then(|t| closest(t, ["tcp"])) {
-            Some(tcp) => Some(format!("did you mean `{tcp}`?")),
-            None => Some("a service is `service NAME { … }` or `service NAME tcp { … }`".into()),
-        };
+        return Some("a service is `service NAME { … }` or `service NAME tcp { … }`".into());
     }
     if has(Rule::let_name) {
         return found
@@ -298,7 +315,8 @@ fn hint(positives: &[Rule], found: &Found<'_>, source: &str, pos: usize) -> Opti
         return Some("write `let NAME = CONDITION`".into());
     }
     if has(Rule::pair_eq) {
-        let keyword = statement_words(source, pos).into_iter().rev().find(|w| ["cookie", "query", "source"].contains(w));
+        let keyword =
+            statement_words(source, pos).into_iter().rev().find(|w| ["cookie", "query", "source"].contains(w));
         let keyword = keyword.unwrap_or("cookie");
         let what = if keyword == "source" { "LABEL" } else { "NAME" };
         return Some(format!("write `{keyword} {what}=VALUE`"));
@@ -307,7 +325,9 @@ fn hint(positives: &[Rule], found: &Found<'_>, source: &str, pos: usize) -> Opti
         if found.is(&["=="]) {
             return Some("use a single `=` to compare".into());
         }
-        return Some("e.g. `header x-env = \"beta\"`, `header user-agent ~ \"Chrome\"`, `header x-user present`".into());
+        return Some(
+            "e.g. `header x-env = \"beta\"`, `header user-agent ~ \"Chrome\"`, `header x-user present`".into(),
+        );
     }
     if has(Rule::value) && prev == Some("=") && found.is(&["=", "=="]) {
         return Some("use a single `=` to compare".into());
@@ -317,7 +337,9 @@ fn hint(positives: &[Rule], found: &Found<'_>, source: &str, pos: usize) -> Opti
     }
     if has(Rule::rule) || has(Rule::file) {
         if found.is(&["->"]) {
-            return Some("a rule needs a condition before `->`; for all traffic write `default SUBSET` or `100% SUBSET`".into());
+            return Some(
+                "a rule needs a condition before `->`; for all traffic write `default SUBSET` or `100% SUBSET`".into(),
+            );
         }
         return None;
     }

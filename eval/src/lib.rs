@@ -6,12 +6,13 @@
 
 pub mod config;
 mod hash;
+mod index;
 mod matcher;
 mod policy;
 mod request;
 mod wire;
 
 pub use config::{Config, BUCKETS, CONFIG_VERSION};
-pub use policy::{AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
+pub use policy::{quoted, AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
 pub use request::{Request, SimpleRequest, SlotRequest};
 pub use wire::{cookie_value, query_value};

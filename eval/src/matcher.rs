@@ -50,7 +50,7 @@ impl Test {
     /// Compiles a regex, recognising the common case of literal text (optionally `.*`-wrapped, as Istio
     /// users write it, or `|`-separated) so it runs as a memmem search instead of a regex.
     pub fn regex(pattern: &str) -> Result<Test, String> {
-        let re = Regex::new(pattern).map_err(|e| format!("invalid regex {pattern:?}: {e}"))?;
+        let re = Regex::new(pattern).map_err(|e| format!("invalid regex {}: {e}", crate::policy::quoted(pattern)))?;
         let bare = pattern.strip_prefix(".*").unwrap_or(pattern);
         let bare = bare.strip_suffix(".*").filter(|b| !b.ends_with('\\')).unwrap_or(bare);
         let literals: Option<Vec<Vec<u8>>> = bare.split('|').map(literal).collect();
@@ -86,6 +86,36 @@ impl Test {
     }
 }
 
+/// Values extracted while deciding one request, so a hundred rules on cookie `user` parse the cookie
+/// header once. Fixed-size and on the stack: the hot path allocates nothing.
+pub struct Memo<'r> {
+    entries: [(u32, Option<&'r [u8]>); 8],
+    len: usize,
+    next: usize,
+}
+
+impl<'r> Memo<'r> {
+    pub fn new() -> Self {
+        Memo { entries: [(0, None); 8], len: 0, next: 0 }
+    }
+
+    pub fn get_or(&mut self, key: u32, compute: impl FnOnce() -> Option<&'r [u8]>) -> Option<&'r [u8]> {
+        if let Some((_, v)) = self.entries[..self.len].iter().find(|(k, _)| *k == key) {
+            return *v;
+        }
+        let v = compute();
+        let i = if self.len < self.entries.len() {
+            self.len += 1;
+            self.len - 1
+        } else {
+            self.next = (self.next + 1) % self.entries.len();
+            self.next
+        };
+        self.entries[i] = (key, v);
+        v
+    }
+}
+
 /// The text a regex fragment matches if it is a plain literal (metacharacters only as `\.`-style
 /// escapes), else `None`.
 fn literal(fragment: &str) -> Option<Vec<u8>> {
@@ -106,7 +136,14 @@ fn literal(fragment: &str) -> Option<Vec<u8>> {
 
 #[derive(Debug)]
 pub enum Matcher {
-    Attr { slot: usize, extract: Extract, test: Test },
+    /// `memo` numbers the (slot, extract) pair so rules reading the same cookie or query parameter
+    /// parse the request once (see [`Memo`]).
+    Attr {
+        slot: usize,
+        extract: Extract,
+        memo: u32,
+        test: Test,
+    },
     All(Vec<Matcher>),
     Any(Vec<Matcher>),
     Not(Box<Matcher>),
@@ -138,7 +175,9 @@ mod tests {
 
     #[test]
     fn substring_and_regex_forms_agree() {
-        for (pattern, text) in [("MyApp/1\\.2", "x MyApp/1.2 y"), ("MyApp/1\\.2", "MyApp/132"), (".*Android.*", "Android")] {
+        for (pattern, text) in
+            [("MyApp/1\\.2", "x MyApp/1.2 y"), ("MyApp/1\\.2", "MyApp/132"), (".*Android.*", "Android")]
+        {
             let fast = Test::regex(pattern).expect("valid");
             let slow = Test::Regex(Regex::new(pattern).expect("valid"));
             assert_eq!(fast.matches(Some(text.as_bytes())), slow.matches(Some(text.as_bytes())), "{pattern} on {text}");

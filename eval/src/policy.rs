@@ -1,13 +1,13 @@
 //! [`Policy`]: a validated, precompiled [`Config`], and [`Policy::decide`], the evaluator itself.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use rand::RngCore;
 
 use crate::config::{self, Action, Cond, Config, Protocol, Settings, BUCKETS, CONFIG_VERSION};
 use crate::hash::{random_bucket, sticky_bucket};
-use crate::matcher::{Extract, Matcher, Test};
+use crate::index::{ExactTable, LiteralIndex, PrefixIndex};
+use crate::matcher::{Extract, Matcher, Memo, Test};
 use crate::request::Request;
 use crate::wire::host_only;
 
@@ -64,11 +64,21 @@ enum CompiledAction {
     },
 }
 
-/// One evaluation step: a single rule, or a run of exact-match rules on the same attribute turned into a
-/// sorted table, so a policy of a thousand `header x = "…"` rules costs one binary search, not a scan.
+/// One evaluation step: a single rule, or a run of similar rules turned into an index (see [`crate::index`]),
+/// so a policy of a thousand `header x = "…"` rules costs one binary search, not a scan.
 enum Step {
     Rule(RuleId),
-    Table { slot: usize, extract: Extract, entries: Vec<(Box<[u8]>, RuleId)> },
+    Exact { slot: usize, extract: Extract, table: ExactTable },
+    Literals { slot: usize, index: LiteralIndex },
+    Prefixes { slot: usize, index: PrefixIndex },
+}
+
+/// What makes a rule indexable together with its neighbours.
+#[derive(PartialEq)]
+enum Group {
+    Exact(usize, Extract),
+    Literals(usize),
+    Prefixes(usize),
 }
 
 /// Consecutive table-eligible rules below this count stay plain rules (a table only pays off for runs).
@@ -212,17 +222,21 @@ impl Policy {
         G: RngCore + ?Sized,
     {
         let svc = &self.services[service.0 as usize];
+        let mut memo = Memo::new();
         for step in &svc.steps {
             let hit = match step {
                 Step::Rule(id) => {
                     let rule = &self.rules[id.0 as usize];
-                    rule.when.as_ref().is_none_or(|m| self.matches(m, req)).then_some(*id)
+                    rule.when.as_ref().is_none_or(|m| self.matches(m, req, &mut memo)).then_some(*id)
                 }
-                Step::Table { slot, extract, entries } => req
+                Step::Exact { slot, extract, table } => {
+                    req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)).and_then(|v| table.get(v))
+                }
+                Step::Literals { slot, index } => req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(v)),
+                Step::Prefixes { slot, index } => req
                     .get(*slot, &self.attrs[*slot])
-                    .and_then(|v| extract.apply(v))
-                    .and_then(|v| entries.binary_search_by(|(k, _)| (**k).cmp(v)).ok())
-                    .map(|i| entries[i].1),
+                    .and_then(|v| Extract::PathOnly.apply(v))
+                    .and_then(|v| index.first_match(v)),
             };
             if let Some(id) = hit {
                 let subset = self.act(&self.rules[id.0 as usize].action, req, rng).or(svc.default);
@@ -253,14 +267,17 @@ impl Policy {
         }
     }
 
-    fn matches<Q: Request + ?Sized>(&self, m: &Matcher, req: &Q) -> bool {
+    fn matches<'r, Q: Request + ?Sized>(&self, m: &Matcher, req: &'r Q, memo: &mut Memo<'r>) -> bool {
         match m {
-            Matcher::Attr { slot, extract, test } => {
-                test.matches(req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)))
+            Matcher::Attr { slot, extract: Extract::Whole, test, .. } => {
+                test.matches(req.get(*slot, &self.attrs[*slot]))
             }
-            Matcher::All(ms) => ms.iter().all(|m| self.matches(m, req)),
-            Matcher::Any(ms) => ms.iter().any(|m| self.matches(m, req)),
-            Matcher::Not(m) => !self.matches(m, req),
+            Matcher::Attr { slot, extract, memo: key, test } => {
+                test.matches(memo.get_or(*key, || req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v))))
+            }
+            Matcher::All(ms) => ms.iter().all(|m| self.matches(m, req, memo)),
+            Matcher::Any(ms) => ms.iter().any(|m| self.matches(m, req, memo)),
+            Matcher::Not(m) => !self.matches(m, req, memo),
         }
     }
 }
@@ -269,6 +286,8 @@ impl Policy {
 #[derive(Default)]
 struct Builder {
     attrs: Vec<AttrKey>,
+    /// Distinct (slot, extract) pairs; a matcher's memo key is its index here.
+    extracts: Vec<(usize, Extract)>,
     subsets: Vec<String>,
     rules: Vec<CompiledRule>,
 }
@@ -278,16 +297,17 @@ impl Builder {
         validate_settings(&config.settings)?;
         let global_default = config.global.default.as_deref().map(|s| self.subset(s, "global.default")).transpose()?;
         let global = self.rules(&config.global.rules, Protocol::Http, "*", "global")?;
-        let mut names = BTreeMap::new();
+        let mut names: Vec<&str> = Vec::new();
         let mut services = Vec::new();
         for (i, svc) in config.services.iter().enumerate() {
             let at = format!("services[{i}]");
             if !valid_name(&svc.name) {
-                return Err(ConfigError(format!("{at}: invalid service name {:?}", svc.name)));
+                return Err(ConfigError(format!("{at}: invalid service name {}", quoted(&svc.name))));
             }
-            if names.insert(svc.name.as_str(), i).is_some() {
-                return Err(ConfigError(format!("{at}: service {:?} is declared twice", svc.name)));
+            if names.contains(&svc.name.as_str()) {
+                return Err(ConfigError(format!("{at}: service {} is declared twice", quoted(&svc.name))));
             }
+            names.push(&svc.name);
             let own = self.rules(&svc.rules.rules, svc.protocol, &svc.name, &at)?;
             let default = svc.rules.default.as_deref().map(|s| self.subset(s, &format!("{at}.default"))).transpose()?;
             // Global rules come first; they only read headers, which TCP connections lack.
@@ -377,8 +397,7 @@ impl Builder {
         {
             return Err(ConfigError(format!("{at}: a tcp service can only match `source` labels")));
         }
-        let attr = |slot, extract, test| Matcher::Attr { slot, extract, test };
-        Ok(match cond {
+        let (slot, extract, test) = match cond {
             Cond::Header { name, test } => {
                 let test = match test {
                     config::Test::Eq(v) => Test::Eq(bytes(v)),
@@ -388,32 +407,44 @@ impl Builder {
                     config::Test::Present => Test::Present,
                     config::Test::Absent => Test::Absent,
                 };
-                attr(self.header_slot(name, at)?, Extract::Whole, test)
+                (self.header_slot(name, at)?, Extract::Whole, test)
             }
             Cond::Cookie { name, value } => {
-                attr(self.header_slot("cookie", at)?, Extract::Cookie(bytes(name)), Test::Eq(bytes(value)))
+                (self.header_slot("cookie", at)?, Extract::Cookie(bytes(name)), Test::Eq(bytes(value)))
             }
             Cond::Query { name, value } => {
-                attr(self.header_slot(":path", at)?, Extract::Query(bytes(name)), Test::DecodedEq(bytes(value)))
+                (self.header_slot(":path", at)?, Extract::Query(bytes(name)), Test::DecodedEq(bytes(value)))
             }
-            Cond::PathPrefix(p) => attr(self.header_slot(":path", at)?, Extract::PathOnly, Test::Prefix(bytes(p))),
-            Cond::Method(m) => attr(self.header_slot(":method", at)?, Extract::Whole, Test::Eq(bytes(m))),
-            Cond::Host(h) => attr(self.header_slot(":authority", at)?, Extract::HostOnly, Test::EqIgnoreCase(bytes(h))),
+            Cond::PathPrefix(p) => (self.header_slot(":path", at)?, Extract::PathOnly, Test::Prefix(bytes(p))),
+            Cond::Method(m) => (self.header_slot(":method", at)?, Extract::Whole, Test::Eq(bytes(m))),
+            Cond::Host(h) => (self.header_slot(":authority", at)?, Extract::HostOnly, Test::EqIgnoreCase(bytes(h))),
             Cond::Source { label, value } => {
                 if label.is_empty() {
                     return Err(ConfigError(format!("{at}: empty source label")));
                 }
-                attr(self.slot(AttrKey::Source(label.clone())), Extract::Whole, Test::Eq(bytes(value)))
+                (self.slot(AttrKey::Source(label.clone())), Extract::Whole, Test::Eq(bytes(value)))
             }
-            Cond::All(cs) => Matcher::All(cs.iter().map(|c| self.cond(c, protocol, at)).collect::<Result<_, _>>()?),
-            Cond::Any(cs) => Matcher::Any(cs.iter().map(|c| self.cond(c, protocol, at)).collect::<Result<_, _>>()?),
-            Cond::Not(c) => Matcher::Not(Box::new(self.cond(c, protocol, at)?)),
-        })
+            Cond::All(cs) => {
+                return Ok(Matcher::All(cs.iter().map(|c| self.cond(c, protocol, at)).collect::<Result<_, _>>()?))
+            }
+            Cond::Any(cs) => {
+                return Ok(Matcher::Any(cs.iter().map(|c| self.cond(c, protocol, at)).collect::<Result<_, _>>()?))
+            }
+            Cond::Not(c) => return Ok(Matcher::Not(Box::new(self.cond(c, protocol, at)?))),
+        };
+        let memo = match self.extracts.iter().position(|e| e.0 == slot && e.1 == extract) {
+            Some(i) => i,
+            None => {
+                self.extracts.push((slot, extract.clone()));
+                self.extracts.len() - 1
+            }
+        } as u32;
+        Ok(Matcher::Attr { slot, extract, memo, test })
     }
 
     fn header_slot(&mut self, name: &str, at: &str) -> Result<usize, ConfigError> {
         if !valid_header_name(name) {
-            return Err(ConfigError(format!("{at}: invalid header name {name:?} (use lowercase)")));
+            return Err(ConfigError(format!("{at}: invalid header name {} (use lowercase)", quoted(name))));
         }
         Ok(self.slot(AttrKey::Header(name.to_string())))
     }
@@ -427,7 +458,7 @@ impl Builder {
 
     fn subset(&mut self, name: &str, at: &str) -> Result<SubsetId, ConfigError> {
         if !valid_name(name) {
-            return Err(ConfigError(format!("{at}: invalid subset name {name:?}")));
+            return Err(ConfigError(format!("{at}: invalid subset name {}", quoted(name))));
         }
         let i = self.subsets.iter().position(|s| s == name).unwrap_or_else(|| {
             self.subsets.push(name.to_string());
@@ -436,34 +467,62 @@ impl Builder {
         Ok(SubsetId(i as u32))
     }
 
-    /// Groups runs of exact-match rules on one attribute into binary-searched tables.
+    /// Groups runs of similar rules (exact matches on one attribute, or literal substrings of one header)
+    /// into indexes; everything else stays a plain rule.
     fn steps(&self, ids: &[RuleId]) -> Vec<Step> {
-        let key = |id: &RuleId| match &self.rules[id.0 as usize].when {
-            Some(Matcher::Attr { slot, extract: e @ (Extract::Whole | Extract::Cookie(_)), test: Test::Eq(v) }) => {
-                Some(((*slot, e.clone()), v.clone()))
+        let group = |id: &RuleId| match &self.rules[id.0 as usize].when {
+            Some(Matcher::Attr {
+                slot, extract: e @ (Extract::Whole | Extract::Cookie(_)), test: Test::Eq(_), ..
+            }) => Some(Group::Exact(*slot, e.clone())),
+            Some(Matcher::Attr { slot, extract: Extract::Whole, test: Test::Substrings(_), .. }) => {
+                Some(Group::Literals(*slot))
+            }
+            Some(Matcher::Attr { slot, extract: Extract::PathOnly, test: Test::Prefix(_), .. }) => {
+                Some(Group::Prefixes(*slot))
             }
             _ => None,
         };
         let mut steps = Vec::new();
         let mut i = 0;
         while i < ids.len() {
-            let Some((group, _)) = key(&ids[i]) else {
+            let Some(g) = group(&ids[i]) else {
                 steps.push(Step::Rule(ids[i]));
                 i += 1;
                 continue;
             };
-            let run = ids[i..].iter().take_while(|id| key(id).is_some_and(|(g, _)| g == group)).count();
-            if run < TABLE_MIN_RUN {
-                steps.extend(ids[i..i + run].iter().map(|id| Step::Rule(*id)));
-            } else {
-                let mut entries: Vec<(Box<[u8]>, RuleId)> =
-                    ids[i..i + run].iter().map(|id| (key(id).map(|(_, v)| v).unwrap_or_default(), *id)).collect();
-                // Stable sort keeps file order among equal values, so dedup keeps the first (winning) rule.
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                entries.dedup_by(|later, first| later.0 == first.0);
-                steps.push(Step::Table { slot: group.0, extract: group.1, entries });
+            let run = &ids[i..i + ids[i..].iter().take_while(|id| group(id).as_ref() == Some(&g)).count()];
+            i += run.len();
+            if run.len() < TABLE_MIN_RUN {
+                steps.extend(run.iter().map(|id| Step::Rule(*id)));
+                continue;
             }
-            i += run;
+            let tests = run.iter().filter_map(|id| match &self.rules[id.0 as usize].when {
+                Some(Matcher::Attr { test, .. }) => Some((test, *id)),
+                _ => None,
+            });
+            steps.push(match g {
+                Group::Exact(slot, extract) => {
+                    let values = tests.filter_map(|(t, id)| match t {
+                        Test::Eq(v) => Some((v.clone(), id)),
+                        _ => None,
+                    });
+                    Step::Exact { slot, extract, table: ExactTable::new(values.collect()) }
+                }
+                Group::Literals(slot) => {
+                    let literals = tests.flat_map(|(t, id)| match t {
+                        Test::Substrings(fs) => fs.iter().map(|f| (Box::from(f.needle()), id)).collect(),
+                        _ => Vec::new(),
+                    });
+                    Step::Literals { slot, index: LiteralIndex::new(literals.collect()) }
+                }
+                Group::Prefixes(slot) => {
+                    let prefixes = tests.filter_map(|(t, id)| match t {
+                        Test::Prefix(p) => Some((p.clone(), id)),
+                        _ => None,
+                    });
+                    Step::Prefixes { slot, index: PrefixIndex::new(prefixes.collect()) }
+                }
+            });
         }
         steps
     }
@@ -472,20 +531,26 @@ impl Builder {
 fn validate_settings(s: &Settings) -> Result<(), ConfigError> {
     if let Some(h) = &s.header {
         if !valid_header_name(h) || h.starts_with(':') {
-            return Err(ConfigError(format!("settings.header: invalid header name {h:?} (use lowercase)")));
+            return Err(ConfigError(format!("settings.header: invalid header name {} (use lowercase)", quoted(h))));
         }
     }
     if let Some(name) = &s.service {
         if !valid_name(name) {
-            return Err(ConfigError(format!("settings.service: invalid service name {name:?}")));
+            return Err(ConfigError(format!("settings.service: invalid service name {}", quoted(name))));
         }
     }
     if let Some(c) = &s.cluster {
         if !c.contains("{subset}") {
-            return Err(ConfigError(format!("settings.cluster: pattern {c:?} must contain {{subset}}")));
+            return Err(ConfigError(format!("settings.cluster: pattern {} must contain {{subset}}", quoted(c))));
         }
     }
     Ok(())
+}
+
+/// `"text"` with quotes, backslashes and anything outside printable ASCII escaped, so a hostile name can't
+/// forge log lines. (`{:?}` would do, but pulls Unicode printability tables into the wasm filter.)
+pub fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.escape_default())
 }
 
 fn bytes(s: &str) -> Box<[u8]> {

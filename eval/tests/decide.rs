@@ -44,11 +44,14 @@ fn absent_headers_never_match_value_tests() {
         (serde_json::json!("absent"), true),
     ];
     for (test, matches_absent) in tests {
-        let p = policy(serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "x-a", test.clone(), "v2")]}}));
+        let p =
+            policy(serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "x-a", test.clone(), "v2")]}}));
         let got = decide(&p, "any", &SimpleRequest::new()).0.is_some();
         assert_eq!(got, matches_absent, "{test}");
     }
-    let ne = policy(serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "x-a", serde_json::json!({"ne": "x"}), "v2")]}}));
+    let ne = policy(
+        serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "x-a", serde_json::json!({"ne": "x"}), "v2")]}}),
+    );
     assert_eq!(decide(&ne, "any", &SimpleRequest::new().header("x-a", "y")).0.as_deref(), Some("v2"));
     assert_eq!(decide(&ne, "any", &SimpleRequest::new().header("x-a", "x")).0, None);
 }
@@ -115,20 +118,32 @@ fn non_utf8_header_values_are_bytes_not_errors() {
 fn bad_configs_are_refused_with_a_place() {
     let cases = [
         (serde_json::json!({"version": 2}), "version 2 is not supported"),
-        (serde_json::json!({"version": 1, "global": {"rules": [header_rule(4, "ua", serde_json::json!({"regex": "("}), "v2")]}}),
-            "global.rules[0] (line 4): invalid regex"),
-        (serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "User-Agent", serde_json::json!("present"), "v2")]}}),
-            "invalid header name \"User-Agent\""),
-        (serde_json::json!({"version": 1, "global": {"rules": [{"line": 1, "then": {"split": {"to": [
-            {"subset": "v2", "weight": 6000}, {"subset": "v3", "weight": 5000}]}}}]}}), "sum to 110.00% (over 100%)"),
+        (
+            serde_json::json!({"version": 1, "global": {"rules": [header_rule(4, "ua", serde_json::json!({"regex": "("}), "v2")]}}),
+            "global.rules[0] (line 4): invalid regex",
+        ),
+        (
+            serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "User-Agent", serde_json::json!("present"), "v2")]}}),
+            "invalid header name \"User-Agent\"",
+        ),
+        (
+            serde_json::json!({"version": 1, "global": {"rules": [{"line": 1, "then": {"split": {"to": [
+            {"subset": "v2", "weight": 6000}, {"subset": "v3", "weight": 5000}]}}}]}}),
+            "sum to 110.00% (over 100%)",
+        ),
         (serde_json::json!({"version": 1, "services": [{"name": "a"}, {"name": "a"}]}), "declared twice"),
-        (serde_json::json!({"version": 1, "services": [{"name": "t", "protocol": "tcp", "rules": [
-            header_rule(1, "x", serde_json::json!("present"), "v2")]}]}), "tcp service can only match `source`"),
+        (
+            serde_json::json!({"version": 1, "services": [{"name": "t", "protocol": "tcp", "rules": [
+            header_rule(1, "x", serde_json::json!("present"), "v2")]}]}),
+            "tcp service can only match `source`",
+        ),
         (serde_json::json!({"version": 1, "global": {"default": "v 1"}}), "invalid subset name"),
         (serde_json::json!({"version": 1, "surprise": true}), "unknown field `surprise`"),
         (serde_json::json!({"version": 1, "services": [{"name": "a", "bogus": 1}]}), "unknown field `bogus`"),
-        (serde_json::json!({"version": 1, "global": {"rules": [{"line": 1, "then": {"route": "v2"}, "x": 1}]}}),
-            "unknown field `x`"),
+        (
+            serde_json::json!({"version": 1, "global": {"rules": [{"line": 1, "then": {"route": "v2"}, "x": 1}]}}),
+            "unknown field `x`",
+        ),
         (serde_json::json!({"version": 1, "settings": {"cluster": "fixed"}}), "must contain {subset}"),
     ];
     for (json, want) in cases {
@@ -198,8 +213,24 @@ fn unsticky_split_is_binomial() {
     let n = 100_000u32;
     let req = SimpleRequest::new();
     let v2 = (0..n)
-        .filter(|_| p.decide(p.service_or_global("frontend"), &req, &mut rng).subset.map(|s| p.subset_name(s)) == Some("v2"))
+        .filter(|_| {
+            p.decide(p.service_or_global("frontend"), &req, &mut rng).subset.map(|s| p.subset_name(s)) == Some("v2")
+        })
         .count() as f64;
     let (mean, sd) = (f64::from(n) * 0.5, (f64::from(n) * 0.25).sqrt());
     assert!((v2 - mean).abs() <= 5.0 * sd, "v2 = {v2}, expected {mean} ± {}", 5.0 * sd);
+}
+
+proptest! {
+    /// Runs of literal-regex rules become one index; it must pick the same rule as trying them in order.
+    #[test]
+    fn literal_index_matches_rule_order(lits in proptest::collection::vec("[ab./]{1,5}", 4..40),
+                                        hay in "[ab./ ]{0,60}") {
+        let rules: Vec<_> = lits.iter().enumerate()
+            .map(|(i, l)| header_rule(i as u32 + 1, "user-agent", serde_json::json!({"regex": l.replace('.', "\\.")}), "v2"))
+            .collect();
+        let p = policy(serde_json::json!({"version": 1, "global": {"rules": rules}}));
+        let want = lits.iter().position(|l| hay.contains(l.as_str())).map(|i| i as u32 + 1);
+        prop_assert_eq!(decide(&p, "x", &SimpleRequest::new().header("user-agent", &hay)).1, want);
+    }
 }

@@ -138,7 +138,8 @@ impl Filter {
                 host.log(
                     LogLevel::Warn,
                     &format!(
-                        "canary: settings.service {name:?} is not declared in the policy; only top-level rules apply"
+                        "canary: settings.service {} is not declared in the policy; only top-level rules apply",
+                        canary_eval::quoted(name)
                     ),
                 );
             }

@@ -2,7 +2,7 @@
 //! mapping of both onto [`Filter`] and [`Host`].
 //!
 //! Why not the proxy-wasm Rust SDK: its dispatcher keeps hash maps of boxed trait objects behind a
-//! thread-local (~45 KB of module, a third of the size budget), must fix at root-context creation whether
+//! thread-local (~46 KB of module, a third of the size budget), must fix at root-context creation whether
 //! children are HTTP or stream contexts (which a root cannot know: see [`crate::Served`]), and panics — a
 //! trap that kills the VM — on any host status it does not expect. The subset of the ABI this filter
 //! needs is small: nine imports and the callbacks below. Every host status is absorbed here, so nothing a

@@ -3,9 +3,10 @@
 //!
 //! Everything that decides anything lives in plain Rust behind the [`Host`] trait ([`Filter`]), so it is
 //! unit-tested natively; `glue` (wasm32 only) implements the proxy-wasm ABI 0.2.1 surface it needs and maps
-//! it onto [`Filter`]. The module size budget (≤ 150 KB) shaped two choices, both explained where they live:
-//! the ABI glue is hand-written rather than the proxy-wasm SDK, and the config JSON is decoded by a small
-//! hand-written decoder (differentially tested against serde's) rather than serde_json.
+//! it onto [`Filter`]. The module size budget (≤ 150 KB) shaped three choices, each explained where it
+//! lives: the ABI glue is hand-written rather than the proxy-wasm SDK (`glue`, ~46 KB saved), the config
+//! JSON is read by a small decoder differentially tested against serde's rather than serde_json (`json`,
+//! ~94 KB), and memory comes from a size-class allocator rather than dlmalloc ([`heap`], ~8 KB).
 //!
 //! # Behaviour
 //! * **Configuration** (plugin configuration = the JSON `canaryc compile` prints, optionally with
@@ -20,7 +21,7 @@
 //!   (default `x-canary-subset`) with one *replace*, which in Envoy removes every existing value first, so a
 //!   forged header — in any case, repeated — never survives. No decision removes the header, so Envoy's
 //!   default route applies. With `settings.trust_incoming`, a request that already carries the header is
-//!   left untouched (and not evaluated).
+//!   left untouched (not evaluated, not counted).
 //! * **TCP**: the service is `settings.service`, else the policy's only `tcp` service (with several and no
 //!   setting, connections get no decision and a warning is logged once). On a new connection, the decided
 //!   subset becomes the `envoy.tcp_proxy.cluster` filter state (cluster name from `settings.cluster`, default
@@ -42,9 +43,9 @@
 //! | `canary.<service>.no_decision` | nothing decided: the subset header was removed / no cluster set |
 //!
 //! `<service>` is the served service's name, or `_global` for HTTP requests whose `:authority` names no
-//! declared service (only top-level rules apply). Envoy ≥ 1.2x prefixes custom wasm stats with
-//! `wasmcustom.` on its admin `/stats` page (e.g. `wasmcustom.canary.frontend.rule_3.v2`); Prometheus
-//! output shows them as `canary_frontend_rule_3_v2`.
+//! declared service (only top-level rules apply; a per-host name would let clients create unbounded
+//! stats). Current Envoy puts custom wasm stats in the `wasmcustom` namespace: its admin `/stats` page shows
+//! `wasmcustom.canary.frontend.rule_3.v2`, its Prometheus output `canary_frontend_rule_3_v2`.
 
 mod engine;
 pub mod filter_state;

@@ -113,36 +113,43 @@ fn diagnostics(diags: &[Diagnostic], source: &str) -> Vec<Diag> {
 #[derive(Default)]
 pub struct Request {
     service: String,
-    spec: pending::RequestSpec,
+    spec: canary_compiler::request::RequestSpec,
 }
 
 #[wasm_bindgen]
 impl Request {
+    /// A request to `service` (empty: a service the policy does not declare).
     #[wasm_bindgen(constructor)]
     pub fn new(service: &str) -> Request {
-        Request { service: service.to_string(), spec: pending::RequestSpec::default() }
+        Request { service: service.to_string(), spec: canary_compiler::request::RequestSpec::default() }
     }
 
+    /// `:method` (default `GET`).
     pub fn method(&mut self, method: &str) {
         self.spec.method = Some(method.to_string());
     }
 
+    /// `:path`, query string included (default `/`).
     pub fn path(&mut self, path: &str) {
         self.spec.path = Some(path.to_string());
     }
 
+    /// `:authority` (default: the service's name, as a mesh client would send it).
     pub fn host(&mut self, host: &str) {
         self.spec.host = Some(host.to_string());
     }
 
+    /// A header; repeated names are kept, as on the wire.
     pub fn header(&mut self, name: &str, value: &str) {
         self.spec.headers.push((name.to_string(), value.to_string()));
     }
 
+    /// A cookie, added to the `cookie` header the evaluator parses (RFC 6265).
     pub fn cookie(&mut self, name: &str, value: &str) {
         self.spec.cookies.push((name.to_string(), value.to_string()));
     }
 
+    /// A query parameter, appended to the path.
     pub fn query(&mut self, name: &str, value: &str) {
         self.spec.queries.push((name.to_string(), value.to_string()));
     }
@@ -192,7 +199,7 @@ pub fn simulate(source: &str, request: &Request, n: u32, seed: u32) -> String {
     match prepare(source, request) {
         Ok((config, policy, service, req)) => {
             let mut rng = SmallRng::seed_from_u64(seed.into());
-            let counts = pending::simulate(&policy, &config, service, &req, n.into(), &mut rng);
+            let counts = canary_compiler::request::simulate(&policy, &config, service, &req, n.into(), &mut rng);
             to_json(&Simulated { error: None, counts })
         }
         Err(error) => to_json(&Simulated { error: Some(error), ..Simulated::default() }),
@@ -212,97 +219,6 @@ fn prepare(source: &str, request: &Request) -> Result<(Config, Policy, ServiceId
 /// Serializing these plain structs cannot fail; an empty object keeps the page's `JSON.parse` working.
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
-}
-
-/// Copies of `canaryc`'s request defaults and simulation loop (`compiler/src/cli/request.rs`), which are
-/// private to its CLI module today. TODO(lead): expose them from `canary_compiler` (outside the `cli`
-/// feature) and delete this module, so the page and `canaryc simulate` share one implementation.
-mod pending {
-    use std::collections::BTreeMap;
-
-    use canary_eval::config::{Action, Config, StickyKey};
-    use canary_eval::{Policy, ServiceId, SimpleRequest};
-    use rand::rngs::SmallRng;
-
-    /// A request as `canaryc eval`'s flags describe it.
-    #[derive(Default)]
-    pub struct RequestSpec {
-        pub method: Option<String>,
-        pub path: Option<String>,
-        pub host: Option<String>,
-        pub headers: Vec<(String, String)>,
-        pub cookies: Vec<(String, String)>,
-        pub queries: Vec<(String, String)>,
-        pub sources: Vec<(String, String)>,
-    }
-
-    impl RequestSpec {
-        /// The request, with `canaryc eval`'s defaults: `GET /`, `:authority` = the service's name.
-        pub fn build(&self, service: &str) -> SimpleRequest {
-            let host =
-                self.host.clone().unwrap_or_else(|| if service == "*" { "localhost".into() } else { service.into() });
-            let mut req = SimpleRequest::new()
-                .method(self.method.as_deref().unwrap_or("GET"))
-                .path(self.path.as_deref().unwrap_or("/"))
-                .host(&host);
-            for (k, v) in &self.headers {
-                req = req.header(k, v);
-            }
-            for (k, v) in &self.cookies {
-                req = req.cookie(k, v);
-            }
-            for (k, v) in &self.queries {
-                req = req.query(k, v);
-            }
-            for (k, v) in &self.sources {
-                req = req.source(k, v);
-            }
-            req
-        }
-    }
-
-    /// `canaryc simulate`: decides `n` copies of `base`, each sticky key the policy splits by getting a
-    /// distinct generated value per request (unless the request fixes it).
-    pub fn simulate(
-        policy: &Policy,
-        config: &Config,
-        service: ServiceId,
-        base: &SimpleRequest,
-        n: u64,
-        rng: &mut SmallRng,
-    ) -> BTreeMap<String, u64> {
-        let keys: Vec<&StickyKey> = std::iter::once(&config.global)
-            .chain(config.services.iter().map(|s| &s.rules))
-            .flat_map(|set| &set.rules)
-            .filter_map(|r| match &r.then {
-                Action::Split(s) => s.by.as_ref(),
-                Action::Route(_) => None,
-            })
-            .filter(|key| !fixed(base, key))
-            .collect();
-        let mut counts = BTreeMap::new();
-        for i in 0..n {
-            let mut req = base.clone();
-            for key in &keys {
-                let value = format!("sim-{i}");
-                req = match key {
-                    StickyKey::Cookie(c) => req.cookie(c, &value),
-                    StickyKey::Header(h) => req.header(h, &value),
-                };
-            }
-            let subset = policy.decide(service, &req, rng).subset.map_or("none", |s| policy.subset_name(s));
-            *counts.entry(subset.to_string()).or_insert(0) += 1;
-        }
-        counts
-    }
-
-    fn fixed(req: &SimpleRequest, key: &StickyKey) -> bool {
-        let header = |name: &str| req.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
-        match key {
-            StickyKey::Header(h) => header(h).is_some(),
-            StickyKey::Cookie(c) => header("cookie").and_then(|v| canary_eval::cookie_value(v, c.as_bytes())).is_some(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,8 @@ function startServer() {
 
 function stopServer() {
   if (server && server.exitCode == null) server.kill("SIGTERM");
+  // Stopped: the pid file (the test script's backstop) must not name a pid that could be reused.
+  if (process.env.SERVER_PIDFILE) rmSync(process.env.SERVER_PIDFILE, { force: true });
 }
 process.on("exit", stopServer);
 

@@ -450,15 +450,21 @@ function simulateNow() {
     .join("");
   el.chart.dataset.total = n;
   el.chart.dataset.run = Number(el.chart.dataset.run ?? 0) + 1; // tells a watcher (or a test) a new run is drawn
-  el.simNote.textContent =
-    `${n.toLocaleString("en-US")} copies of the request above, each decided independently ` +
-    `(a sticky key gets a different value per request, as ${n.toLocaleString("en-US")} users would) · ${ms < 1 ? "<1" : ms.toFixed(0)} ms in the browser`;
+  const count = n.toLocaleString("en-US");
+  const took = `${ms < 1 ? "<1" : ms.toFixed(0)} ms in the browser`;
+  el.simNote.textContent = el.request.classList.contains("tcp")
+    ? `${count} connections from the source above, each decided independently · ${took}`
+    : `${count} copies of the request above, each decided independently ` +
+      `(a sticky key gets a different value per request, as ${count} users would) · ${took}`;
 }
+
+/** Past this many requests a simulation waits for the Simulate button instead of following every keystroke. */
+const AUTO_SIMULATE_MAX = 100_000;
 
 const requestChanged = debounce(() => {
   writeHash();
   evaluateNow();
-  simulateNow();
+  if (Number(el.simN.value) <= AUTO_SIMULATE_MAX || !el.chart.dataset.run) simulateNow();
 }, 120);
 
 // ---------------------------------------------------------------------------------------------------------

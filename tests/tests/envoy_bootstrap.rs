@@ -52,7 +52,11 @@ fn every_example_policy_validates_in_envoy() {
             std::fs::write(&file, &yaml).expect("write bootstrap");
             let out = ok(validate(&envoy, &file));
             let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{}: {service}: envoy --mode validate failed:\n{log}\n{yaml}", path.display());
+            assert!(
+                out.status.success(),
+                "{}: {service}: envoy --mode validate failed:\n{log}\n{yaml}",
+                path.display()
+            );
             checked += 1;
         }
     }

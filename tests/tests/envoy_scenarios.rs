@@ -73,14 +73,22 @@ fn forged_subset_header_never_reaches_v2() {
     // A workload forging the header towards its own sidecar gets the policy's answer too.
     let sidecar = mesh.sidecar("frontend", "v2").expect("frontend v2 calls forecast through a sidecar");
     let direct = chains_via(sidecar, &forged.clone().header("host", "forecast"), EXACT_N);
-    assert!(direct.iter().all(|c| c.forecast.as_deref() == Some("v1")), "{:?}", tally(direct.iter().map(|c| c.to_string())));
+    assert!(
+        direct.iter().all(|c| c.forecast.as_deref() == Some("v1")),
+        "{:?}",
+        tally(direct.iter().map(|c| c.to_string()))
+    );
 }
 
 #[test]
 fn s2_forecast_half_then_all_to_v2() {
     let mut mesh = mesh("s2-forecast-50");
     let half = chains(&mesh, &HttpRequest::get("/"), SPLIT_N);
-    assert!(half.iter().all(|c| c.frontend.as_deref() == Some("v1")), "{:?}", tally(half.iter().map(|c| c.to_string())));
+    assert!(
+        half.iter().all(|c| c.frontend.as_deref() == Some("v1")),
+        "{:?}",
+        tally(half.iter().map(|c| c.to_string()))
+    );
     assert!(half.iter().all(|c| c.has_recommendations() == (c.forecast.as_deref() == Some("v2"))));
     assert_binomial(half.iter().filter(|c| c.has_recommendations()).count(), SPLIT_N, 0.5, "recommendations at 50%");
 

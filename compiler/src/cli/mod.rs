@@ -1,6 +1,8 @@
 //! The `canaryc` commands (SCENARIOS.md §3). Output forms and exit codes are a contract that scripts rely
 //! on: results on stdout, diagnostics on stderr, exit 1 on any error in the policy.
 
+mod manifest;
+mod playground;
 mod request;
 
 use std::io::{IsTerminal, Write};
@@ -60,6 +62,13 @@ enum Command {
     },
     /// Print the JSON Schema of the compiled config.
     Schema,
+    /// Serve the browser playground (the same compiler and evaluator, compiled to wasm).
+    Playground {
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+    },
+    /// Deployment YAML: Istio WasmPlugin/EnvoyFilter/routes, or a plain Envoy bootstrap.
+    Manifest(Box<manifest::ManifestArgs>),
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -90,7 +99,7 @@ impl From<String> for Failure {
 fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Compile { file, output } => {
-            let (config, _) = load(&file)?;
+            let config = load(&file)?.0.config;
             let json = crate::config_json(&config);
             match output {
                 Some(out) => std::fs::write(&out, json).map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
@@ -98,19 +107,20 @@ fn run(command: Command) -> Result<(), Failure> {
             }
         }
         Command::Check { file, subsets } => {
-            let (config, source) = load(&file)?;
-            let findings = analysis::analyse(&config, subsets.as_deref());
-            let warnings = crate::findings_to_diagnostics(&findings, &source);
+            let (compiled, source) = load(&file)?;
+            let findings = analysis::analyse(&compiled.config, subsets.as_deref());
+            let mut warnings = compiled.warnings;
+            warnings.extend(crate::findings_to_diagnostics(&findings, &source));
             if !warnings.is_empty() {
                 eprint!("{}", crate::render(&warnings, &source, &file.display().to_string(), color()));
             }
             eprintln!("{}: {} warning(s)", file.display(), warnings.len());
         }
         Command::Eval { file, request, json, seed } => {
-            let (config, _) = load(&file)?;
+            let config = load(&file)?.0.config;
             let policy = policy(&config)?;
             let service = pick_service(&policy, request.service.as_deref())?;
-            let req = request.build(policy.service_name(service))?;
+            let req = request.spec()?.build(policy.service_name(service));
             let d = policy.decide(service, &req, &mut rng(seed));
             let subset = d.subset.map(|s| policy.subset_name(s));
             if json {
@@ -127,24 +137,26 @@ fn run(command: Command) -> Result<(), Failure> {
             }
         }
         Command::Simulate { file, n, request, seed } => {
-            let (config, _) = load(&file)?;
+            let config = load(&file)?.0.config;
             let policy = policy(&config)?;
             let service = pick_service(&policy, request.service.as_deref())?;
-            let base = request.build(policy.service_name(service))?;
-            let counts = request::simulate(&policy, &config, service, &base, n, &mut rng(seed));
+            let base = request.spec()?.build(policy.service_name(service));
+            let counts = crate::request::simulate(&policy, &config, service, &base, n, &mut rng(seed));
             print(&format!("{}\n", serde_json::to_string(&counts).unwrap_or_default()));
         }
         Command::Schema => print(&crate::schema_json()),
+        Command::Playground { listen } => playground::serve(listen)?,
+        Command::Manifest(args) => manifest::run(*args)?,
     }
     Ok(())
 }
 
 /// Reads and compiles a policy; diagnostics go to stderr (nothing to stdout) on failure.
-fn load(file: &Path) -> Result<(Config, String), Failure> {
+fn load(file: &Path) -> Result<(crate::Compiled, String), Failure> {
     let name = file.display().to_string();
     let source = std::fs::read_to_string(file).map_err(|e| format!("{name}: cannot read: {e}"))?;
     match crate::compile(&source, &name) {
-        Ok(compiled) => Ok((compiled.config, source)),
+        Ok(compiled) => Ok((compiled, source)),
         Err(diags) => {
             eprint!("{}", crate::render(&diags, &source, &name, color()));
             Err(Failure::Reported)
@@ -169,7 +181,9 @@ fn pick_service(policy: &Policy, name: Option<&str>) -> Result<ServiceId, Failur
         None => match declared.as_slice() {
             [] => Ok(policy.fallback()),
             [one] => Ok(policy.service(one).unwrap_or(policy.fallback())),
-            many => Err(Failure::Message(format!("the policy has several services ({}); pass --service", many.join(", ")))),
+            many => {
+                Err(Failure::Message(format!("the policy has several services ({}); pass --service", many.join(", "))))
+            }
         },
     }
 }

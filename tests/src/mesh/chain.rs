@@ -39,7 +39,8 @@ impl Chain {
 
 impl fmt::Display for Chain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hops = [("frontend", &self.frontend), ("forecast", &self.forecast), ("recommendation", &self.recommendation)];
+        let hops =
+            [("frontend", &self.frontend), ("forecast", &self.forecast), ("recommendation", &self.recommendation)];
         let parts: Vec<String> = hops.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
         f.write_str(&parts.join(" → "))
     }

@@ -76,9 +76,21 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// Starts the eight service instances and the five Envoys, and waits until all are ready.
+    /// Starts the eight service instances and the five Envoys, and waits until all are ready. A failure
+    /// stops everything and carries the tails of all logs.
     pub fn start(config: &Config, opts: MeshOptions) -> Result<Mesh> {
-        let mut procs = Procs::new("mesh")?;
+        let mut mesh = Mesh { opts, proxies: Vec::new(), procs: Procs::new("mesh")? };
+        let booted = mesh.start_services().and_then(|()| mesh.start_envoys(config));
+        booted.map_err(|err| mesh.with_logs(err))?;
+        Ok(mesh)
+    }
+
+    fn with_logs(&self, err: anyhow::Error) -> anyhow::Error {
+        anyhow::anyhow!("{err:#}\n--- mesh logs ({}) ---\n{}", self.procs.dir().display(), self.logs())
+    }
+
+    /// Allocates every port, defines the Envoys, and starts the services (each knows its sidecar's port).
+    fn start_services(&mut self) -> Result<()> {
         let mut services = Vec::new();
         for role in ROLES {
             for version in VERSIONS {
@@ -89,9 +101,9 @@ impl Mesh {
             services.iter().find(|(r, v, _)| *r == role && *v == version).map(|s| s.2).expect("all instances exist")
         };
         let clusters = |role: Role| VERSIONS.iter().map(|v| (v.to_string(), addr_of(role, v))).collect::<Vec<_>>();
-        let mut proxies = Vec::new();
+        let (wasm, proxies) = (&self.opts.wasm, &mut self.proxies);
         let mut proxy = |name: String, serves: Role, labels: &[(&str, &str)]| -> Result<SocketAddr> {
-            let mut o = EnvoyOptions::new(serves.name(), envoy::free_port()?, envoy::free_port()?, &opts.wasm);
+            let mut o = EnvoyOptions::new(serves.name(), envoy::free_port()?, envoy::free_port()?, wasm);
             o.clusters = clusters(serves);
             o.default_subset = Some("v1".into());
             o.node_labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -112,27 +124,23 @@ impl Mesh {
                 )?),
                 None => None,
             };
-            let mut cmd = Command::new(&opts.services.program);
-            cmd.args(&opts.services.args).args(["--role", role.name(), "--version", version]);
+            let launcher = &self.opts.services;
+            let mut cmd = Command::new(&launcher.program);
+            cmd.args(&launcher.args).args(["--role", role.name(), "--version", version]);
             cmd.arg("--listen").arg(listen.to_string());
             if let Some(up) = upstream {
                 cmd.arg("--upstream").arg(up.to_string());
             }
-            procs.spawn(&format!("{}-{version}", role.name()), cmd)?;
+            self.procs.spawn(&format!("{}-{version}", role.name()), cmd)?;
         }
-        for &(_, _, listen) in &services {
-            envoy::wait_listening(listen)?;
-        }
-        let mut mesh = Mesh { opts, proxies, procs };
-        mesh.start_envoys(config)?;
-        Ok(mesh)
+        services.iter().try_for_each(|&(_, _, listen)| envoy::wait_listening(listen))
     }
 
     /// Applies another policy: every Envoy is restarted with it (same ports), and this returns once all serve.
     pub fn apply(&mut self, config: &Config) -> Result<()> {
         let names: Vec<String> = self.proxies.iter().map(|p| p.name.clone()).collect();
         self.procs.stop(|name| names.iter().any(|n| n == name));
-        self.start_envoys(config)
+        self.start_envoys(config).map_err(|err| self.with_logs(err))
     }
 
     fn start_envoys(&mut self, config: &Config) -> Result<()> {

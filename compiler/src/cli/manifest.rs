@@ -1,0 +1,223 @@
+//! `canaryc manifest FILE [--kind wasmplugin|envoyfilter|istio-routes|envoy] …`: deployment YAML on stdout.
+//!
+//! The Istio kinds share one set of flags, so one command line per kind differs only in `--kind` (a script can
+//! generate all three). The module comes from `--wasm-url`, which the proxies fetch; `--kind envoy` instead
+//! needs a file Envoy reads itself (`--wasm PATH`, or a `file://` `--wasm-url`). Flags that only one side uses
+//! are refused on the other, so a mistyped command does not silently produce something else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use canary_eval::config::Protocol;
+use canary_eval::Config;
+use clap::{Args, ValueEnum};
+
+use super::{load, print, Failure};
+use crate::manifest::envoy::{envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, EnvoyOptions};
+use crate::manifest::istio::{istio_manifest, local_module_path, Edge, IstioKind, IstioOptions, WasmModule};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// Istio WasmPlugins (Istio ≥ 1.12): the filter in the callers' sidecars and the ingress gateway.
+    Wasmplugin,
+    /// The same as EnvoyFilters, for meshes without WasmPlugin.
+    Envoyfilter,
+    /// DestinationRules and VirtualServices that route on the filter's subset header.
+    IstioRoutes,
+    /// A static bootstrap for one plain Envoy.
+    Envoy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The policy (`.canary`).
+    file: PathBuf,
+    #[arg(long, value_enum, default_value_t = Kind::Wasmplugin)]
+    kind: Kind,
+    /// Where proxies fetch the filter module: https://…, oci://…, file:///path-in-the-proxy, or a local file
+    /// (written as file://ABSOLUTE and hashed). Required for wasmplugin and envoyfilter.
+    #[arg(long, value_name = "URL")]
+    wasm_url: Option<String>,
+    /// Module checksum: 64 hex digits, or a local copy of the module to hash (computed automatically for a
+    /// file:// URL that exists here). For oci:// it is the image digest.
+    #[arg(long, value_name = "HEX|PATH")]
+    sha256: Option<String>,
+    /// Application namespace.
+    #[arg(long, default_value = "default", value_name = "NS", help_heading = "Istio")]
+    namespace: String,
+    /// A mesh service to generate for besides those the policy declares (top-level rules apply to it);
+    /// repeatable. With --kind envoy: the service the proxy serves.
+    #[arg(long = "service", value_name = "NAME")]
+    services: Vec<String>,
+    /// Service port, repeatable: required for TCP services (Istio's subset clusters are
+    /// outbound|PORT|SUBSET|HOST); for HTTP services it narrows the plugin to those ports.
+    #[arg(long = "port", value_name = "SERVICE=PORT", value_parser = parse_port, help_heading = "Istio")]
+    ports: Vec<(String, u16)>,
+    /// Subsets deployed for every service (the first is where undecided requests go when the policy has no
+    /// default), merged with those the policy names.
+    #[arg(long, value_delimiter = ',', value_name = "V1,V2", help_heading = "Istio")]
+    subsets: Vec<String>,
+    /// The service the ingress gateway calls: also run the filter in the gateway (deciding for this service) and
+    /// route the gateway's traffic on its decision.
+    #[arg(long, value_name = "SERVICE", help_heading = "Istio")]
+    edge: Option<String>,
+    /// The Gateway resource the edge service's public VirtualService binds to (istio-routes).
+    #[arg(long, value_name = "[NS/]NAME", help_heading = "Istio")]
+    gateway: Option<String>,
+    /// Public host of the edge service, repeatable [default: *].
+    #[arg(long = "edge-host", value_name = "HOST", help_heading = "Istio")]
+    edge_hosts: Vec<String>,
+    /// Namespace of the ingress gateway workload.
+    #[arg(long, default_value = "istio-system", value_name = "NS", help_heading = "Istio")]
+    gateway_namespace: String,
+    /// Label of the ingress gateway workload, repeatable [default: istio=ingressgateway].
+    #[arg(long = "gateway-label", value_name = "K=V", value_parser = parse_label_flag, help_heading = "Istio")]
+    gateway_labels: Vec<(String, String)>,
+    /// Kubernetes cluster DNS domain.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN", help_heading = "Istio")]
+    cluster_domain: String,
+    /// Local filter module Envoy loads.
+    #[arg(long, value_name = "PATH", help_heading = "Envoy")]
+    wasm: Option<PathBuf>,
+    /// Where the proxy listens.
+    #[arg(long, value_name = "IP:PORT", value_parser = |v: &str| parse_addr(v, "--listen"), help_heading = "Envoy")]
+    listen: Option<SocketAddr>,
+    /// Envoy's admin interface.
+    #[arg(long, default_value = "127.0.0.1:9901", value_name = "IP:PORT",
+          value_parser = |v: &str| parse_addr(v, "--admin"), help_heading = "Envoy")]
+    admin: SocketAddr,
+    /// A subset's upstream, repeatable.
+    #[arg(long = "cluster", value_name = "SUBSET=IP:PORT", value_parser = parse_cluster_flag, help_heading = "Envoy")]
+    clusters: Vec<(String, SocketAddr)>,
+    /// A label of the workload this proxy fronts (read by `source` conditions), repeatable.
+    #[arg(long = "node-label", value_name = "K=V", value_parser = parse_label_flag, help_heading = "Envoy")]
+    node_labels: Vec<(String, String)>,
+    /// Serve the service as HTTP or TCP [default: as the policy declares it].
+    #[arg(long, value_enum, help_heading = "Envoy")]
+    protocol: Option<ProtocolArg>,
+}
+
+fn parse_port(value: &str) -> Result<(String, u16), String> {
+    match value.split_once('=') {
+        Some((service, port)) if !service.trim().is_empty() => match port.trim().parse::<u16>() {
+            Ok(port) if port > 0 => Ok((service.trim().to_string(), port)),
+            _ => Err(format!("--port: `{port}` is not a port number (1-65535)")),
+        },
+        _ => Err(format!("--port: expected SERVICE=PORT, got `{value}`")),
+    }
+}
+
+/// Runs `canaryc manifest`: YAML on stdout, notes as warnings on stderr.
+pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
+    misplaced_flags(&args)?;
+    let config = load(&args.file)?.0.config;
+    let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
+    let yaml = match args.kind {
+        Kind::Envoy => envoy_bootstrap(&config, &envoy_options(&args, &config)?)?,
+        Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
+            let kind = match args.kind {
+                Kind::Wasmplugin => IstioKind::WasmPlugin,
+                Kind::Envoyfilter => IstioKind::EnvoyFilter,
+                _ => IstioKind::Routes,
+            };
+            let (module, notes) = match (&args.wasm_url, kind) {
+                (Some(url), IstioKind::WasmPlugin | IstioKind::EnvoyFilter) => {
+                    let (module, notes) = WasmModule::resolve(url, args.sha256.as_deref())?;
+                    (Some(module), notes)
+                }
+                _ => (None, Vec::new()),
+            };
+            let manifest = istio_manifest(&config, kind, &istio_options(&args), module.as_ref(), &source)?;
+            for note in notes.iter().chain(&manifest.notes) {
+                eprintln!("warning: {note}");
+            }
+            manifest.yaml
+        }
+    };
+    print(&yaml);
+    Ok(())
+}
+
+fn istio_options(args: &ManifestArgs) -> IstioOptions {
+    let mut opts = IstioOptions::new(&args.namespace);
+    opts.services = args.services.clone();
+    opts.ports = args.ports.clone();
+    opts.subsets = args.subsets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    opts.cluster_domain = args.cluster_domain.clone();
+    opts.edge = args.edge.as_ref().map(|service| {
+        let mut edge = Edge::new(service);
+        edge.gateway = args.gateway.clone();
+        edge.namespace = args.gateway_namespace.clone();
+        if !args.edge_hosts.is_empty() {
+            edge.hosts = args.edge_hosts.clone();
+        }
+        if !args.gateway_labels.is_empty() {
+            edge.labels = args.gateway_labels.clone();
+        }
+        edge
+    });
+    opts
+}
+
+fn envoy_options(args: &ManifestArgs, config: &Config) -> Result<EnvoyOptions, Failure> {
+    let service = match (args.services.as_slice(), config.services.as_slice()) {
+        ([one], _) => one.clone(),
+        ([], [only]) => only.name.clone(),
+        ([], _) => {
+            return Err("--kind envoy: name the service this proxy serves with --service NAME".to_string().into())
+        }
+        _ => return Err("--kind envoy generates one proxy: give --service once".to_string().into()),
+    };
+    let listen = args.listen.ok_or_else(|| "--kind envoy needs --listen IP:PORT".to_string())?;
+    let wasm = match (&args.wasm, &args.wasm_url) {
+        (Some(path), _) => path.clone(),
+        (None, Some(url)) => local_module_path(url)
+            .ok_or_else(|| format!("--kind envoy loads the module from a file: pass --wasm PATH, not {url}"))?,
+        (None, None) => return Err("--kind envoy needs the filter module: --wasm PATH".to_string().into()),
+    };
+    let mut opts = EnvoyOptions::new(&service, listen, args.admin, wasm);
+    opts.clusters = args.clusters.clone();
+    opts.node_labels = args.node_labels.clone();
+    opts.protocol = args.protocol.map(|p| match p {
+        ProtocolArg::Http => Protocol::Http,
+        ProtocolArg::Tcp => Protocol::Tcp,
+    });
+    // Undecided requests (or a skipped filter) take the policy's default when it has a cluster.
+    let declared = config.services.iter().find(|s| s.name == service);
+    let default = declared.and_then(|s| s.rules.default.clone()).or_else(|| config.global.default.clone());
+    opts.default_subset = default.filter(|d| opts.clusters.iter().any(|(subset, _)| subset == d));
+    Ok(opts)
+}
+
+/// Refuses flags the chosen kind would ignore.
+fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
+    let envoy_only = [
+        ("--wasm", args.wasm.is_some()),
+        ("--listen", args.listen.is_some()),
+        ("--cluster", !args.clusters.is_empty()),
+        ("--node-label", !args.node_labels.is_empty()),
+        ("--protocol", args.protocol.is_some()),
+    ];
+    let istio_only = [
+        ("--port", !args.ports.is_empty()),
+        ("--subsets", !args.subsets.is_empty()),
+        ("--edge", args.edge.is_some()),
+        ("--gateway", args.gateway.is_some()),
+        ("--edge-host", !args.edge_hosts.is_empty()),
+        ("--gateway-label", !args.gateway_labels.is_empty()),
+    ];
+    let (wrong, kind) = match args.kind {
+        Kind::Envoy => (&istio_only[..], "envoy"),
+        _ => (&envoy_only[..], "an Istio kind"),
+    };
+    match wrong.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(format!("{flag} does not apply to {kind} (see canaryc manifest --help)").into()),
+        None => Ok(()),
+    }
+}

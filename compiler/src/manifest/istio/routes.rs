@@ -1,0 +1,185 @@
+//! `--kind istio-routes`: per service a DestinationRule (the subsets) and a VirtualService that only maps the
+//! filter's decision to a subset. The policy decides; these resources just make the decision take effect.
+//!
+//! * HTTP: one route per subset matching `x-canary-subset: exact vN` → subset vN, then a last route without a
+//!   match to the *fallback* subset (the policy's default, else the first `--subsets`, else the first subset):
+//!   what a request gets when the filter makes no decision or is skipped (FAIL_OPEN).
+//! * The edge service also gets `NAME-gateway`, the same routes bound to the ingress `Gateway` resource and the
+//!   public hosts (a VirtualService bound to the `mesh` gateway may not use the `*` host, so it is separate).
+//! * TCP: the network filter names the subset cluster itself (`outbound|PORT|vN|FQDN`, which exists because the
+//!   DestinationRule defines subset vN), so the VirtualService only holds a `tcp` route on the service port to
+//!   the fallback subset, for connections the filter leaves undecided.
+//!
+//! `networking.istio.io/v1beta1` is served by every Istio from 1.5 to today (v1 only from 1.22), so the same
+//! files work on the old meshes the EnvoyFilter kind is for. Resources are named after the service, so they
+//! replace a lab's hand-written `forecast` VirtualService/DestinationRule when applied.
+
+use std::collections::BTreeMap;
+
+use canary_eval::config::Protocol;
+use serde::Serialize;
+
+use super::k8s::{Metadata, Resource};
+use super::mesh::{Mesh, MeshService, SUBSET_LABEL};
+
+pub(crate) const API_VERSION: &str = "networking.istio.io/v1beta1";
+/// The request header the filter writes when the policy's settings name no other.
+pub const DEFAULT_HEADER: &str = "x-canary-subset";
+
+#[derive(Debug, Serialize)]
+struct DestinationRule {
+    host: String,
+    subsets: Vec<Subset>,
+}
+
+#[derive(Debug, Serialize)]
+struct Subset {
+    name: String,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct VirtualService {
+    hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gateways: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    http: Vec<HttpRoute>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tcp: Vec<TcpRoute>,
+}
+
+#[derive(Debug, Serialize)]
+struct HttpRoute {
+    name: String,
+    #[serde(rename = "match", skip_serializing_if = "Vec::is_empty")]
+    matches: Vec<HeaderMatch>,
+    route: Vec<RouteDestination>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeaderMatch {
+    headers: BTreeMap<String, StringMatch>,
+}
+
+#[derive(Debug, Serialize)]
+struct StringMatch {
+    exact: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TcpRoute {
+    #[serde(rename = "match")]
+    matches: Vec<PortMatch>,
+    route: Vec<RouteDestination>,
+}
+
+#[derive(Debug, Serialize)]
+struct PortMatch {
+    port: u16,
+}
+
+#[derive(Debug, Serialize)]
+struct RouteDestination {
+    destination: Destination,
+}
+
+#[derive(Debug, Serialize)]
+struct Destination {
+    host: String,
+    subset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<PortSelector>,
+}
+
+#[derive(Debug, Serialize)]
+struct PortSelector {
+    number: u16,
+}
+
+/// DestinationRule and VirtualService per service, plus the edge service's gateway VirtualService.
+pub(crate) fn documents(mesh: &Mesh) -> Result<Vec<String>, String> {
+    let ns = &mesh.opts.namespace;
+    let edge = mesh.opts.edge.as_ref();
+    if let Some(edge) = edge.filter(|e| e.gateway.is_none()) {
+        return Err(format!(
+            "--edge {}: name the Gateway resource its public VirtualService binds to with --gateway [NAMESPACE/]NAME",
+            edge.service
+        ));
+    }
+    let mut docs = Vec::new();
+    for service in &mesh.services {
+        let host = mesh.fqdn(&service.name);
+        docs.push(resource("DestinationRule", &service.name, ns, destination_rule(service, &host)).to_yaml()?);
+        let vs = match service.protocol {
+            Protocol::Http => http_service(mesh, service, vec![host.clone()], Vec::new()),
+            Protocol::Tcp => tcp_service(service, &host),
+        };
+        docs.push(resource("VirtualService", &service.name, ns, vs).to_yaml()?);
+        if let Some(edge) = edge.filter(|e| e.service == service.name) {
+            let gateways = edge.gateway.iter().cloned().collect();
+            let vs = http_service(mesh, service, edge.hosts.clone(), gateways);
+            docs.push(resource("VirtualService", &format!("{}-gateway", service.name), ns, vs).to_yaml()?);
+        }
+    }
+    Ok(docs)
+}
+
+fn resource<S: Serialize>(kind: &'static str, name: &str, ns: &str, spec: S) -> Resource<S> {
+    Resource { api_version: API_VERSION, kind, metadata: Metadata::new(name, ns), spec }
+}
+
+fn destination_rule(service: &MeshService, host: &str) -> DestinationRule {
+    let subsets = service
+        .subsets
+        .iter()
+        .map(|name| Subset { name: name.clone(), labels: BTreeMap::from([(SUBSET_LABEL.to_string(), name.clone())]) })
+        .collect();
+    DestinationRule { host: host.to_string(), subsets }
+}
+
+fn http_service(mesh: &Mesh, service: &MeshService, hosts: Vec<String>, gateways: Vec<String>) -> VirtualService {
+    let header = mesh.config.settings.header.as_deref().unwrap_or(DEFAULT_HEADER).to_ascii_lowercase();
+    let destination = |subset: &str| RouteDestination {
+        destination: Destination {
+            host: mesh.fqdn(&service.name),
+            subset: subset.to_string(),
+            port: service.port.map(|number| PortSelector { number }),
+        },
+    };
+    let mut http: Vec<HttpRoute> = service
+        .subsets
+        .iter()
+        .map(|subset| HttpRoute {
+            name: format!("canary-{subset}"),
+            matches: vec![HeaderMatch {
+                headers: BTreeMap::from([(header.clone(), StringMatch { exact: subset.clone() })]),
+            }],
+            route: vec![destination(subset)],
+        })
+        .collect();
+    http.push(HttpRoute {
+        name: "no-decision".to_string(),
+        matches: Vec::new(),
+        route: vec![destination(&service.fallback)],
+    });
+    VirtualService { hosts, gateways, http, tcp: Vec::new() }
+}
+
+fn tcp_service(service: &MeshService, host: &str) -> VirtualService {
+    // Mesh::new refuses a TCP service without a port.
+    let port = service.port.unwrap_or_default();
+    let route = vec![RouteDestination {
+        destination: Destination {
+            host: host.to_string(),
+            subset: service.fallback.clone(),
+            port: Some(PortSelector { number: port }),
+        },
+    }];
+    VirtualService {
+        hosts: vec![host.to_string()],
+        gateways: Vec::new(),
+        http: Vec::new(),
+        tcp: vec![TcpRoute { matches: vec![PortMatch { port }], route }],
+    }
+}

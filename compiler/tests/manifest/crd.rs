@@ -1,0 +1,193 @@
+//! Validating manifests the way the Kubernetes API server does, from the Istio CRDs in `../shared/istio-crds/`.
+//!
+//! A CRD's `openAPIV3Schema` is an OpenAPI v3 *structural* schema; it becomes a JSON Schema (draft 4, the
+//! closest dialect) as follows:
+//! * `x-kubernetes-*` keys are annotations and are dropped — except what they mean for validation:
+//!   `x-kubernetes-preserve-unknown-fields: true` allows unknown fields (e.g. `pluginConfig`, EnvoyFilter patch
+//!   values), and the CEL rules of `x-kubernetes-validations` that can apply to generated fields are checked
+//!   by hand in [`cel_rules`].
+//! * Unknown fields are errors elsewhere (`additionalProperties: false` on every object with `properties`):
+//!   the API server prunes them and `kubectl apply` (strict field validation) refuses them, and a misspelt
+//!   field is exactly the mistake a generator makes.
+//! * `nullable: true` adds `"null"` to the type; `format: int32`/`int64` become the integer range;
+//!   other formats (`double`, `byte`, `date-time`) are annotations.
+//! * The root gets what the API server checks besides the schema: `apiVersion` and `kind` of this CRD and an
+//!   ObjectMeta with a DNS-1123 name and namespace.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{json, Map, Value};
+
+fn crd_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/istio-crds")
+}
+
+/// The CRD file for a kind.
+fn crd_file(kind: &str) -> Option<&'static str> {
+    match kind {
+        "WasmPlugin" => Some("wasmplugins.yaml"),
+        "EnvoyFilter" => Some("envoyfilters.yaml"),
+        "VirtualService" => Some("virtualservices.yaml"),
+        "DestinationRule" => Some("destinationrules.yaml"),
+        _ => None,
+    }
+}
+
+/// Validators for whole objects, one per (kind, apiVersion), built on first use.
+#[derive(Default)]
+pub struct Crds {
+    validators: BTreeMap<(String, String), jsonschema::Validator>,
+}
+
+impl Crds {
+    /// Every schema violation of `object` (empty when the API server would accept it), CEL rules included.
+    pub fn errors(&mut self, object: &Value) -> Vec<String> {
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+        let key = (kind.clone(), api_version.clone());
+        if !self.validators.contains_key(&key) {
+            let schema = match object_schema(&kind, &api_version) {
+                Ok(schema) => schema,
+                Err(e) => return vec![e],
+            };
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft4)
+                .build(&schema)
+                .unwrap_or_else(|e| panic!("{kind} {api_version}: schema does not compile: {e}"));
+            self.validators.insert(key.clone(), validator);
+        }
+        let mut errors: Vec<String> =
+            self.validators[&key].iter_errors(object).map(|e| format!("{}: {e}", e.instance_path())).collect();
+        errors.extend(cel_rules(object));
+        errors
+    }
+}
+
+/// The JSON Schema of a whole `kind` object at `api_version` (`group/version`); an error when the API server
+/// would not know that kind at that version.
+pub fn object_schema(kind: &str, api_version: &str) -> Result<Value, String> {
+    let path = crd_dir().join(crd_file(kind).ok_or_else(|| format!("no CRD for kind {kind:?}"))?);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let crd: Value = serde_yaml::from_str(&text).expect("CRD is YAML");
+    assert_eq!(crd["spec"]["names"]["kind"], kind, "{}", path.display());
+    let (group, version) = api_version.split_once('/').ok_or_else(|| format!("apiVersion {api_version:?}"))?;
+    if crd["spec"]["group"] != group {
+        return Err(format!("{kind} is in API group {}, not {group}", crd["spec"]["group"]));
+    }
+    let versions = crd["spec"]["versions"].as_array().expect("versions");
+    let served = versions
+        .iter()
+        .find(|v| v["name"] == version && v["served"] == true)
+        .ok_or_else(|| format!("the {kind} CRD does not serve version {version}"))?;
+    let mut schema = convert(&served["schema"]["openAPIV3Schema"]);
+    let root = schema.as_object_mut().expect("object schema");
+    let properties = root.entry("properties").or_insert_with(|| json!({}));
+    properties["apiVersion"] = json!({ "type": "string", "enum": [api_version] });
+    properties["kind"] = json!({ "type": "string", "enum": [kind] });
+    properties["metadata"] = metadata_schema();
+    root.insert("required".into(), json!(["apiVersion", "kind", "metadata", "spec"]));
+    Ok(schema)
+}
+
+fn metadata_schema() -> Value {
+    let subdomain = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    let label = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+    let label_value = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+    json!({
+        "type": "object",
+        "required": ["name", "namespace"],
+        "additionalProperties": false,
+        "properties": {
+            "name": { "type": "string", "maxLength": 253, "pattern": subdomain },
+            "namespace": { "type": "string", "maxLength": 63, "pattern": label },
+            "labels": { "type": "object", "additionalProperties": { "type": "string", "maxLength": 63, "pattern": label_value } },
+            "annotations": { "type": "object", "additionalProperties": { "type": "string" } },
+        },
+    })
+}
+
+/// One OpenAPI v3 structural schema node as JSON Schema draft 4 (see the module docs).
+pub fn convert(node: &Value) -> Value {
+    let Value::Object(map) = node else { return node.clone() };
+    let preserve_unknown = map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    let mut out = Map::new();
+    for (key, value) in map {
+        let converted = match key.as_str() {
+            k if k.starts_with("x-kubernetes-") => continue,
+            "nullable" | "format" | "description" => continue,
+            "properties" => Value::Object(
+                value.as_object().expect("properties").iter().map(|(k, v)| (k.clone(), convert(v))).collect(),
+            ),
+            "items" | "additionalProperties" | "not" => convert(value),
+            "anyOf" | "oneOf" | "allOf" => Value::Array(value.as_array().expect("list").iter().map(convert).collect()),
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), converted);
+    }
+    if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) && !map.contains_key("anyOf") {
+        out.insert("anyOf".into(), json!([{ "type": "integer" }, { "type": "string" }]));
+    }
+    if map.get("nullable") == Some(&Value::Bool(true)) {
+        if let Some(Value::String(t)) = map.get("type") {
+            out.insert("type".into(), json!([t, "null"]));
+        }
+    }
+    let range = match map.get("format").and_then(Value::as_str) {
+        Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+        Some("int64") => Some((i64::MIN, i64::MAX)),
+        _ => None,
+    };
+    if let Some((lo, hi)) = range {
+        let min = map.get("minimum").and_then(Value::as_i64).map_or(lo, |m| m.max(lo));
+        let max = map.get("maximum").and_then(Value::as_i64).map_or(hi, |m| m.min(hi));
+        out.insert("minimum".into(), json!(min));
+        out.insert("maximum".into(), json!(max));
+    }
+    if map.contains_key("properties") && !map.contains_key("additionalProperties") && !preserve_unknown {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
+/// The CEL rules (`x-kubernetes-validations`) of these CRDs that can apply to generated fields, by hand.
+pub fn cel_rules(object: &Value) -> Vec<String> {
+    let spec = &object["spec"];
+    let has = |field: &str| spec.get(field).is_some();
+    let mut errors = Vec::new();
+    let no_wildcards = |labels: &Value, errors: &mut Vec<String>| {
+        for (key, value) in labels.as_object().into_iter().flatten() {
+            if key.is_empty() || key.contains('*') || value.as_str().is_some_and(|v| v.contains('*')) {
+                errors.push(format!("selector label {key}={value}: empty key or wildcard"));
+            }
+        }
+    };
+    match object["kind"].as_str() {
+        Some("WasmPlugin") => {
+            if [has("selector"), has("targetRef"), has("targetRefs")].iter().filter(|&&b| b).count() > 1 {
+                errors.push("spec: only one of targetRefs or selector can be set".into());
+            }
+            no_wildcards(&spec["selector"]["matchLabels"], &mut errors);
+            let url = spec["url"].as_str().unwrap_or_default();
+            let scheme = url.split_once("://").map_or("", |(s, _)| s);
+            if !["", "http", "https", "oci", "file"].contains(&scheme) {
+                errors.push(format!("spec.url: url must have schema one of [http, https, file, oci]: {url}"));
+            }
+        }
+        Some("EnvoyFilter") => {
+            if has("workloadSelector") && has("targetRefs") {
+                errors.push("spec: only one of targetRefs or workloadSelector can be set".into());
+            }
+            no_wildcards(&spec["workloadSelector"]["labels"], &mut errors);
+            for patch in spec["configPatches"].as_array().into_iter().flatten() {
+                // `has(context) ? (context == WAYPOINT ? has(waypoint) : !has(waypoint)) : !has(waypoint)`
+                let waypoint_context = patch["match"]["context"] == "WAYPOINT";
+                if patch["match"].get("waypoint").is_some() != waypoint_context {
+                    errors.push("configPatches[].match: only support waypointMatch when context is WAYPOINT".into());
+                }
+            }
+        }
+        _ => {}
+    }
+    errors
+}

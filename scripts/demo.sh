@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make demo`: show the compiler on the weather policy, then run every scenario in real Envoys.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CANARYC=target/release/canaryc
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+echo "== canaryc: the policy language, compiled and evaluated =="
+step cat examples/s5-tester-chain.canary
+step "$CANARYC" check examples/s5-tester-chain.canary
+step "$CANARYC" eval examples/s5-tester-chain.canary --service frontend --cookie user=tester --json
+step "$CANARYC" eval examples/s5-tester-chain.canary --service forecast --source version=v2
+step "$CANARYC" simulate examples/s4-android-split.canary -n 100000 \
+  --header 'user-agent: Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36'
+step "$CANARYC" compile examples/s6-tcp-split.canary
+
+echo
+echo "== the weather mesh in real Envoys (scenarios S1-S6) =="
+cargo build --release -q -p canary-tests --bin demo
+exec target/release/demo
