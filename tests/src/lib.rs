@@ -3,3 +3,4 @@
 
 pub mod host;
 pub mod mesh;
+pub mod reload;

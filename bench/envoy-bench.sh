@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Envoy benchmark: native header routing vs the canary filter (S3, S4, S5, a 100-rule policy, a default-only
+# policy) vs a hand-written Lua filter (S3, S4) vs a no-op wasm module, measured in alternation in one run.
+# Builds what it needs (idempotent), then runs bench/envoy_bench.py; extra arguments go to it, e.g.
+#   bench/envoy-bench.sh --rounds 3 --duration 5 --configs native,canary-s3,lua-s3
+# Results: a markdown table on stdout, raw numbers in bench/results/envoy-<date>.json. See BENCHMARKS.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if ! command -v wrk >/dev/null; then
+  apt-get update && apt-get install -y wrk
+fi
+envoy="$(scripts/setup-envoy.sh 2>/dev/null | tail -n 1)"
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  scripts/build-filter.sh
+  cargo build --release -p canary-compiler --bin canaryc
+fi
+mkdir -p bench/results
+exec python3 bench/envoy_bench.py --envoy "$envoy" --json "bench/results/envoy-$(date +%Y%m%d-%H%M%S).json" "$@"

@@ -1,0 +1,355 @@
+//! One plain Envoy whose canary filter configuration is pushed the way an operator without a control plane
+//! pushes it: Extension Config Discovery (ECDS) from a watched file.
+//!
+//! The HTTP filter chain names the canary filter by `config_discovery` with a filesystem `path_config_source`;
+//! Envoy watches the directory and reloads the filter's `TypedExtensionConfig` when a new file is moved into it
+//! (write elsewhere, then `rename` — an atomic replace). The listener is never drained: new streams get the new
+//! filter, streams in flight finish with the old one. A configuration the filter refuses is an ECDS rejection
+//! (`update_rejected`), and the last good configuration keeps serving.
+//!
+//! The routes answer directly (`direct_response`) with the subset the filter chose (`subset=v2`, or
+//! `subset=none` on the default route), so a test needs no upstream services and every answer shows the
+//! decision.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::mesh::envoy::{find_envoy, find_wasm, free_port, wait_ready};
+use crate::mesh::procs::Procs;
+
+/// Name of the discovered filter config (the ECDS resource name).
+pub const FILTER_NAME: &str = "canary";
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// What the proxy looks like; the policy comes separately (it is what gets pushed).
+#[derive(Debug, Clone)]
+pub struct ReloadOptions {
+    /// Subsets with a route each (`x-canary-subset: vN` → direct response `subset=vN`).
+    pub subsets: Vec<String>,
+    /// Envoy's `max_request_headers_kb` (default 60; at most 8192).
+    pub max_request_headers_kb: Option<u32>,
+    /// Envoy's `max_headers_count` (default 100).
+    pub max_headers_count: Option<u32>,
+    /// Node metadata `LABELS` (what `source` conditions read).
+    pub node_labels: Vec<(String, String)>,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> Self {
+        ReloadOptions {
+            subsets: vec!["v1".into(), "v2".into()],
+            max_request_headers_kb: None,
+            max_headers_count: None,
+            node_labels: Vec::new(),
+        }
+    }
+}
+
+/// The ECDS file: a `DiscoveryResponse` holding the wasm filter with `policy_json` as its plugin configuration.
+pub fn ecds_resource(policy_json: &str, wasm: &Path, version: &str) -> String {
+    let resource = json!({
+        "version_info": version,
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": FILTER_NAME,
+            "typed_config": {
+                "@type": WASM_TYPE,
+                "config": {
+                    "name": "canary",
+                    "vm_config": {
+                        "vm_id": "canary",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": wasm.to_string_lossy() } },
+                    },
+                    "configuration": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": policy_json,
+                    },
+                },
+            },
+        }],
+    });
+    serde_json::to_string_pretty(&resource).expect("JSON values serialize")
+}
+
+/// The bootstrap: one listener whose HTTP filter chain discovers the canary filter from `ecds_file` (watched
+/// through its directory), then routes by the subset header to direct responses.
+pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ecds_file: &Path) -> String {
+    let addr = |a: SocketAddr| json!({ "socket_address": { "address": a.ip().to_string(), "port_value": a.port() } });
+    let answer = |body: String| json!({ "status": 200, "body": { "inline_string": body } });
+    let mut routes: Vec<Value> = opts
+        .subsets
+        .iter()
+        .map(|s| {
+            json!({
+                "match": { "prefix": "/", "headers": [{ "name": "x-canary-subset", "string_match": { "exact": s } }] },
+                "direct_response": answer(format!("subset={s}\n")),
+            })
+        })
+        .collect();
+    routes.push(json!({ "match": { "prefix": "/" }, "direct_response": answer("subset=none\n".into()) }));
+    let mut hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "reload",
+        "route_config": { "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] },
+        "http_filters": [
+            {
+                "name": FILTER_NAME,
+                "config_discovery": {
+                    "config_source": {
+                        "path_config_source": {
+                            "path": ecds_file.to_string_lossy(),
+                            "watched_directory": { "path": ecds_file.parent().expect("file in a dir").to_string_lossy() },
+                        },
+                        "resource_api_version": "V3",
+                    },
+                    "type_urls": [WASM_TYPE],
+                },
+            },
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+            },
+        ],
+    });
+    if let Some(kb) = opts.max_request_headers_kb {
+        hcm["max_request_headers_kb"] = json!(kb);
+    }
+    if let Some(count) = opts.max_headers_count {
+        hcm["common_http_protocol_options"] = json!({ "max_headers_count": count });
+    }
+    let labels: serde_json::Map<String, Value> =
+        opts.node_labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let bootstrap = json!({
+        "node": { "id": "reload", "cluster": "reload", "metadata": { "LABELS": labels } },
+        "admin": { "address": addr(admin) },
+        "static_resources": {
+            "listeners": [{
+                "name": "reload-http",
+                "address": addr(listen),
+                "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }] }],
+            }],
+        },
+    });
+    serde_json::to_string_pretty(&bootstrap).expect("JSON values serialize")
+}
+
+/// A running Envoy with a pushable canary policy; dropping it stops Envoy.
+pub struct ReloadableEnvoy {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    wasm: PathBuf,
+    ecds_file: PathBuf,
+    staging: PathBuf,
+    pushes: u32,
+    procs: Procs,
+}
+
+impl ReloadableEnvoy {
+    /// Starts Envoy serving `policy_json` (the compiled policy, settings included) and waits until it is ready.
+    pub fn start(policy_json: &str, opts: &ReloadOptions) -> Result<ReloadableEnvoy> {
+        let (envoy, wasm) = (find_envoy()?, find_wasm()?);
+        let procs = Procs::new("reload")?;
+        let (watched, staging) = (procs.dir().join("ecds"), procs.dir().join("staging"));
+        std::fs::create_dir_all(&watched)?;
+        std::fs::create_dir_all(&staging)?;
+        let mut me = ReloadableEnvoy {
+            listen: free_port()?,
+            admin: free_port()?,
+            wasm,
+            ecds_file: watched.join("canary.json"),
+            staging,
+            pushes: 0,
+            procs,
+        };
+        me.push(policy_json)?;
+        let config = me.procs.dir().join("envoy.yaml");
+        std::fs::write(&config, bootstrap(opts, me.listen, me.admin, &me.ecds_file))?;
+        let mut cmd = Command::new(envoy);
+        cmd.arg("-c").arg(&config).args(["--concurrency", "1", "--disable-hot-restart"]);
+        cmd.args(["--log-level", "info", "--component-log-level", "main:warning"]);
+        me.procs.spawn("envoy", cmd)?;
+        wait_ready(&mut me.procs, "envoy", me.admin)?;
+        Ok(me)
+    }
+
+    /// Replaces the filter configuration: writes the ECDS file beside the watched directory, then renames it
+    /// in (atomic: Envoy never reads a half-written file). Returns the version pushed.
+    pub fn push(&mut self, policy_json: &str) -> Result<String> {
+        self.pushes += 1;
+        let version = format!("push-{}", self.pushes);
+        let tmp = self.staging.join("canary.json");
+        std::fs::write(&tmp, ecds_resource(policy_json, &self.wasm, &version))?;
+        std::fs::rename(&tmp, &self.ecds_file).context("renaming the ECDS file into place")?;
+        Ok(version)
+    }
+
+    /// One admin stat's value (e.g. `extension_config_discovery.http_filter.canary.config_reload`), 0 if absent.
+    pub fn stat(&self, name: &str) -> Result<u64> {
+        let body = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[])?.1;
+        Ok(body
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Waits until `stat` reaches at least `value`.
+    pub fn wait_stat(&self, stat: &str, value: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.stat(stat)?;
+            if now >= value {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{stat} is {now}, not {value}, after {timeout:?}; Envoy log:\n{}", self.procs.tail("envoy"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Envoy's whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.procs.dir().join("envoy.log")).unwrap_or_default()
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.procs.running("envoy")
+    }
+
+    /// The last lines of Envoy's log, for failure messages.
+    pub fn tail(&self) -> String {
+        self.procs.tail("envoy")
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection with raw header bytes; returns (status, body). The request is
+/// written whole before reading, so Envoy's early answers (431) are read too.
+pub fn http_request(addr: SocketAddr, path: &[u8], headers: &[(&[u8], &[u8])]) -> Result<(u16, String)> {
+    let mut req = Vec::with_capacity(256 + headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    req.extend_from_slice(b"GET ");
+    req.extend_from_slice(path);
+    req.extend_from_slice(b" HTTP/1.1\r\nhost: frontend\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        req.extend_from_slice(k);
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(v);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    // Envoy may answer (and close) before the whole of an oversize request is sent: a write error is fine then.
+    let _ = stream.write_all(&req);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    parse_response(&answer).with_context(|| format!("reading the answer from {addr}"))
+}
+
+/// A GET with text headers (convenience over [`http_request`]).
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<(u16, String)> {
+    let headers: Vec<(&[u8], &[u8])> = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+    http_request(addr, path.as_bytes(), &headers)
+}
+
+fn parse_response(raw: &[u8]) -> Result<(u16, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("not an HTTP/1.1 response: {:?}", text.chars().take(200).collect::<String>()))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// What one wrk run reports.
+#[derive(Debug, Clone, Default)]
+pub struct WrkReport {
+    pub requests: u64,
+    pub non_2xx: u64,
+    /// connect + read + write + timeout errors.
+    pub socket_errors: u64,
+    pub output: String,
+}
+
+/// `wrk` on PATH, installing it with apt-get if missing (idempotent).
+pub fn find_wrk() -> Result<PathBuf> {
+    let which = |name: &str| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file())
+        })
+    };
+    if let Some(wrk) = which("wrk") {
+        return Ok(wrk);
+    }
+    let status = Command::new("apt-get").args(["install", "-y", "-q", "wrk"]).status();
+    match (status, which("wrk")) {
+        (Ok(s), Some(wrk)) if s.success() => Ok(wrk),
+        _ => bail!("wrk is not installed and `apt-get install -y wrk` failed"),
+    }
+}
+
+/// Starts `wrk -t1 -cCONNS -dSECSs` against `url` as a child process; [`finish_wrk`] parses its report.
+pub fn spawn_wrk(url: &str, conns: u32, secs: u32) -> Result<std::process::Child> {
+    Command::new(find_wrk()?)
+        .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting wrk")
+}
+
+pub fn finish_wrk(child: std::process::Child) -> Result<WrkReport> {
+    let out = child.wait_with_output().context("waiting for wrk")?;
+    let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("wrk failed: {output}");
+    }
+    parse_wrk(&output)
+}
+
+/// Parses wrk's summary: `N requests in …`, `Non-2xx or 3xx responses: N`, `Socket errors: connect A, read B,
+/// write C, timeout D`.
+pub fn parse_wrk(output: &str) -> Result<WrkReport> {
+    let mut report = WrkReport { output: output.to_string(), ..WrkReport::default() };
+    let number = |s: &str| s.trim().trim_end_matches(',').parse::<u64>().ok();
+    let mut found = false;
+    for line in output.lines().map(str::trim) {
+        if let Some(n) = line.split_once(" requests in ").and_then(|(n, _)| number(n)) {
+            report.requests = n;
+            found = true;
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            report.non_2xx = number(rest).unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+            report.socket_errors =
+                rest.split(',').filter_map(|part| part.split_whitespace().nth(1).and_then(number)).sum();
+        }
+    }
+    if !found {
+        bail!("no request count in wrk's output:\n{output}");
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_parses() {
+        let out = "Running 2s test @ http://127.0.0.1:1/\n  1 threads and 8 connections\n\
+                   12345 requests in 2.00s, 1.2MB read\n  Socket errors: connect 1, read 2, write 3, timeout 4\n\
+                   Non-2xx or 3xx responses: 7\nRequests/sec: 6172.50\n";
+        let r = parse_wrk(out).unwrap();
+        assert_eq!((r.requests, r.non_2xx, r.socket_errors), (12345, 7, 10));
+        assert!(parse_wrk("garbage").is_err());
+    }
+}
