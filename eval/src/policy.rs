@@ -7,7 +7,7 @@ use rand::RngCore;
 use crate::config::{self, Action, Cond, Config, Protocol, Settings, BUCKETS, CONFIG_VERSION};
 use crate::hash::{random_bucket, sticky_bucket};
 use crate::index::{ExactTable, LiteralIndex, PrefixIndex};
-use crate::matcher::{Extract, Matcher, Memo, Test};
+use crate::matcher::{regex_window, Extract, Matcher, Memo, Test};
 use crate::request::Request;
 use crate::wire::host_only;
 
@@ -232,7 +232,9 @@ impl Policy {
                 Step::Exact { slot, extract, table } => {
                     req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)).and_then(|v| table.get(v))
                 }
-                Step::Literals { slot, index } => req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(v)),
+                Step::Literals { slot, index } => {
+                    req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(regex_window(v)))
+                }
                 Step::Prefixes { slot, index } => req
                     .get(*slot, &self.attrs[*slot])
                     .and_then(|v| Extract::PathOnly.apply(v))

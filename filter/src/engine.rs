@@ -231,38 +231,25 @@ impl Filter {
     }
 }
 
-/// Attribute slots a request keeps on the stack (see [`LazyRequest`]); policies rarely read more.
-const INLINE_SLOTS: usize = 8;
-
 /// The request as the evaluator sees it: each header fetched from the host on first read and cached for
 /// the rest of this request; labels come from the root's cache. TCP connections have no headers.
 struct LazyRequest<'a, H> {
     filter: &'a Filter,
     host: &'a H,
-    /// Per attribute slot: the first [`INLINE_SLOTS`] live on the stack, so a typical request allocates
-    /// nothing beyond the header values the host returns; `spill` (empty, hence unallocated, unless the
-    /// policy reads more attributes) holds the rest. TCP connections read no headers.
-    inline: [OnceCell<Option<Vec<u8>>>; INLINE_SLOTS],
-    spill: Vec<OnceCell<Option<Vec<u8>>>>,
+    /// Per attribute slot; empty for TCP.
+    headers: Vec<OnceCell<Option<Vec<u8>>>>,
     /// `:authority` when the policy itself never reads it (then it has no slot).
     authority: OnceCell<Option<Vec<u8>>>,
 }
 
 impl<'a, H: Host> LazyRequest<'a, H> {
     fn http(filter: &'a Filter, host: &'a H) -> Self {
-        let spill = filter.policy.attrs().iter().skip(INLINE_SLOTS).map(|_| OnceCell::new()).collect();
-        LazyRequest { filter, host, inline: [const { OnceCell::new() }; INLINE_SLOTS], spill, authority: OnceCell::new() }
+        let headers = filter.policy.attrs().iter().map(|_| OnceCell::new()).collect();
+        LazyRequest { filter, host, headers, authority: OnceCell::new() }
     }
 
     fn tcp(filter: &'a Filter, host: &'a H) -> Self {
-        LazyRequest { filter, host, inline: [const { OnceCell::new() }; INLINE_SLOTS], spill: Vec::new(), authority: OnceCell::new() }
-    }
-
-    fn slot(&self, slot: usize) -> Option<&OnceCell<Option<Vec<u8>>>> {
-        match slot.checked_sub(INLINE_SLOTS) {
-            None => self.inline.get(slot),
-            Some(i) => self.spill.get(i),
-        }
+        LazyRequest { filter, host, headers: Vec::new(), authority: OnceCell::new() }
     }
 
     fn authority(&self) -> Option<&[u8]> {
@@ -276,7 +263,7 @@ impl<'a, H: Host> LazyRequest<'a, H> {
 impl<H: Host> Request for LazyRequest<'_, H> {
     fn get(&self, slot: usize, key: &AttrKey) -> Option<&[u8]> {
         match key {
-            AttrKey::Header(name) => self.slot(slot)?.get_or_init(|| self.host.request_header(name)).as_deref(),
+            AttrKey::Header(name) => self.headers.get(slot)?.get_or_init(|| self.host.request_header(name)).as_deref(),
             AttrKey::Source(label) => {
                 self.filter.labels.get(slot)?.get_or_init(|| self.host.node_label(label)).as_deref()
             }

@@ -94,8 +94,11 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
         })
         .collect();
     routes.push(json!({ "match": { "prefix": "/" }, "direct_response": answer("subset=none\n".into()) }));
+    let hcm_type =
+        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+    let watched = ecds_file.parent().expect("the ECDS file is in a directory");
     let mut hcm = json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": hcm_type,
         "stat_prefix": "reload",
         "route_config": { "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] },
         "http_filters": [
@@ -105,7 +108,7 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
                     "config_source": {
                         "path_config_source": {
                             "path": ecds_file.to_string_lossy(),
-                            "watched_directory": { "path": ecds_file.parent().expect("file in a dir").to_string_lossy() },
+                            "watched_directory": { "path": watched.to_string_lossy() },
                         },
                         "resource_api_version": "V3",
                     },
@@ -133,7 +136,9 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
             "listeners": [{
                 "name": "reload-http",
                 "address": addr(listen),
-                "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }] }],
+                "filter_chains": [{
+                    "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }],
+                }],
             }],
         },
     });
@@ -248,9 +253,23 @@ pub fn http_request(addr: SocketAddr, path: &[u8], headers: &[(&[u8], &[u8])]) -
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     // Envoy may answer (and close) before the whole of an oversize request is sent: a write error is fine then.
     let _ = stream.write_all(&req);
+    // Read until the body is complete (by content-length): Envoy delays closing its side for a second.
     let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
+    let mut buf = [0u8; 16 * 1024];
+    while !response_complete(&answer) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
     parse_response(&answer).with_context(|| format!("reading the answer from {addr}"))
+}
+
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok());
+    length.is_some_and(|n: usize| raw.len() >= end + 4 + n)
 }
 
 /// A GET with text headers (convenience over [`http_request`]).
@@ -283,9 +302,8 @@ pub struct WrkReport {
 /// `wrk` on PATH, installing it with apt-get if missing (idempotent).
 pub fn find_wrk() -> Result<PathBuf> {
     let which = |name: &str| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file())
-        })
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
     };
     if let Some(wrk) = which("wrk") {
         return Ok(wrk);
