@@ -4,7 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CANARYC=target/release/canaryc
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# Prints the command as one could paste it (arguments with spaces quoted), then runs it.
+step() {
+  local shown="" arg
+  for arg in "$@"; do
+    if [[ $arg == *[[:space:]]* ]]; then shown+=" '$arg'"; else shown+=" $arg"; fi
+  done
+  printf '\n\033[1m$%s\033[0m\n' "$shown"
+  "$@"
+}
 
 echo "== canaryc: the policy language, compiled and evaluated =="
 step cat examples/s5-tester-chain.canary
