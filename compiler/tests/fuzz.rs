@@ -32,32 +32,8 @@ fn exercise(source: &str) {
     }
 }
 
-const TOKENS: &[&str] = &[
-    "service",
-    "tcp",
-    "let",
-    "default",
-    "and",
-    "or",
-    "not",
-    "header",
-    "cookie",
-    "query",
-    "path",
-    "method",
-    "host",
-    "source",
-    "by",
-    "in",
-    "present",
-    "absent",
-    "android",
-    "ios",
-    "chrome",
-    "firefox",
-    "safari",
-    "edge",
-    "mobile",
+/// Tokens besides the keywords: misspellings, names, values, percentages and punctuation.
+const EXTRA_TOKENS: &[&str] = &[
     "andriod",
     "headr",
     "x",
@@ -116,8 +92,13 @@ const TOKENS: &[&str] = &[
     "\0",
 ];
 
+/// The language's keywords (from the parser itself) and the extra tokens above.
+fn tokens() -> Vec<&'static str> {
+    canary_dsl::KEYWORDS.iter().chain(EXTRA_TOKENS).copied().collect()
+}
+
 fn token_soup() -> impl Strategy<Value = String> {
-    prop::collection::vec((prop::sample::select(TOKENS), prop::bool::ANY), 0..60).prop_map(|tokens| {
+    prop::collection::vec((prop::sample::select(tokens()), prop::bool::ANY), 0..60).prop_map(|tokens| {
         tokens.into_iter().fold(String::new(), |mut s, (t, space)| {
             s.push_str(t);
             if space {

@@ -24,6 +24,7 @@ pub use parser::parse;
 pub use position::{line_col, LineCol, LineIndex};
 pub use prescan::MAX_NESTING;
 pub use suggest::closest;
+pub use syntax_error::RESERVED as KEYWORDS;
 
 /// Parses and checks a policy: the AST and its warnings when there is no error, else the errors (in
 /// source order). Warnings are dropped on failure: they are often consequences of the error (a `let`

@@ -17,7 +17,8 @@ use crate::suggest::closest;
 /// arguments, which is how it reaches us as a syntax error).
 const CONDITION_KEYWORDS: [&str; 7] = ["header", "cookie", "query", "path", "method", "host", "source"];
 const STATEMENT_KEYWORDS: [&str; 3] = ["default", "service", "let"];
-const RESERVED: [&str; 25] = [
+/// Every word the language reserves: statement and condition keywords, operators and user-agent families.
+pub const RESERVED: [&str; 25] = [
     "service", "tcp", "let", "default", "and", "or", "not", "header", "cookie", "query", "path", "method", "host",
     "source", "by", "in", "present", "absent", "android", "ios", "chrome", "firefox", "safari", "edge", "mobile",
 ];

@@ -197,29 +197,8 @@ fn check_decisions(config_json: &str, requests: &[Req]) -> Result<(), TestCaseEr
 // ---------------------------------------------------------------------------------------------------------------
 // Generators.
 
-const TOKENS: &[&str] = &[
-    "service",
-    "tcp",
-    "let",
-    "default",
-    "and",
-    "or",
-    "not",
-    "header",
-    "cookie",
-    "query",
-    "path",
-    "method",
-    "host",
-    "source",
-    "by",
-    "in",
-    "present",
-    "absent",
-    "android",
-    "ios",
-    "chrome",
-    "mobile",
+/// Tokens besides the keywords: names, values, percentages and punctuation.
+const EXTRA_TOKENS: &[&str] = &[
     "user-agent",
     "x",
     ":path",
@@ -267,8 +246,13 @@ const TOKENS: &[&str] = &[
     "x-canary-subset",
 ];
 
+/// The language's keywords (from the parser itself) and the extra tokens above.
+fn tokens() -> Vec<&'static str> {
+    canary_dsl::KEYWORDS.iter().chain(EXTRA_TOKENS).copied().collect()
+}
+
 fn token_soup() -> impl Strategy<Value = String> {
-    prop::collection::vec((prop::sample::select(TOKENS), any::<bool>()), 0..50).prop_map(|tokens| {
+    prop::collection::vec((prop::sample::select(tokens()), any::<bool>()), 0..50).prop_map(|tokens| {
         tokens.into_iter().fold(String::new(), |mut s, (t, space)| {
             s.push_str(t);
             if space {
