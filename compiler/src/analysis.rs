@@ -66,10 +66,12 @@ fn scope(
             let useless = total == 0 || split.to.iter().all(|s| Some(s.subset.as_str()) == default || s.weight == 0);
             if useless {
                 let to = default.map_or("no decision".to_string(), |d| format!("`{d}`, the default"));
+                // A request that reaches the split, to try with `canaryc eval`: it gets the default either way.
+                let example = rule.when.as_ref().map_or(Some(SimpleRequest::new()), witness);
                 out.push(Finding {
                     line: rule.line,
                     message: format!("this split can never change a decision: all its traffic goes to {to}"),
-                    example: None,
+                    example: example.map(|req| flags(&req)),
                 });
             }
         }
@@ -278,8 +280,10 @@ mod tests {
             ],
             Some("v1"),
         );
-        let lines: Vec<u32> = analyse(&c, None).iter().map(|f| f.line).collect();
+        let findings = analyse(&c, None);
+        let lines: Vec<u32> = findings.iter().map(|f| f.line).collect();
         assert_eq!(lines, vec![2, 3]);
+        assert_eq!(findings[0].example.as_deref(), Some("--cookie 'user=a'"));
     }
 
     #[test]
