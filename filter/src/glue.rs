@@ -20,6 +20,8 @@ const ACTION_CONTINUE: u32 = 0;
 const MAP_HTTP_REQUEST_HEADERS: u32 = 0;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 const METRIC_COUNTER: u32 = 0;
+/// How often batched counters reach Envoy (well inside its default 5 s stats flush).
+const COUNTER_FLUSH_MS: u32 = 1000;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -38,6 +40,7 @@ extern "C" {
     fn proxy_get_property(path: *const u8, path_size: usize, data: *mut *mut u8, size: *mut usize) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_call_foreign_function(
         name: *const u8,
         name_size: usize,
@@ -126,10 +129,10 @@ impl Host for Envoy {
         (status == STATUS_OK).then_some(id)
     }
 
-    fn increment_counter(&self, id: u32) {
+    fn increment_counter(&self, id: u32, by: u64) {
         // SAFETY: plain values.
         unsafe {
-            proxy_increment_metric(id, 1);
+            proxy_increment_metric(id, by.min(i64::MAX as u64) as i64);
         }
     }
 
@@ -217,11 +220,30 @@ pub extern "C" fn proxy_on_configure(root_id: u32, size: usize) -> u32 {
     let Some(filter) = Filter::configure(&Envoy, &config, seed) else {
         return 0;
     };
-    with(|c| match c.roots.iter_mut().find(|(id, _)| *id == root_id) {
-        Some(root) => root.1 = Some(Rc::new(filter)),
-        None => c.roots.push((root_id, Some(Rc::new(filter)))),
+    let replaced = with(|c| match c.roots.iter_mut().find(|(id, _)| *id == root_id) {
+        Some(root) => root.1.replace(Rc::new(filter)),
+        None => {
+            c.roots.push((root_id, Some(Rc::new(filter))));
+            None
+        }
     });
+    if let Some(old) = replaced {
+        old.flush_counters(&Envoy);
+    }
+    // Counters are batched in the module and handed to Envoy on each tick (see `Filter::flush_counters`).
+    // SAFETY: plain value.
+    unsafe {
+        proxy_set_tick_period_milliseconds(COUNTER_FLUSH_MS);
+    }
     1
+}
+
+/// Hands the decisions counted since the last tick to Envoy's counters.
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(root_id: u32) {
+    if let Some(filter) = with(|c| c.roots.iter().find(|(id, _)| *id == root_id).and_then(|(_, f)| f.clone())) {
+        filter.flush_counters(&Envoy);
+    }
 }
 
 #[no_mangle]
@@ -247,6 +269,8 @@ pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
+    // A root going away (reconfiguration, shutdown) flushes what it counted since its last tick.
+    proxy_on_tick(context_id);
     with(|c| {
         c.pending.retain(|(id, _)| *id != context_id);
         c.roots.retain(|(id, _)| *id != context_id);

@@ -33,7 +33,8 @@
 //!
 //! # Metrics
 //! One counter per (service, deciding rule, subset), defined on the first decision it counts (so only
-//! outcomes that happen create stats) and incremented per request or connection:
+//! outcomes that happen create stats). Decisions are counted in the module and added to Envoy's counters on
+//! a 1 s tick and when the root context goes away, saving a host call per request:
 //!
 //! | name | counts |
 //! |---|---|

@@ -33,8 +33,8 @@ fn s2_fifty_percent_of_forecast_traffic() -> Result<()> {
     assert_eq!(counts.values().sum::<u64>(), N);
     assert_binomial(counts["v2"], N, 0.5, "forecast v2");
     // The counters Envoy exposes tell the same story.
-    assert_eq!(proxy.counter("canary.forecast.rule_2.v2"), counts["v2"]);
-    assert_eq!(proxy.counter("canary.forecast.rule_2.v1"), counts["v1"]);
+    assert_eq!(proxy.counter("canary.forecast.rule_2.v2")?, counts["v2"]);
+    assert_eq!(proxy.counter("canary.forecast.rule_2.v1")?, counts["v1"]);
     Ok(())
 }
 
@@ -164,7 +164,7 @@ service frontend {
         };
         proxy.request(headers)?;
     }
-    let counters = proxy.counters();
+    let counters = proxy.counters()?;
     assert_eq!(counters.values().sum::<u64>(), 300, "{counters:?}");
     assert_eq!(counters["canary.frontend.rule_2.v2"], 100);
     assert_eq!(counters["canary.frontend.rule_3.v2"] + counters["canary.frontend.rule_3.v1"], 100);

@@ -9,7 +9,7 @@
 //! let mut proxy = Proxy::http(policy).node_label("version", "v2").start()?;
 //! let out = proxy.request(&[(":authority", "frontend"), ("cookie", "user=tester")])?;
 //! assert_eq!(out.header("x-canary-subset"), Some("v1"));
-//! assert_eq!(proxy.counter("canary.frontend.default.v1"), 1);
+//! assert_eq!(proxy.counter("canary.frontend.default.v1")?, 1);
 //! # Ok(()) }
 //! ```
 //!
@@ -239,6 +239,7 @@ struct Exports {
     new_connection: Option<TypedFunc<u32, u32>>,
     done: Option<TypedFunc<u32, u32>>,
     delete: Option<TypedFunc<u32, ()>>,
+    tick: Option<TypedFunc<u32, ()>>,
 }
 
 impl Exports {
@@ -255,6 +256,7 @@ impl Exports {
             new_connection: instance.get_typed_func(&mut *store, "proxy_on_new_connection").ok(),
             done: instance.get_typed_func(&mut *store, "proxy_on_done").ok(),
             delete: instance.get_typed_func(&mut *store, "proxy_on_delete").ok(),
+            tick: instance.get_typed_func(&mut *store, "proxy_on_tick").ok(),
         })
     }
 }
@@ -271,7 +273,7 @@ pub struct Proxy {
 
 impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Proxy").field("kind", &self.kind).field("counters", &self.counters()).finish()
+        f.debug_struct("Proxy").field("kind", &self.kind).field("counters", &self.store.data().metric_values).finish()
     }
 }
 
@@ -426,14 +428,27 @@ impl Proxy {
         }
     }
 
-    /// A metric's value (0 when never defined).
-    pub fn counter(&self, name: &str) -> u64 {
-        self.store.data().metric_values.get(name).copied().unwrap_or(0)
+    /// A metric's value (0 when never defined), after a tick — the module may batch counts until then, as
+    /// Envoy would see them once the tick period the module asked for has passed.
+    pub fn counter(&mut self, name: &str) -> Result<u64> {
+        self.tick()?;
+        Ok(self.store.data().metric_values.get(name).copied().unwrap_or(0))
     }
 
-    /// Every metric the module defined, with its value.
-    pub fn counters(&self) -> BTreeMap<String, u64> {
-        self.store.data().metric_values.clone()
+    /// Every metric the module defined, with its value (after a tick, as [`Proxy::counter`]).
+    pub fn counters(&mut self) -> Result<BTreeMap<String, u64>> {
+        self.tick()?;
+        Ok(self.store.data().metric_values.clone())
+    }
+
+    /// Calls `proxy_on_tick` on the root context, if the module asked for ticks and exports it; returns the
+    /// host calls the module made during the tick.
+    pub fn tick(&mut self) -> Result<Vec<String>> {
+        self.store.data_mut().calls.clear();
+        if let (Some(tick), Some(_)) = (self.calls.tick.clone(), self.store.data().tick_period_ms) {
+            self.guard("proxy_on_tick", |store| tick.call(store, ROOT))?;
+        }
+        Ok(std::mem::take(&mut self.store.data_mut().calls))
     }
 
     /// Everything the module logged so far.
