@@ -51,8 +51,25 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The subset header when `header` is unset.
+    pub const DEFAULT_HEADER: &'static str = "x-canary-subset";
+    /// The TCP cluster pattern when `cluster` is unset.
+    pub const DEFAULT_CLUSTER: &'static str = "{service}-{subset}";
+
     fn is_default(&self) -> bool {
         self == &Settings::default()
+    }
+
+    /// The request header that carries the decision.
+    pub fn header(&self) -> &str {
+        self.header.as_deref().unwrap_or(Self::DEFAULT_HEADER)
+    }
+
+    /// The cluster a decided subset maps to. The filter (TCP) and the generated Envoy/Istio clusters both
+    /// name clusters through this, so they cannot disagree.
+    pub fn cluster_name(&self, service: &str, subset: &str) -> String {
+        let pattern = self.cluster.as_deref().unwrap_or(Self::DEFAULT_CLUSTER);
+        pattern.replace("{service}", service).replace("{subset}", subset)
     }
 }
 

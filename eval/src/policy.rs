@@ -139,7 +139,7 @@ impl Policy {
 
     /// The header that carries the decision (`x-canary-subset` unless configured).
     pub fn subset_header(&self) -> &str {
-        self.settings.header.as_deref().unwrap_or("x-canary-subset")
+        self.settings.header()
     }
 
     pub fn subset_name(&self, id: SubsetId) -> &str {
@@ -210,8 +210,7 @@ impl Policy {
 
     /// The TCP cluster for a decided subset, from the `cluster` setting pattern (default `{service}-{subset}`).
     pub fn cluster_name(&self, service: ServiceId, subset: SubsetId) -> String {
-        let pattern = self.settings.cluster.as_deref().unwrap_or("{service}-{subset}");
-        pattern.replace("{service}", self.service_name(service)).replace("{subset}", self.subset_name(subset))
+        self.settings.cluster_name(self.service_name(service), self.subset_name(subset))
     }
 
     /// Decides the subset for one request: rules top to bottom, first match wins, then the default.

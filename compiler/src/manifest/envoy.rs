@@ -18,10 +18,6 @@ use canary_eval::config::{Config, Protocol, RuleSet, Service};
 use super::policy_subsets;
 use serde_json::{json, Value};
 
-/// The request header the filter writes when the policy's settings do not name another one.
-pub const DEFAULT_HEADER: &str = "x-canary-subset";
-/// Cluster naming when the policy's settings give no pattern; must match the filter's TCP default.
-pub const DEFAULT_CLUSTER_PATTERN: &str = "{service}-{subset}";
 /// Envoy's V8 runtime: the one shipped in the official builds.
 const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
 
@@ -187,8 +183,7 @@ fn check_clusters(config: &Config, opts: &EnvoyOptions, protocol: Protocol) -> R
 
 /// The name of the cluster for `subset`, by the same pattern the filter uses for TCP.
 pub fn cluster_name(config: &Config, service: &str, subset: &str) -> String {
-    let pattern = config.settings.cluster.as_deref().unwrap_or(DEFAULT_CLUSTER_PATTERN);
-    pattern.replace("{service}", service).replace("{subset}", subset)
+    config.settings.cluster_name(service, subset)
 }
 
 fn default_subset(opts: &EnvoyOptions) -> &str {
@@ -231,7 +226,7 @@ fn wasm_plugin(opts: &EnvoyOptions, policy_json: &str) -> Value {
 
 fn http_connection_manager(policy: &Config, opts: &EnvoyOptions, policy_json: &str) -> Value {
     let service = &opts.service;
-    let header = policy.settings.header.as_deref().unwrap_or(DEFAULT_HEADER);
+    let header = policy.settings.header();
     // One route per subset keyed on the filter's decision, then the default route for "no decision".
     let mut routes: Vec<Value> = opts
         .clusters

@@ -21,7 +21,6 @@ use canary_eval::Config;
 pub use mesh::{Edge, IstioOptions, SUBSET_LABEL};
 pub use module::{local_module_path, WasmModule};
 pub use plan::{GATEWAY_PRIORITY, PHASE, SIDECAR_PRIORITY};
-pub use routes::DEFAULT_HEADER;
 pub use sha256::sha256_hex;
 pub use wasmplugin::FAIL_STRATEGY;
 

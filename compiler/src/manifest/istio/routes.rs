@@ -23,8 +23,6 @@ use super::k8s::{Metadata, Resource};
 use super::mesh::{Mesh, MeshService, SUBSET_LABEL};
 
 pub(crate) const API_VERSION: &str = "networking.istio.io/v1beta1";
-/// The request header the filter writes when the policy's settings name no other.
-pub const DEFAULT_HEADER: &str = "x-canary-subset";
 
 #[derive(Debug, Serialize)]
 struct DestinationRule {
@@ -139,7 +137,7 @@ fn destination_rule(service: &MeshService, host: &str) -> DestinationRule {
 }
 
 fn http_service(mesh: &Mesh, service: &MeshService, hosts: Vec<String>, gateways: Vec<String>) -> VirtualService {
-    let header = mesh.config.settings.header.as_deref().unwrap_or(DEFAULT_HEADER).to_ascii_lowercase();
+    let header = mesh.config.settings.header().to_ascii_lowercase();
     let destination = |subset: &str| RouteDestination {
         destination: Destination {
             host: mesh.fqdn(&service.name),
