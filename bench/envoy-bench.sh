@@ -3,13 +3,14 @@
 # policy) vs a hand-written Lua filter (S3, S4) vs a no-op wasm module, measured in alternation in one run.
 # Builds what it needs (idempotent), then runs bench/envoy_bench.py; extra arguments go to it, e.g.
 #   bench/envoy-bench.sh --rounds 3 --duration 5 --configs native,canary-s3,lua-s3
+#   bench/envoy-bench.sh --instructions          # instructions per request under callgrind instead of wrk
 # Results: a markdown table on stdout, raw numbers in bench/results/envoy-<date>.json. See BENCHMARKS.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if ! command -v wrk >/dev/null; then
-  apt-get update && apt-get install -y wrk
+if ! command -v wrk >/dev/null || ! command -v valgrind >/dev/null; then
+  apt-get update && apt-get install -y wrk valgrind
 fi
 envoy="$(scripts/setup-envoy.sh 2>/dev/null | tail -n 1)"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then

@@ -8,10 +8,16 @@ configuration alike. Reported per configuration: the median over rounds of reque
 and Envoy CPU µs per request (utime+stime delta of that Envoy's /proc/PID/stat ÷ requests), plus the
 ratio of each median round-wise ratio to native routing.
 
+With --instructions it measures cost instead of speed: each configuration runs in turn under valgrind's
+callgrind, and the figure is the user-space instructions Envoy executes per request (all threads; the kernel's
+share, equal for every configuration, is not counted). Unlike req/s and CPU time on a shared VM, that count
+repeats to within 0.2 % run after run, so it can rank changes worth 1 % of a request.
+
 Run through bench/envoy-bench.sh (which builds the module and canaryc and finds Envoy); see BENCHMARKS.md.
 """
 
 import argparse
+import glob
 import http.client
 import json
 import os
@@ -47,6 +53,7 @@ REQUEST_HEADERS = [
 CONFIGS = {
     "native": ("native", None, None, {"v2"}),
     "wasm-noop": ("noop", "bench/noop.wat", None, {"v2"}),
+    "wasm-hostcalls": ("noop", "bench/hostcalls.wat", None, {"v2"}),
     "canary-default": ("wasm", "bench/policies/default.canary", "frontend", {"v2"}),
     "canary-s3": ("wasm", "examples/s3-chrome.canary", "forecast", {"v2"}),
     "canary-s4": ("wasm", "examples/s4-android-split.canary", "frontend", {"v1", "v2"}),
@@ -56,6 +63,11 @@ CONFIGS = {
     "lua-s4": ("lua", "bench/lua/s4.lua", None, {"v1", "v2"}),
 }
 SPLITS = {"canary-s4", "canary-r100", "lua-s4"}  # must show both subsets, roughly half each
+DEFAULT_CONFIGS = list(CONFIGS)
+# What each part of the proxy-wasm boundary costs (bench/boundary/*.wat; run them with --instructions):
+# only on request when asked for with --configs.
+for _part in ("callback", "callback-create", "read", "write", "read-write"):
+    CONFIGS[f"boundary-{_part}"] = ("noop", f"bench/boundary/{_part}.wat", None, {"v2"})
 
 
 def log(*args):
@@ -205,13 +217,102 @@ def measure(args, name, envoy):
             "envoy_cpu_util": ticks / CLK_TCK / elapsed}
 
 
+def start_envoy(args, name, i, work, wrapper=()):
+    """Writes NAME's bootstrap and starts its Envoy (as a child of this process); returns (proc, port, admin)."""
+    port, admin = args.base_port + 2 * i, args.base_port + 2 * i + 1
+    for q in (port, admin):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", q)) == 0:
+                raise SystemExit(f"port {q} is in use; pass --base-port")
+    cfg = os.path.join(work, f"{name}.json")
+    with open(cfg, "w") as f:
+        json.dump(bootstrap(name, port, admin, args, work), f, indent=1)
+    logf = open(os.path.join(work, f"{name}.log"), "w")
+    proc = subprocess.Popen(
+        [*wrapper, args.envoy, "-c", cfg, "--concurrency", "1", "--base-id", str(40 + i), "-l", "warning",
+         "--disable-hot-restart"],
+        stdout=logf, stderr=subprocess.STDOUT)
+    return proc, port, admin
+
+
+def ready_and_routing(name, work, proc, port, admin, timeout=60):
+    if not wait_ready(admin, proc, timeout):
+        with open(os.path.join(work, f"{name}.log")) as f:
+            raise SystemExit(f"envoy for {name} did not become ready:\n{f.read()[-3000:]}")
+    ok, counts = check_responses(name, port)
+    log(f"check {name:15s} routes {counts} {'ok' if ok else 'UNEXPECTED'}")
+    if not ok:
+        raise SystemExit(f"{name}: routing is not what the configuration should do: {counts}")
+
+
+def send(port, n):
+    """N requests, one after another on one keep-alive connection; every one must succeed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(n):
+        conn.request("GET", "/?city=Paris", headers=dict(REQUEST_HEADERS))
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"port {port}: status {resp.status}")
+    conn.close()
+
+
+def callgrind_instructions(args, names, work):
+    """Instructions per request for each configuration, Envoy under callgrind, one configuration at a time."""
+    results = {}
+    for i, name in enumerate(names):
+        out = os.path.join(work, f"{name}.callgrind")
+        proc, port, admin = start_envoy(args, name, i, work, wrapper=(
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "--smc-check=all-non-file"))
+        try:
+            ready_and_routing(name, work, proc, port, admin, timeout=300)
+            send(port, args.instr_warmup)  # until V8 code, caches and pools reach their steady state
+            per_request = []
+            for _ in range(args.instr_batches):
+                subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+                send(port, args.instr_requests)
+                subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+                dumps = glob.glob(f"{out}.{proc.pid}.*")
+                newest = max(dumps, key=lambda d: int(d.rsplit(".", 1)[1]))
+                with open(newest) as f:
+                    total = int(re.search(r"^summary: (\d+)", f.read(), re.M).group(1))
+                per_request.append(total / args.instr_requests)
+            log(f"{name:15s} " + "  ".join(f"{x / 1000:.2f}k" for x in per_request) + " instructions/request")
+            results[name] = per_request
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    return results
+
+
+def report_instructions(args, names, results):
+    native = statistics.median(results["native"])
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M:%S')}  Envoy under callgrind, --concurrency 1; "
+          f"{args.instr_batches} batches × {args.instr_requests} sequential requests after {args.instr_warmup} "
+          f"warm-up; module {os.path.getsize(args.wasm)} bytes {args.label}")
+    print()
+    print("| configuration | k instructions/request (min–max) | above native | × native by instructions |")
+    print("|---|---:|---:|---:|")
+    rows = []
+    for name in names:
+        med = statistics.median(results[name])
+        rows.append({"config": name, "instructions": med, "min": min(results[name]), "max": max(results[name]),
+                     "ratio": native / med})
+        print(f"| {name} | {med / 1000:.1f} ({min(results[name]) / 1000:.1f}–{max(results[name]) / 1000:.1f}) | "
+              f"{(med - native) / 1000:+.1f}k | {native / med:.3f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"mode": "instructions", "rows": rows, "runs": results}, f, indent=1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envoy", required=True)
     p.add_argument("--canaryc", default=os.path.join(ROOT, "target/release/canaryc"))
     p.add_argument("--wasm", default=os.path.join(ROOT, "build/canary_filter.wasm"))
     p.add_argument("--wasm-as", default=os.path.join(ROOT, "build/node/node_modules/.bin/wasm-as"))
-    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ",".join(CONFIGS))
+    p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
+                   help="comma-separated subset of: " + ",".join(CONFIGS))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     p.add_argument("--warmup", type=int, default=3, help="seconds of unrecorded load per configuration first")
@@ -224,6 +325,11 @@ def main():
                         "as canary-*@LABEL with PATH (A/B of an optimization in the same run)")
     p.add_argument("--json", help="write raw results here")
     p.add_argument("--label", default="", help="free text stored with the results (e.g. the module variant)")
+    p.add_argument("--instructions", action="store_true",
+                   help="count Envoy's instructions per request under callgrind instead of running wrk")
+    p.add_argument("--instr-batches", type=int, default=3)
+    p.add_argument("--instr-requests", type=int, default=1000, help="requests per callgrind batch")
+    p.add_argument("--instr-warmup", type=int, default=1000)
     args = p.parse_args()
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     args.variants = {}
@@ -240,40 +346,29 @@ def main():
             raise SystemExit(f"unknown configuration {n}; known: {', '.join(CONFIGS)}")
     if "native" not in names:
         names.insert(0, "native")
-    for tool in ("wrk", "taskset"):
+    tools = ("valgrind", "callgrind_control") if args.instructions else ("wrk", "taskset")
+    for tool in tools:
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} not found (apt-get install -y wrk util-linux)")
+            raise SystemExit(f"{tool} not found (apt-get install -y valgrind wrk util-linux)")
 
     work = tempfile.mkdtemp(prefix="canary-bench-")
+    if args.instructions:
+        try:
+            results = callgrind_instructions(args, names, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        report_instructions(args, names, results)
+        return
     procs, envoys = [], {}
     try:
         for i, name in enumerate(names):
-            port, admin = args.base_port + 2 * i, args.base_port + 2 * i + 1
-            for q in (port, admin):
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", q)) == 0:
-                        raise SystemExit(f"port {q} is in use; pass --base-port")
-            cfg = os.path.join(work, f"{name}.json")
-            with open(cfg, "w") as f:
-                json.dump(bootstrap(name, port, admin, args, work), f, indent=1)
-            logf = open(os.path.join(work, f"{name}.log"), "w")
-            proc = subprocess.Popen(
-                ["taskset", "-c", args.envoy_cpu, args.envoy, "-c", cfg, "--concurrency", "1",
-                 "--base-id", str(40 + i), "-l", "warning", "--disable-hot-restart"],
-                stdout=logf, stderr=subprocess.STDOUT)
+            proc, port, admin = start_envoy(args, name, i, work, wrapper=("taskset", "-c", args.envoy_cpu))
             procs.append(proc)
             envoys[name] = (proc.pid, port)
         for name in names:
             pid, port = envoys[name]
             proc = next(p for p in procs if p.pid == pid)
-            admin = port + 1
-            if not wait_ready(admin, proc):
-                with open(os.path.join(work, f"{name}.log")) as f:
-                    raise SystemExit(f"envoy for {name} did not become ready:\n{f.read()[-3000:]}")
-            ok, counts = check_responses(name, port)
-            log(f"check {name:15s} routes {counts} {'ok' if ok else 'UNEXPECTED'}")
-            if not ok:
-                raise SystemExit(f"{name}: routing is not what the configuration should do: {counts}")
+            ready_and_routing(name, work, proc, port, port + 1)
         if args.warmup:
             for name in names:
                 run_wrk(args, envoys[name][1], args.warmup)

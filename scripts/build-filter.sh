@@ -23,8 +23,9 @@ if [[ ! -x "$wasm_opt" ]] || [[ "$("$wasm_opt" --version 2>/dev/null)" != *"vers
 fi
 
 mkdir -p build
-# Envoy's V8 supports these post-MVP features; rustc emits them for wasm32-unknown-unknown by default.
-"$wasm_opt" -Oz --converge --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+# Envoy's V8 supports these post-MVP features; rustc emits them for wasm32-unknown-unknown by default
+# (SIMD because .cargo/config.toml asks for it).
+"$wasm_opt" -Oz --converge --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-multivalue --enable-reference-types --strip-debug --strip-producers "$raw" -o "$out.tmp"
 mv "$out.tmp" "$out"
 

@@ -39,7 +39,7 @@ mkdir -p "$stage"
 wasm-bindgen "$raw" --target web --no-typescript --out-dir "$stage"
 bg="$stage/canary_playground_bg.wasm"
 # rustc emits these post-MVP features for wasm32-unknown-unknown by default; every current browser has them.
-"$wasm_opt" -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+"$wasm_opt" -Oz --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-multivalue --enable-reference-types --strip-debug --strip-producers "$bg" -o "$bg.opt"
 mv "$bg.opt" "$bg"
 

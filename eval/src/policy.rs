@@ -68,9 +68,30 @@ enum CompiledAction {
 /// so a policy of a thousand `header x = "…"` rules costs one binary search, not a scan.
 enum Step {
     Rule(RuleId),
-    Exact { slot: usize, extract: Extract, table: ExactTable },
-    Literals { slot: usize, index: LiteralIndex },
-    Prefixes { slot: usize, index: PrefixIndex },
+    Exact {
+        slot: usize,
+        extract: Extract,
+        table: ExactTable,
+    },
+    Literals {
+        slot: usize,
+        index: LiteralIndex,
+    },
+    Prefixes {
+        slot: usize,
+        index: PrefixIndex,
+    },
+    /// Indexable rules of several kinds, interleaved in the file (`header = …`, `cookie …`, `path …`, …).
+    /// Every rule belongs to exactly one part, so the first rule to match in file order is the earliest of
+    /// the parts' first matches; parts starting after a match already found are skipped.
+    Interleaved(Vec<Part>),
+}
+
+/// One kind's rules within [`Step::Interleaved`]: an index, or plain rules when too few for one.
+struct Part {
+    /// Its earliest rule (rule ids grow in evaluation order within a service).
+    first: RuleId,
+    steps: Vec<Step>,
 }
 
 /// What makes a rule indexable together with its neighbours.
@@ -222,29 +243,43 @@ impl Policy {
     {
         let svc = &self.services[service.0 as usize];
         let mut memo = Memo::new();
-        for step in &svc.steps {
-            let hit = match step {
-                Step::Rule(id) => {
-                    let rule = &self.rules[id.0 as usize];
-                    rule.when.as_ref().is_none_or(|m| self.matches(m, req, &mut memo)).then_some(*id)
-                }
-                Step::Exact { slot, extract, table } => {
-                    req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)).and_then(|v| table.get(v))
-                }
-                Step::Literals { slot, index } => {
-                    req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(regex_window(v)))
-                }
-                Step::Prefixes { slot, index } => req
-                    .get(*slot, &self.attrs[*slot])
-                    .and_then(|v| Extract::PathOnly.apply(v))
-                    .and_then(|v| index.first_match(v)),
-            };
-            if let Some(id) = hit {
-                let subset = self.act(&self.rules[id.0 as usize].action, req, rng).or(svc.default);
-                return Decision { subset, rule: Some(id) };
-            }
+        if let Some(id) = svc.steps.iter().find_map(|step| self.hit(step, req, &mut memo)) {
+            let subset = self.act(&self.rules[id.0 as usize].action, req, rng).or(svc.default);
+            return Decision { subset, rule: Some(id) };
         }
         Decision { subset: svc.default, rule: None }
+    }
+
+    /// The rule a step matches, if any (the earliest, for an index).
+    fn hit<'r, Q: Request + ?Sized>(&self, step: &Step, req: &'r Q, memo: &mut Memo<'r>) -> Option<RuleId> {
+        match step {
+            Step::Rule(id) => {
+                let rule = &self.rules[id.0 as usize];
+                rule.when.as_ref().is_none_or(|m| self.matches(m, req, memo)).then_some(*id)
+            }
+            Step::Exact { slot, extract, table } => {
+                req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)).and_then(|v| table.get(v))
+            }
+            Step::Literals { slot, index } => {
+                req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(regex_window(v)))
+            }
+            Step::Prefixes { slot, index } => req
+                .get(*slot, &self.attrs[*slot])
+                .and_then(|v| Extract::PathOnly.apply(v))
+                .and_then(|v| index.first_match(v)),
+            Step::Interleaved(parts) => {
+                let mut best: Option<RuleId> = None;
+                for part in parts {
+                    if best.is_some_and(|b| b.0 < part.first.0) {
+                        break;
+                    }
+                    if let Some(id) = part.steps.iter().find_map(|s| self.hit(s, req, memo)) {
+                        best = Some(best.map_or(id, |b| if id.0 < b.0 { id } else { b }));
+                    }
+                }
+                best
+            }
+        }
     }
 
     fn act<Q, G>(&self, action: &CompiledAction, req: &Q, rng: &mut G) -> Option<SubsetId>
@@ -468,10 +503,57 @@ impl Builder {
         Ok(SubsetId(i as u32))
     }
 
-    /// Groups runs of similar rules (exact matches on one attribute, or literal substrings of one header)
-    /// into indexes; everything else stays a plain rule.
+    /// Turns a service's rule list into steps. Consecutive indexable rules (exact matches on one attribute,
+    /// literal substrings of one header, path prefixes) form a block; within it each kind's rules become one
+    /// index once there are enough of them (else they stay plain rules). A block of one kind is that index; a
+    /// block of interleaved kinds is [`Step::Interleaved`]. Everything else stays a plain rule.
     fn steps(&self, ids: &[RuleId]) -> Vec<Step> {
-        let group = |id: &RuleId| match &self.rules[id.0 as usize].when {
+        let mut steps = Vec::new();
+        let mut i = 0;
+        while i < ids.len() {
+            if self.group(ids[i]).is_none() {
+                steps.push(Step::Rule(ids[i]));
+                i += 1;
+                continue;
+            }
+            let len = ids[i..].iter().take_while(|id| self.group(**id).is_some()).count();
+            let block = &ids[i..i + len];
+            i += len;
+            // Each kind's rules in file order; kinds in order of their first rule.
+            let mut kinds: Vec<(Group, Vec<RuleId>)> = Vec::new();
+            for &id in block {
+                let g = self.group(id).expect("block rules are indexable");
+                match kinds.iter_mut().find(|(k, _)| *k == g) {
+                    Some((_, ids)) => ids.push(id),
+                    None => kinds.push((g, vec![id])),
+                }
+            }
+            if kinds.iter().all(|(_, ids)| ids.len() < TABLE_MIN_RUN) {
+                steps.extend(block.iter().map(|id| Step::Rule(*id)));
+                continue;
+            }
+            let mut parts: Vec<Part> = kinds
+                .into_iter()
+                .map(|(g, ids)| Part {
+                    first: ids[0],
+                    steps: if ids.len() < TABLE_MIN_RUN {
+                        ids.iter().map(|id| Step::Rule(*id)).collect()
+                    } else {
+                        vec![self.index(g, &ids)]
+                    },
+                })
+                .collect();
+            steps.push(match parts.len() {
+                1 => parts.pop().expect("one part").steps.pop().expect("an index"),
+                _ => Step::Interleaved(parts),
+            });
+        }
+        steps
+    }
+
+    /// The kind of index a rule can join, if any: a single condition of an indexable form.
+    fn group(&self, id: RuleId) -> Option<Group> {
+        match &self.rules[id.0 as usize].when {
             Some(Matcher::Attr {
                 slot, extract: e @ (Extract::Whole | Extract::Cookie(_)), test: Test::Eq(_), ..
             }) => Some(Group::Exact(*slot, e.clone())),
@@ -482,50 +564,38 @@ impl Builder {
                 Some(Group::Prefixes(*slot))
             }
             _ => None,
-        };
-        let mut steps = Vec::new();
-        let mut i = 0;
-        while i < ids.len() {
-            let Some(g) = group(&ids[i]) else {
-                steps.push(Step::Rule(ids[i]));
-                i += 1;
-                continue;
-            };
-            let run = &ids[i..i + ids[i..].iter().take_while(|id| group(id).as_ref() == Some(&g)).count()];
-            i += run.len();
-            if run.len() < TABLE_MIN_RUN {
-                steps.extend(run.iter().map(|id| Step::Rule(*id)));
-                continue;
-            }
-            let tests = run.iter().filter_map(|id| match &self.rules[id.0 as usize].when {
-                Some(Matcher::Attr { test, .. }) => Some((test, *id)),
-                _ => None,
-            });
-            steps.push(match g {
-                Group::Exact(slot, extract) => {
-                    let values = tests.filter_map(|(t, id)| match t {
-                        Test::Eq(v) => Some((v.clone(), id)),
-                        _ => None,
-                    });
-                    Step::Exact { slot, extract, table: ExactTable::new(values.collect()) }
-                }
-                Group::Literals(slot) => {
-                    let literals = tests.flat_map(|(t, id)| match t {
-                        Test::Substrings(fs) => fs.iter().map(|f| (Box::from(f.needle()), id)).collect(),
-                        _ => Vec::new(),
-                    });
-                    Step::Literals { slot, index: LiteralIndex::new(literals.collect()) }
-                }
-                Group::Prefixes(slot) => {
-                    let prefixes = tests.filter_map(|(t, id)| match t {
-                        Test::Prefix(p) => Some((p.clone(), id)),
-                        _ => None,
-                    });
-                    Step::Prefixes { slot, index: PrefixIndex::new(prefixes.collect()) }
-                }
-            });
         }
-        steps
+    }
+
+    /// One index over rules of kind `g`, in file order.
+    fn index(&self, g: Group, ids: &[RuleId]) -> Step {
+        let tests = ids.iter().filter_map(|id| match &self.rules[id.0 as usize].when {
+            Some(Matcher::Attr { test, .. }) => Some((test, *id)),
+            _ => None,
+        });
+        match g {
+            Group::Exact(slot, extract) => {
+                let values = tests.filter_map(|(t, id)| match t {
+                    Test::Eq(v) => Some((v.clone(), id)),
+                    _ => None,
+                });
+                Step::Exact { slot, extract, table: ExactTable::new(values.collect()) }
+            }
+            Group::Literals(slot) => {
+                let literals = tests.flat_map(|(t, id)| match t {
+                    Test::Substrings(fs) => fs.iter().map(|f| (Box::from(f.needle()), id)).collect(),
+                    _ => Vec::new(),
+                });
+                Step::Literals { slot, index: LiteralIndex::new(literals.collect()) }
+            }
+            Group::Prefixes(slot) => {
+                let prefixes = tests.filter_map(|(t, id)| match t {
+                    Test::Prefix(p) => Some((p.clone(), id)),
+                    _ => None,
+                });
+                Step::Prefixes { slot, index: PrefixIndex::new(prefixes.collect()) }
+            }
+        }
     }
 }
 

@@ -254,3 +254,39 @@ fn regex_conditions_search_a_bounded_window() {
         assert_eq!(decide(&p, "x", &SimpleRequest::new().header("user-agent", &far)).0, None);
     }
 }
+
+/// One rule of a kind the evaluator indexes (or, for the last two, does not), for interleaving tests.
+fn mixed_rule(line: u32, kind: u8, n: u8) -> serde_json::Value {
+    let when = match kind % 6 {
+        0 => serde_json::json!({"header": {"name": "x-tenant", "test": {"eq": format!("t{n}")}}}),
+        1 => serde_json::json!({"cookie": {"name": "beta", "value": format!("g{n}")}}),
+        2 => serde_json::json!({"path_prefix": format!("/p{n}")}),
+        3 => serde_json::json!({"header": {"name": "user-agent", "test": {"regex": format!("B{n}/")}}}),
+        4 => serde_json::json!({"header": {"name": "x-tenant", "test": {"regex": format!("^t[0-{n}]$")}}}),
+        _ => serde_json::json!({"any": [{"cookie": {"name": "beta", "value": format!("g{n}")}},
+                                        {"path_prefix": format!("/q{n}")}]}),
+    };
+    serde_json::json!({"line": line, "when": when, "then": {"route": "v2"}})
+}
+
+proptest! {
+    /// Whatever the evaluator groups into indexes — runs of one kind, kinds interleaved rule by rule, plain
+    /// rules in between — the deciding rule is the first one that matches on its own.
+    #[test]
+    fn interleaved_kinds_decide_as_rule_by_rule(rules in proptest::collection::vec((0u8..6, 0u8..4), 1..60),
+                                                tenant in 0u8..5, beta in 0u8..5, path in 0u8..5, ua in 0u8..5) {
+        let rules: Vec<_> = rules.iter().enumerate().map(|(i, &(k, n))| mixed_rule(i as u32 + 1, k, n)).collect();
+        let req = SimpleRequest::new()
+            .header("x-tenant", format!("t{tenant}"))
+            .header("cookie", format!("a=1; beta=g{beta}"))
+            .header(":path", format!("/p{path}/x"))
+            .header("user-agent", format!("Mozilla B{ua}/1.0"));
+        let alone = |rule: &serde_json::Value| {
+            let p = policy(serde_json::json!({"version": 1, "global": {"rules": [rule]}}));
+            decide(&p, "x", &req).1.is_some()
+        };
+        let want = rules.iter().position(alone).map(|i| i as u32 + 1);
+        let p = policy(serde_json::json!({"version": 1, "global": {"rules": rules}}));
+        prop_assert_eq!(decide(&p, "x", &req).1, want);
+    }
+}

@@ -29,7 +29,10 @@
 //!   set and tcp_proxy's configured cluster applies.
 //! * **Host calls cost** (each is a few % of throughput), so request attributes are fetched lazily — only
 //!   what the deciding path reads, each at most once per request — and node-metadata labels (`source`
-//!   conditions) once per root context.
+//!   conditions) once per root context. Envoy also calls every callback the module exports on every
+//!   request, so it exports only those it needs: `proxy_on_context_create` (which root a request belongs
+//!   to), `proxy_on_request_headers` / `proxy_on_new_connection`, and `proxy_on_done` (which also retires
+//!   root contexts); not `proxy_on_delete`. BENCHMARKS.md has what each crossing costs.
 //!
 //! # Metrics
 //! One counter per (service, deciding rule, subset), defined on the first decision it counts (so only

@@ -1,5 +1,5 @@
 //! The real filter module under wasmtime, per HTTP request: context create → `on_request_headers` →
-//! done → delete, with realistic headers and the seed policy (S4-like: Android 50% v2, cookie
+//! done, with realistic headers and the seed policy (S4-like: Android 50% v2, cookie
 //! `user=tester` → v2, default v1). Host-call recording is off so the figure is the module plus the
 //! ABI crossings, not the test host's bookkeeping.
 //!

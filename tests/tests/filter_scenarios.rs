@@ -173,6 +173,20 @@ fn s5_fetches_only_what_the_decision_reads() -> Result<()> {
     Ok(())
 }
 
+/// Counts batched since the last tick reach the proxy when the root context goes away (plugin removed or
+/// reconfigured): nothing counted is lost.
+#[test]
+fn shutting_down_hands_over_counts_not_yet_ticked() -> Result<()> {
+    let mut proxy = Proxy::http(policy(S5)).node_label("version", "v1").start()?;
+    for cookie in ["user=tester", "user=tester", "user=alice"] {
+        proxy.request(&[(":authority", "frontend"), ("cookie", cookie)])?;
+    }
+    let metrics = proxy.shut_down()?;
+    assert_eq!(metrics.get("canary.frontend.rule_2.v2"), Some(&2), "{metrics:?}");
+    assert_eq!(metrics.get("canary.frontend.default.v1"), Some(&1), "{metrics:?}");
+    Ok(())
+}
+
 const S6: &str = "service tcp-echo tcp {\n  20% v2\n  default v1\n}\n";
 
 /// `SetEnvoyFilterStateArguments{path: envoy.tcp_proxy.cluster, value, span: DownstreamConnection}`.

@@ -1,6 +1,7 @@
 //! A proxy-wasm host on wasmtime that runs the real `canary_filter.wasm` the way Envoy does: the same
 //! ABI 0.2.1 imports (see [`abi`]), the same lifecycle (root context, `vm_start`, `configure`; then per
-//! request a context, `on_request_headers`, `done`, `delete`; per TCP connection `on_new_connection`).
+//! request a context, `on_request_headers`, `done`, `delete` (the last two if exported); per TCP connection
+//! `on_new_connection`; a root's `done` and `delete` at [`Proxy::shut_down`]).
 //!
 //! ```no_run
 //! # use canary_tests::host::Proxy;
@@ -56,7 +57,9 @@ fn load(path: &Path) -> Result<(Engine, Module)> {
         format!("cannot read the filter module {}: run scripts/build-filter.sh (or set CANARY_WASM)", path.display())
     })?;
     warn_if_stale(path);
-    let engine = Engine::default();
+    // Fuel counts the wasm instructions the module executes: a cost that, unlike time, repeats exactly
+    // (see `Proxy::wasm_instructions`). Every store starts with an unlimited tank.
+    let engine = Engine::new(wasmtime::Config::new().consume_fuel(true)).map_err(|e| anyhow!("{e:?}"))?;
     let module = Module::new(&engine, bytes).map_err(|e| anyhow!("compiling {}: {e:?}", path.display()))?;
     Ok((engine, module))
 }
@@ -102,6 +105,7 @@ pub fn instantiate(wasm: &[u8]) -> Result<()> {
     let engine = &module()?.0;
     let module = Module::new(engine, wasm).map_err(|e| anyhow!("compiling: {e:?}"))?;
     let mut store = Store::new(engine, HostState::default());
+    store.set_fuel(u64::MAX).map_err(|e| anyhow!("{e:?}"))?;
     abi::linker(engine)
         .and_then(|linker| linker.instantiate(&mut store, &module))
         .map(drop)
@@ -173,6 +177,7 @@ impl ProxyBuilder {
             ..HostState::default()
         };
         let mut store = Store::new(engine, state);
+        store.set_fuel(u64::MAX).map_err(|e| anyhow!("{e:?}"))?;
         // Unknown imports fail here: the host defines no stubs.
         let instance = abi::linker(engine)
             .and_then(|linker| linker.instantiate(&mut store, module))
@@ -428,6 +433,13 @@ impl Proxy {
         }
     }
 
+    /// Wasm instructions the module has executed so far (wasmtime fuel: one unit per instruction, calls
+    /// and branches included), host functions excluded. Deterministic, so a change to the module's own
+    /// per-request work shows as an exact difference.
+    pub fn wasm_instructions(&self) -> u64 {
+        u64::MAX - self.store.get_fuel().unwrap_or(u64::MAX)
+    }
+
     /// A metric's value (0 when never defined), after a tick — the module may batch counts until then, as
     /// Envoy would see them once the tick period the module asked for has passed.
     pub fn counter(&mut self, name: &str) -> Result<u64> {
@@ -449,6 +461,19 @@ impl Proxy {
             self.guard("proxy_on_tick", |store| tick.call(store, ROOT))?;
         }
         Ok(std::mem::take(&mut self.store.data_mut().calls))
+    }
+
+    /// Shuts the root context down as Envoy does when the plugin is removed or reconfigured (`proxy_on_done`,
+    /// then `proxy_on_delete`, each if exported) — without a tick first — and returns the metrics as they
+    /// stand then: whatever the module had not handed over yet is lost.
+    pub fn shut_down(&mut self) -> Result<BTreeMap<String, u64>> {
+        if let Some(done) = self.calls.done.clone() {
+            self.guard("proxy_on_done", |store| done.call(store, ROOT))?;
+        }
+        if let Some(delete) = self.calls.delete.clone() {
+            self.guard("proxy_on_delete", |store| delete.call(store, ROOT))?;
+        }
+        Ok(self.store.data().metric_values.clone())
     }
 
     /// Everything the module logged so far.
