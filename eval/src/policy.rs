@@ -83,7 +83,7 @@ enum Step {
     },
     /// Indexable rules of several kinds, interleaved in the file (`header = …`, `cookie …`, `path …`, …).
     /// Every rule belongs to exactly one part, so the first rule to match in file order is the earliest of
-    /// the parts' first matches; parts starting after a match already found are skipped.
+    /// the parts' first matches; a part starting after a match already found is skipped.
     Interleaved(Vec<Part>),
 }
 
@@ -100,6 +100,22 @@ enum Group {
     Exact(usize, Extract),
     Literals(usize),
     Prefixes(usize),
+}
+
+impl Group {
+    /// Equal exactly when the groups are equal: a sort key.
+    fn key(&self) -> Vec<u8> {
+        let (tag, slot, name): (u8, usize, &[u8]) = match self {
+            Group::Exact(slot, Extract::Whole) => (0, *slot, &[]),
+            Group::Exact(slot, Extract::Cookie(name)) => (1, *slot, name),
+            Group::Exact(slot, Extract::Query(name)) => (2, *slot, name),
+            Group::Exact(slot, Extract::PathOnly) => (3, *slot, &[]),
+            Group::Exact(slot, Extract::HostOnly) => (4, *slot, &[]),
+            Group::Literals(slot) => (5, *slot, &[]),
+            Group::Prefixes(slot) => (6, *slot, &[]),
+        };
+        [&[tag][..], &(slot as u64).to_be_bytes(), name].concat()
+    }
 }
 
 /// Consecutive table-eligible rules below this count stay plain rules (a table only pays off for runs).
@@ -271,7 +287,7 @@ impl Policy {
                 let mut best: Option<RuleId> = None;
                 for part in parts {
                     if best.is_some_and(|b| b.0 < part.first.0) {
-                        break;
+                        continue;
                     }
                     if let Some(id) = part.steps.iter().find_map(|s| self.hit(s, req, memo)) {
                         best = Some(best.map_or(id, |b| if id.0 < b.0 { id } else { b }));
@@ -519,13 +535,18 @@ impl Builder {
             let len = ids[i..].iter().take_while(|id| self.group(**id).is_some()).count();
             let block = &ids[i..i + len];
             i += len;
-            // Each kind's rules in file order; kinds in order of their first rule.
+            // Each kind's rules in file order: one sort by (kind, position), so a block where every rule names
+            // another header or cookie costs O(n log n), not a search per rule. (The same sort as the indexes'
+            // `permute`, so the wasm filter carries one copy of it.)
+            let mut order: Vec<(Vec<u8>, usize)> =
+                block.iter().map(|&id| self.group(id).expect("block rules are indexable").key()).zip(0..).collect();
+            order.sort_unstable();
             let mut kinds: Vec<(Group, Vec<RuleId>)> = Vec::new();
-            for &id in block {
-                let g = self.group(id).expect("block rules are indexable");
-                match kinds.iter_mut().find(|(k, _)| *k == g) {
-                    Some((_, ids)) => ids.push(id),
-                    None => kinds.push((g, vec![id])),
+            for (i, (key, at)) in order.iter().enumerate() {
+                let id = block[*at];
+                match kinds.last_mut() {
+                    Some((_, ids)) if i > 0 && order[i - 1].0 == *key => ids.push(id),
+                    _ => kinds.push((self.group(id).expect("block rules are indexable"), vec![id])),
                 }
             }
             if kinds.iter().all(|(_, ids)| ids.len() < TABLE_MIN_RUN) {

@@ -1,7 +1,8 @@
 //! The real filter module under wasmtime, per HTTP request: context create → `on_request_headers` →
 //! done, with realistic headers and the seed policy (S4-like: Android 50% v2, cookie
 //! `user=tester` → v2, default v1). Host-call recording is off so the figure is the module plus the
-//! ABI crossings, not the test host's bookkeeping.
+//! ABI crossings, not the test host's bookkeeping. The test host meters fuel (for `filter_instructions`),
+//! so the figure includes wasmtime's fuel checks; compare it only with runs made the same way.
 //!
 //! `cargo bench -p canary-tests --bench filter_wasmtime` (needs `scripts/build-filter.sh` first).
 //! Prints a plain µs-per-request figure first, then criterion's statistics.
