@@ -172,17 +172,28 @@ def wait_ready(port, proc, timeout=60):
 
 def check_responses(name, port, n=400):
     """The routing each configuration does, seen from outside: bodies name the route taken."""
-    counts = {}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    for _ in range(n):
-        conn.request("GET", "/?city=Paris", headers=dict(REQUEST_HEADERS))
-        body = conn.getresponse().read().decode()
-        counts[body] = counts.get(body, 0) + 1
+    counts = send(port, n)
     expected = CONFIGS[name][3]
     ok = set(counts) <= expected
     if name in SPLITS:
         ok = ok and all(0.35 * n <= counts.get(s, 0) <= 0.65 * n for s in ("v1", "v2"))
     return ok, counts
+
+
+def send(port, n):
+    """N requests, one after another on one keep-alive connection; every one must succeed. Returns how many
+    responses had each body (the body names the route taken)."""
+    counts = {}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(n):
+        conn.request("GET", "/?city=Paris", headers=dict(REQUEST_HEADERS))
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        if resp.status != 200:
+            raise SystemExit(f"port {port}: status {resp.status}")
+        counts[body] = counts.get(body, 0) + 1
+    conn.close()
+    return counts
 
 
 UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
@@ -245,16 +256,6 @@ def ready_and_routing(name, work, proc, port, admin, timeout=60):
         raise SystemExit(f"{name}: routing is not what the configuration should do: {counts}")
 
 
-def send(port, n):
-    """N requests, one after another on one keep-alive connection; every one must succeed."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    for _ in range(n):
-        conn.request("GET", "/?city=Paris", headers=dict(REQUEST_HEADERS))
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            raise SystemExit(f"port {port}: status {resp.status}")
-    conn.close()
 
 
 def callgrind_instructions(args, names, work):

@@ -524,29 +524,29 @@ impl Builder {
     /// index once there are enough of them (else they stay plain rules). A block of one kind is that index; a
     /// block of interleaved kinds is [`Step::Interleaved`]. Everything else stays a plain rule.
     fn steps(&self, ids: &[RuleId]) -> Vec<Step> {
+        let groups: Vec<Option<Group>> = ids.iter().map(|&id| self.group(id)).collect();
         let mut steps = Vec::new();
         let mut i = 0;
         while i < ids.len() {
-            if self.group(ids[i]).is_none() {
+            // A block: the longest run of indexable rules from here.
+            let block_groups: Vec<&Group> = groups[i..].iter().map_while(Option::as_ref).collect();
+            if block_groups.is_empty() {
                 steps.push(Step::Rule(ids[i]));
                 i += 1;
                 continue;
             }
-            let len = ids[i..].iter().take_while(|id| self.group(**id).is_some()).count();
-            let block = &ids[i..i + len];
-            i += len;
+            let block = &ids[i..i + block_groups.len()];
+            i += block.len();
             // Each kind's rules in file order: one sort by (kind, position), so a block where every rule names
             // another header or cookie costs O(n log n), not a search per rule. (The same sort as the indexes'
             // `permute`, so the wasm filter carries one copy of it.)
-            let mut order: Vec<(Vec<u8>, usize)> =
-                block.iter().map(|&id| self.group(id).expect("block rules are indexable").key()).zip(0..).collect();
+            let mut order: Vec<(Vec<u8>, usize)> = block_groups.iter().map(|g| g.key()).zip(0..).collect();
             order.sort_unstable();
-            let mut kinds: Vec<(Group, Vec<RuleId>)> = Vec::new();
-            for (i, (key, at)) in order.iter().enumerate() {
-                let id = block[*at];
+            let mut kinds: Vec<(&Group, Vec<RuleId>)> = Vec::new();
+            for (n, (key, at)) in order.iter().enumerate() {
                 match kinds.last_mut() {
-                    Some((_, ids)) if i > 0 && order[i - 1].0 == *key => ids.push(id),
-                    _ => kinds.push((self.group(id).expect("block rules are indexable"), vec![id])),
+                    Some((_, ids)) if n > 0 && order[n - 1].0 == *key => ids.push(block[*at]),
+                    _ => kinds.push((block_groups[*at], vec![block[*at]])),
                 }
             }
             if kinds.iter().all(|(_, ids)| ids.len() < TABLE_MIN_RUN) {
@@ -589,7 +589,7 @@ impl Builder {
     }
 
     /// One index over rules of kind `g`, in file order.
-    fn index(&self, g: Group, ids: &[RuleId]) -> Step {
+    fn index(&self, g: &Group, ids: &[RuleId]) -> Step {
         let tests = ids.iter().filter_map(|id| match &self.rules[id.0 as usize].when {
             Some(Matcher::Attr { test, .. }) => Some((test, *id)),
             _ => None,
@@ -600,21 +600,21 @@ impl Builder {
                     Test::Eq(v) => Some((v.clone(), id)),
                     _ => None,
                 });
-                Step::Exact { slot, extract, table: ExactTable::new(values.collect()) }
+                Step::Exact { slot: *slot, extract: extract.clone(), table: ExactTable::new(values.collect()) }
             }
             Group::Literals(slot) => {
                 let literals = tests.flat_map(|(t, id)| match t {
                     Test::Substrings(fs) => fs.iter().map(|f| (Box::from(f.needle()), id)).collect(),
                     _ => Vec::new(),
                 });
-                Step::Literals { slot, index: LiteralIndex::new(literals.collect()) }
+                Step::Literals { slot: *slot, index: LiteralIndex::new(literals.collect()) }
             }
             Group::Prefixes(slot) => {
                 let prefixes = tests.filter_map(|(t, id)| match t {
                     Test::Prefix(p) => Some((p.clone(), id)),
                     _ => None,
                 });
-                Step::Prefixes { slot, index: PrefixIndex::new(prefixes.collect()) }
+                Step::Prefixes { slot: *slot, index: PrefixIndex::new(prefixes.collect()) }
             }
         }
     }

@@ -404,12 +404,7 @@ impl Proxy {
         self.guard("proxy_on_context_create", |store| create.call(store, (id, ROOT)))?;
         let action = self.guard("stream callback", |store| callback(store, id))?;
         let calls = std::mem::take(&mut self.store.data_mut().calls);
-        if let Some(done) = self.calls.done.clone() {
-            self.guard("proxy_on_done", |store| done.call(store, id))?;
-        }
-        if let Some(delete) = self.calls.delete.clone() {
-            self.guard("proxy_on_delete", |store| delete.call(store, id))?;
-        }
+        self.end_context(id)?;
         self.store.data_mut().effective_context = ROOT;
         let logs = self.store.data().logs[logs_before..].to_vec();
         Ok((action, calls, logs))
@@ -467,13 +462,19 @@ impl Proxy {
     /// then `proxy_on_delete`, each if exported) — without a tick first — and returns the metrics as they
     /// stand then: whatever the module had not handed over yet is lost.
     pub fn shut_down(&mut self) -> Result<BTreeMap<String, u64>> {
+        self.end_context(ROOT)?;
+        Ok(self.store.data().metric_values.clone())
+    }
+
+    /// Ends a context as Envoy does: `proxy_on_done`, then `proxy_on_delete`, each if the module exports it.
+    fn end_context(&mut self, id: u32) -> Result<()> {
         if let Some(done) = self.calls.done.clone() {
-            self.guard("proxy_on_done", |store| done.call(store, ROOT))?;
+            self.guard("proxy_on_done", |store| done.call(store, id))?;
         }
         if let Some(delete) = self.calls.delete.clone() {
-            self.guard("proxy_on_delete", |store| delete.call(store, ROOT))?;
+            self.guard("proxy_on_delete", |store| delete.call(store, id))?;
         }
-        Ok(self.store.data().metric_values.clone())
+        Ok(())
     }
 
     /// Everything the module logged so far.
