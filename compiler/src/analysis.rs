@@ -269,9 +269,7 @@ mod tests {
 
     #[test]
     fn splits_to_the_default_change_nothing() {
-        let split = |w, to: &str| {
-            Action::Split(Split { to: vec![Share { subset: to.into(), weight: w }], by: None, salt: String::new() })
-        };
+        let split = |w, to: &str| Action::Split(Split { to: vec![Share { subset: to.into(), weight: w }], by: None });
         let c = config(
             vec![
                 Rule { line: 2, when: Some(cookie("a")), then: split(0, "v2") },

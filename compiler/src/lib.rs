@@ -11,12 +11,14 @@ pub mod families;
 mod lower;
 #[cfg(feature = "cli")]
 pub mod manifest;
+pub mod native;
 pub mod request;
 #[cfg(feature = "cli")]
 mod schema;
 
 use canary_dsl::ast::Span;
 use canary_eval::{Config, Policy};
+pub use lower::RuleSpans;
 
 pub use canary_dsl::{render, Diagnostic, Note, Severity};
 #[cfg(feature = "cli")]
@@ -28,13 +30,15 @@ pub struct Compiled {
     pub config: Config,
     /// Warnings the language itself can see (e.g. an unused `let`); `canaryc check` adds its analysis.
     pub warnings: Vec<Diagnostic>,
+    /// Where each rule is in the source, for backends that refuse a rule.
+    pub spans: RuleSpans,
 }
 
 /// Parses, checks and lowers a policy. On failure, every error found (and any warnings), in source
 /// order; render them with [`render`] using the same `file` name. Never panics on any input.
 pub fn compile(source: &str, file: &str) -> Result<Compiled, Vec<Diagnostic>> {
     let (policy, warnings) = canary_dsl::parse_and_check(source)?;
-    let config = lower::lower(&policy, source)?;
+    let (config, spans) = lower::lower(&policy, source)?;
     // Whatever the checker let through must load in the evaluator: a refusal here is a compiler bug, so
     // debug builds (and the fuzz tests) fail loudly; release builds report it instead of emitting JSON the
     // filter would refuse.
@@ -46,7 +50,7 @@ pub fn compile(source: &str, file: &str) -> Result<Compiled, Vec<Diagnostic>> {
         return Err(vec![Diagnostic::error(Span::default(), message)
             .with_hint("please report this policy to the canary maintainers")]);
     }
-    Ok(Compiled { config, warnings })
+    Ok(Compiled { config, warnings, spans })
 }
 
 /// The config as `canaryc compile` prints it: pretty JSON with a trailing newline. Field order is fixed

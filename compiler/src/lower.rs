@@ -9,7 +9,7 @@
 //! It expects a policy that passed [`canary_dsl::check`]; should one slip through anyway (an unknown
 //! name, a runaway `let` chain), it returns an error instead of panicking or recursing without bound.
 
-use canary_dsl::ast::{self, CondKind, HeaderTest, StickyKind, StmtKind};
+use canary_dsl::ast::{self, CondKind, HeaderTest, Span, StickyKind, StmtKind};
 use canary_dsl::scope::Scope;
 use canary_dsl::{Diagnostic, LineIndex, MAX_CONDITION_DEPTH};
 use canary_eval::config::{Action, Cond, Config, Protocol, Rule, RuleSet, Service, Share, Split, StickyKey, Test};
@@ -19,21 +19,44 @@ use crate::families;
 
 type Lowered<T> = Result<T, Diagnostic>;
 
-pub fn lower(policy: &ast::Policy, source: &str) -> Result<Config, Vec<Diagnostic>> {
+pub fn lower(policy: &ast::Policy, source: &str) -> Result<(Config, RuleSpans), Vec<Diagnostic>> {
     let global_scope = Scope::new(&policy.stmts, None);
     let lowerer = Lowerer { lines: LineIndex::new(source) };
-    let global = lowerer.rule_set(&policy.stmts, &global_scope).map_err(|d| vec![d])?;
+    let (global, global_spans) = lowerer.rule_set(&policy.stmts, &global_scope).map_err(|d| vec![d])?;
+    let mut spans = RuleSpans { global: global_spans, services: Vec::new() };
     let mut services = Vec::new();
     for stmt in &policy.stmts {
         let StmtKind::Service(svc) = &stmt.kind else { continue };
         let scope = Scope::new(&svc.stmts, Some(&global_scope));
+        let (rules, rule_spans) = lowerer.rule_set(&svc.stmts, &scope).map_err(|d| vec![d])?;
+        spans.services.push(rule_spans);
         services.push(Service {
             name: svc.name.text.clone(),
             protocol: if svc.is_tcp() { Protocol::Tcp } else { Protocol::Http },
-            rules: lowerer.rule_set(&svc.stmts, &scope).map_err(|d| vec![d])?,
+            rules,
         });
     }
-    Ok(Config { version: CONFIG_VERSION, global, services, settings: Default::default() })
+    Ok((Config { version: CONFIG_VERSION, global, services, settings: Default::default() }, spans))
+}
+
+/// Where each compiled rule came from, parallel to the config's rule lists, so a backend that refuses a rule
+/// can point at it (`FILE:LINE:COL`) even when several rules share a line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSpans {
+    pub global: Vec<Span>,
+    /// One list per `config.services` entry.
+    pub services: Vec<Vec<Span>>,
+}
+
+impl RuleSpans {
+    /// The span of rule `index` of `service` (`None`: the top-level rules); an empty span when unknown.
+    pub fn rule(&self, service: Option<usize>, index: usize) -> Span {
+        let list = match service {
+            None => Some(&self.global),
+            Some(i) => self.services.get(i),
+        };
+        list.and_then(|l| l.get(index)).copied().unwrap_or_default()
+    }
 }
 
 struct Lowerer<'s> {
@@ -42,8 +65,9 @@ struct Lowerer<'s> {
 
 impl Lowerer<'_> {
     /// The rules and default of one scope; `let`s and nested services contribute no rules.
-    fn rule_set(&self, stmts: &[ast::Stmt], scope: &Scope<'_>) -> Lowered<RuleSet> {
+    fn rule_set(&self, stmts: &[ast::Stmt], scope: &Scope<'_>) -> Lowered<(RuleSet, Vec<Span>)> {
         let mut set = RuleSet::default();
+        let mut spans = Vec::new();
         for stmt in stmts {
             let (when, then) = match &stmt.kind {
                 StmtKind::Default { subset } => {
@@ -56,8 +80,9 @@ impl Lowerer<'_> {
             };
             let when = when.map(|c| self.cond(c, scope, 0)).transpose()?;
             set.rules.push(Rule { line: self.line(stmt.span), when, then });
+            spans.push(stmt.span);
         }
-        Ok(set)
+        Ok((set, spans))
     }
 
     /// 1-based line of the statement's first token: what `canaryc eval --json` reports as the rule.
@@ -128,8 +153,7 @@ fn lower_test(test: &HeaderTest) -> Test {
     }
 }
 
-/// The salt stays empty: the evaluator then salts with the service name (`*` for top-level rules), so
-/// each service buckets the same user independently.
+/// Sticky splits are unsalted (Envoy's hash policy cannot salt): every split on one key shares its cohort.
 fn lower_split(split: &ast::Split) -> Split {
     Split {
         to: split.shares.iter().map(|s| Share { subset: s.subset.text.clone(), weight: s.basis_points }).collect(),
@@ -137,7 +161,6 @@ fn lower_split(split: &ast::Split) -> Split {
             StickyKind::Cookie => StickyKey::Cookie(by.name.text.clone()),
             StickyKind::Header => StickyKey::Header(by.name.text.to_ascii_lowercase()),
         }),
-        salt: String::new(),
     }
 }
 
@@ -247,11 +270,7 @@ service tcp-echo tcp {
         assert_eq!(rules[0].when, families::family("android"));
         assert_eq!(
             rules[0].then,
-            Action::Split(Split {
-                to: vec![Share { subset: "v2".into(), weight: 5000 }],
-                by: None,
-                salt: String::new()
-            })
+            Action::Split(Split { to: vec![Share { subset: "v2".into(), weight: 5000 }], by: None })
         );
         assert_eq!(rules[1].when, Some(Cond::Cookie { name: "user".into(), value: "tester".into() }));
         assert_eq!(rules[1].then, Action::Route("v2".into()));

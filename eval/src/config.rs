@@ -138,12 +138,10 @@ pub enum Action {
 pub struct Split {
     /// Shares in basis points (1 = 0.01%); their sum is at most [`BUCKETS`].
     pub to: Vec<Share>,
-    /// Sticky key; absent means every request is drawn independently.
+    /// Sticky key; absent means every request is drawn independently. The bucket is Envoy's
+    /// `xxh64(key, 0) % 10000`, unsalted: every split on the same key shares one cohort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<StickyKey>,
-    /// Mixed into the sticky hash so different services bucket the same user independently.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub salt: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

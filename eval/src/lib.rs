@@ -13,7 +13,8 @@ mod request;
 mod wire;
 
 pub use config::{Config, BUCKETS, CONFIG_VERSION};
-pub use matcher::REGEX_SCAN_LIMIT;
+pub use hash::sticky_bucket;
+pub use matcher::{literal_alternatives, REGEX_SCAN_LIMIT};
 pub use policy::{quoted, AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
 pub use request::{Request, SimpleRequest, SlotRequest};
 pub use wire::{cookie_value, query_value};

@@ -7,7 +7,7 @@ use rand::RngCore;
 use crate::config::{self, Action, Cond, Config, Protocol, Settings, BUCKETS, CONFIG_VERSION};
 use crate::hash::{random_bucket, sticky_bucket};
 use crate::index::{ExactTable, LiteralIndex, PrefixIndex};
-use crate::matcher::{regex_window, Extract, Matcher, Memo, Test};
+use crate::matcher::{Extract, Matcher, Memo, Test};
 use crate::request::Request;
 use crate::wire::host_only;
 
@@ -60,7 +60,6 @@ enum CompiledAction {
         /// Cumulative upper bucket bounds: bucket < bound picks that subset; past the last, the default.
         bounds: Vec<(u32, SubsetId)>,
         sticky: Option<(usize, Extract)>,
-        salt: Box<[u8]>,
     },
 }
 
@@ -276,9 +275,7 @@ impl Policy {
             Step::Exact { slot, extract, table } => {
                 req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)).and_then(|v| table.get(v))
             }
-            Step::Literals { slot, index } => {
-                req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(regex_window(v)))
-            }
+            Step::Literals { slot, index } => req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(v)),
             Step::Prefixes { slot, index } => req
                 .get(*slot, &self.attrs[*slot])
                 .and_then(|v| Extract::PathOnly.apply(v))
@@ -305,12 +302,14 @@ impl Policy {
     {
         match action {
             CompiledAction::Route(s) => Some(*s),
-            CompiledAction::Split { bounds, sticky, salt } => {
-                let key = sticky
-                    .as_ref()
-                    .and_then(|(slot, extract)| req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)));
+            CompiledAction::Split { bounds, sticky } => {
+                let key = sticky.as_ref().and_then(|(slot, extract)| {
+                    let key = req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v));
+                    // Envoy's cookie hash treats an empty cookie as missing; so do we, to bucket alike.
+                    key.filter(|k| !k.is_empty() || matches!(extract, Extract::Whole))
+                });
                 let bucket = match key {
-                    Some(key) => sticky_bucket(salt, key),
+                    Some(key) => sticky_bucket(key),
                     // Missing sticky key: an independent draw, so such traffic still splits as configured.
                     None => random_bucket(rng.next_u32()),
                 };
@@ -348,7 +347,7 @@ impl Builder {
     fn build(mut self, config: &Config) -> Result<Policy, ConfigError> {
         validate_settings(&config.settings)?;
         let global_default = config.global.default.as_deref().map(|s| self.subset(s, "global.default")).transpose()?;
-        let global = self.rules(&config.global.rules, Protocol::Http, "*", "global")?;
+        let global = self.rules(&config.global.rules, Protocol::Http, "global")?;
         let mut names: Vec<&str> = Vec::new();
         let mut services = Vec::new();
         for (i, svc) in config.services.iter().enumerate() {
@@ -360,7 +359,7 @@ impl Builder {
                 return Err(ConfigError(format!("{at}: service {} is declared twice", quoted(&svc.name))));
             }
             names.push(&svc.name);
-            let own = self.rules(&svc.rules.rules, svc.protocol, &svc.name, &at)?;
+            let own = self.rules(&svc.rules.rules, svc.protocol, &at)?;
             let default = svc.rules.default.as_deref().map(|s| self.subset(s, &format!("{at}.default"))).transpose()?;
             // Global rules come first; they only read headers, which TCP connections lack.
             let mut ids = if svc.protocol == Protocol::Tcp { Vec::new() } else { global.clone() };
@@ -384,33 +383,21 @@ impl Builder {
         })
     }
 
-    fn rules(
-        &mut self,
-        rules: &[config::Rule],
-        protocol: Protocol,
-        service: &str,
-        at: &str,
-    ) -> Result<Vec<RuleId>, ConfigError> {
+    fn rules(&mut self, rules: &[config::Rule], protocol: Protocol, at: &str) -> Result<Vec<RuleId>, ConfigError> {
         rules
             .iter()
             .enumerate()
             .map(|(i, rule)| {
                 let at = format!("{at}.rules[{i}] (line {})", rule.line);
                 let when = rule.when.as_ref().map(|c| self.cond(c, protocol, &at)).transpose()?;
-                let action = self.action(&rule.then, protocol, service, &at)?;
+                let action = self.action(&rule.then, protocol, &at)?;
                 self.rules.push(CompiledRule { line: rule.line, when, action });
                 Ok(RuleId(self.rules.len() as u32 - 1))
             })
             .collect()
     }
 
-    fn action(
-        &mut self,
-        action: &Action,
-        protocol: Protocol,
-        service: &str,
-        at: &str,
-    ) -> Result<CompiledAction, ConfigError> {
+    fn action(&mut self, action: &Action, protocol: Protocol, at: &str) -> Result<CompiledAction, ConfigError> {
         Ok(match action {
             Action::Route(s) => CompiledAction::Route(self.subset(s, at)?),
             Action::Split(split) => {
@@ -437,8 +424,7 @@ impl Builder {
                         Some((self.header_slot("cookie", at)?, Extract::Cookie(c.as_bytes().into())))
                     }
                 };
-                let salt = if split.salt.is_empty() { service } else { &split.salt };
-                CompiledAction::Split { bounds, sticky, salt: salt.as_bytes().into() }
+                CompiledAction::Split { bounds, sticky }
             }
         })
     }

@@ -1,17 +1,19 @@
 //! Byte-level parsing of cookies, query strings and hosts, without allocating: the hot path scans the
 //! header value in place and compares slices.
 
-/// The value of cookie `name` in a `Cookie` header (RFC 6265 §5.4 / §4.2.1): pairs separated by `;`,
-/// optional whitespace, the first `=` splits name from value, a value wrapped in DQUOTEs is unwrapped.
-/// Cookie names are case-sensitive. The first occurrence wins, as browsers send the most specific first.
+/// The value of cookie `name` in a `Cookie` header, parsed exactly as Envoy parses it for `RouteMatch.cookies`
+/// and cookie hash policies (`Http::Utility::forEachCookie`), so the filter and native routes agree: pairs
+/// separated by `;`, leading spaces before a name skipped, the first `=` splits name from value, the value
+/// taken verbatim and unwrapped from DQUOTEs, pairs without `=` skipped. Cookie names are case-sensitive. The
+/// first occurrence wins, as browsers send the most specific first.
 pub fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     header.split(|&b| b == b';').find_map(|pair| {
-        let pair = trim(pair);
         let eq = pair.iter().position(|&b| b == b'=')?;
-        if trim(&pair[..eq]) != name {
+        let start = pair.iter().position(|&b| b != b' ').unwrap_or(eq);
+        if &pair[start..eq] != name {
             return None;
         }
-        let v = trim(&pair[eq + 1..]);
+        let v = &pair[eq + 1..];
         Some(match v {
             [b'"', inner @ .., b'"'] => inner,
             _ => v,
@@ -83,25 +85,22 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |e| e + 1);
-    &s[start..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cookies_per_rfc6265() {
+    fn cookies_as_envoy_parses_them() {
         let h = b"session=abc; user=tester;theme=\"dark\" ; empty=; user=second";
         assert_eq!(cookie_value(h, b"user"), Some(&b"tester"[..]));
-        assert_eq!(cookie_value(h, b"theme"), Some(&b"dark"[..]));
+        assert_eq!(cookie_value(h, b"theme"), Some(&b"\"dark\" "[..]), "a value is taken verbatim");
+        assert_eq!(cookie_value(b"theme=\"dark\"", b"theme"), Some(&b"dark"[..]));
         assert_eq!(cookie_value(h, b"empty"), Some(&b""[..]));
         assert_eq!(cookie_value(h, b"User"), None);
         assert_eq!(cookie_value(h, b"ser"), None);
         assert_eq!(cookie_value(b"xuser=tester", b"user"), None);
+        assert_eq!(cookie_value(b"user =tester", b"user"), None, "no trimming after the name");
+        assert_eq!(cookie_value(b"\tuser=tester", b"user"), None, "only spaces are skipped");
         assert_eq!(cookie_value(b"noequals; user=a=b", b"user"), Some(&b"a=b"[..]));
         assert_eq!(cookie_value(b"", b"user"), None);
     }

@@ -446,10 +446,6 @@ fn action(v: Json, at: &str) -> Result<Action, String> {
                     None | Some((Json::Null, _)) => None,
                     Some((v, at)) => Some(sticky_key(v, &at)?),
                 },
-                salt: match f.take("salt") {
-                    None => String::new(),
-                    Some((v, at)) => string(v, &at)?,
-                },
             };
             f.finish()?;
             Action::Split(split)
@@ -573,7 +569,7 @@ mod tests {
         {"name": "frontend", "rules": [
             {"line": 3, "when": {"cookie": {"name": "user", "value": "tester"}}, "then": {"route": "v2"}},
             {"line": 4, "when": {"header": {"name": "user-agent", "test": {"regex": "Android"}}},
-             "then": {"split": {"to": [{"subset": "v2", "weight": 5000}], "by": {"cookie": "user"}, "salt": "s"}}},
+             "then": {"split": {"to": [{"subset": "v2", "weight": 5000}], "by": {"cookie": "user"}}}},
             {"line": 5, "when": {"all": [{"query": {"name": "q", "value": "a b"}}, {"not": {"method": "GET"}},
                                         {"any": [{"host": "h"}, {"path_prefix": "/api"}]}]}, "then": {"route": "v3"}},
             {"line": 6, "when": {"header": {"name": "x", "test": {"in": ["a", "\u00e9\ud83d\ude00\n"]}}}, "then": {"route": "v2"}},

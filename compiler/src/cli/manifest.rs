@@ -12,9 +12,10 @@ use canary_eval::config::Protocol;
 use canary_eval::Config;
 use clap::{Args, ValueEnum};
 
-use super::{load, print, Failure};
+use super::{color, load, print, Failure};
 use crate::manifest::envoy::{envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, EnvoyOptions};
 use crate::manifest::istio::{istio_manifest, local_module_path, Edge, IstioKind, IstioOptions, WasmModule};
+use crate::native::{self, EnvoyVersion, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
@@ -26,6 +27,17 @@ pub enum Kind {
     IstioRoutes,
     /// A static bootstrap for one plain Envoy.
     Envoy,
+}
+
+/// Who decides: the canary filter, Envoy's own routes, or the cheapest exact one per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The wasm filter decides, the routes map its subset header (what scripts without --backend get).
+    Filter,
+    /// Envoy's native routes decide, no filter; exit 1 naming every rule without an exact native form.
+    Native,
+    /// Native where exact, the filter elsewhere; one line per service on stderr says which and why.
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,6 +52,13 @@ pub struct ManifestArgs {
     file: PathBuf,
     #[arg(long, value_enum, default_value_t = Kind::Wasmplugin)]
     kind: Kind,
+    /// Who decides (see README "Backends"). The default stays `filter`, so existing scripts keep their output.
+    #[arg(long, value_enum, default_value_t = Backend::Filter)]
+    backend: Backend,
+    /// The oldest Envoy the generated routes must run on: native features newer than it are left to the
+    /// filter, with the reason (Istio 1.28 ships Envoy 1.36).
+    #[arg(long, default_value = "1.40", value_name = "X.Y", value_parser = EnvoyVersion::parse)]
+    envoy_version: EnvoyVersion,
     /// Where proxies fetch the filter module: https://…, oci://…, file:///path-in-the-proxy, or a local file
     /// (written as file://ABSOLUTE and hashed). Required for wasmplugin and envoyfilter.
     #[arg(long, value_name = "URL")]
@@ -116,10 +135,24 @@ fn parse_port(value: &str) -> Result<(String, u16), String> {
 /// Runs `canaryc manifest`: YAML on stdout, notes as warnings on stderr.
 pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     misplaced_flags(&args)?;
-    let config = load(&args.file)?.0.config;
+    let (compiled, text) = load(&args.file)?;
+    let config = &compiled.config;
     let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
+    if args.backend != Backend::Filter && args.kind != Kind::Envoy {
+        return Err(format!(
+            "--backend {} is built for --kind envoy so far; Istio kinds still take the filter (README \"Backends\")",
+            if args.backend == Backend::Native { "native" } else { "auto" }
+        )
+        .into());
+    }
     let yaml = match args.kind {
-        Kind::Envoy => envoy_bootstrap(&config, &envoy_options(&args, &config)?)?,
+        Kind::Envoy => {
+            let mut opts = envoy_options(&args, config)?;
+            if args.backend != Backend::Filter {
+                opts.native = envoy_native(&args, &compiled, &text, &opts)?;
+            }
+            envoy_bootstrap(config, &opts)?
+        }
         Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
             let kind = match args.kind {
                 Kind::Wasmplugin => IstioKind::WasmPlugin,
@@ -133,7 +166,7 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
                 }
                 _ => (None, Vec::new()),
             };
-            let manifest = istio_manifest(&config, kind, &istio_options(&args), module.as_ref(), &source)?;
+            let manifest = istio_manifest(config, kind, &istio_options(&args), module.as_ref(), &source)?;
             for note in notes.iter().chain(&manifest.notes) {
                 eprintln!("warning: {note}");
             }
@@ -142,6 +175,48 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     };
     print(&yaml);
     Ok(())
+}
+
+/// `--backend native|auto` for one Envoy: its service as native routes, specialised for the proxy's own
+/// `--node-label`s (exactly the labels its filter would read), or why not. `native` fails with the refusals as
+/// `FILE:LINE:COL` diagnostics; `auto` falls back to the filter and says so on stderr.
+fn envoy_native(
+    args: &ManifestArgs,
+    compiled: &crate::Compiled,
+    text: &str,
+    opts: &EnvoyOptions,
+) -> Result<Option<native::NativeService>, Failure> {
+    let config = &compiled.config;
+    let declared = config.services.iter().find(|s| s.name == opts.service).map(|s| s.protocol);
+    let protocol = opts.protocol.or(declared).unwrap_or_default();
+    let target = Target { envoy: args.envoy_version, labels: Some(&opts.node_labels), istio: false };
+    let file = args.file.display().to_string();
+    match native::lower_service(config, &compiled.spans, &opts.service, protocol, &target) {
+        Ok(service) => {
+            if args.backend == Backend::Auto {
+                eprintln!(
+                    "{}: native Envoy routes (every rule has an exact form on Envoy {})",
+                    opts.service, args.envoy_version
+                );
+            }
+            Ok(Some(service))
+        }
+        Err(refusals) if args.backend == Backend::Native => {
+            let diags = native::diagnostics(&opts.service, &refusals, "native");
+            eprint!("{}", crate::render(&diags, text, &file, color()));
+            Err(Failure::Reported)
+        }
+        Err(refusals) => {
+            let first = &refusals[0];
+            let at = canary_dsl::line_col(text, first.span.start);
+            let more = match refusals.len() {
+                1 => String::new(),
+                n => format!(" (and {} more rule(s))", n - 1),
+            };
+            eprintln!("{}: filter ({file}:{}:{}: {}){more}", opts.service, at.line, at.col, first.reason);
+            Ok(None)
+        }
+    }
 }
 
 fn istio_options(args: &ManifestArgs) -> IstioOptions {
@@ -179,6 +254,8 @@ fn envoy_options(args: &ManifestArgs, config: &Config) -> Result<EnvoyOptions, F
         (Some(path), _) => path.clone(),
         (None, Some(url)) => local_module_path(url)
             .ok_or_else(|| format!("--kind envoy loads the module from a file: pass --wasm PATH, not {url}"))?,
+        // Native routes load no module; `auto` may still need one, and says so if it does.
+        (None, None) if args.backend == Backend::Native => PathBuf::new(),
         (None, None) => return Err("--kind envoy needs the filter module: --wasm PATH".to_string().into()),
     };
     let mut opts = EnvoyOptions::new(&service, listen, args.admin, wasm);

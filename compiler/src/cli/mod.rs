@@ -196,7 +196,7 @@ fn rng(seed: Option<u64>) -> SmallRng {
     SmallRng::seed_from_u64(seed)
 }
 
-fn color() -> bool {
+pub(super) fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 

@@ -4,6 +4,7 @@
 //! already-compiled [`canary_eval::Config`], so what is deployed is exactly what `canaryc compile` prints.
 
 pub mod envoy;
+pub mod envoy_routes;
 pub mod istio;
 
 use std::collections::BTreeSet;

@@ -202,13 +202,53 @@ fn demo() -> Result<usize> {
     let first = scenarios()[0].policy;
     let mut mesh = Mesh::start(&policy::example(first)?, opts)?;
     println!("mesh up in {:.1?}: ingress http://{}  tcp-echo {}", started.elapsed(), mesh.ingress(), mesh.tcp());
-    match walk(&mut mesh, first) {
+    let walked = walk(&mut mesh, first).and_then(|filter_failures| {
+        println!(
+            "\nThe same scenarios with `canaryc manifest --backend auto`: each Envoy gets Envoy's own routes where"
+        );
+        println!("its service lowers exactly (no filter, no wasm), the filter elsewhere (README \"Backends\").");
+        mesh.set_backend_auto(true);
+        let last = scenarios().last().map_or(first, |s| s.policy);
+        mesh.apply(&policy::example(last)?)?;
+        Ok(filter_failures + walk_auto(&mut mesh, last)?)
+    });
+    match walked {
         Ok(failures) => Ok(failures),
         Err(err) => {
             eprintln!("{}", mesh.logs());
             Err(err)
         }
     }
+}
+
+/// [`walk`] under `--backend auto`, printing which backend each Envoy got.
+fn walk_auto(mesh: &mut Mesh, running: &str) -> Result<usize> {
+    let mut failures = 0;
+    for scenario in scenarios() {
+        if scenario.policy != running {
+            mesh.apply(&policy::example(scenario.policy)?)?;
+        }
+        let backends = mesh.backends();
+        let native: Vec<&str> = backends.iter().filter(|b| b.1 == "native").map(|b| b.0.as_str()).collect();
+        let filter: Vec<&str> = backends.iter().filter(|b| b.1 == "filter").map(|b| b.0.as_str()).collect();
+        println!("\n{} · {} — backend auto", scenario.id, scenario.title);
+        println!("  native: {}", if native.is_empty() { "none".into() } else { native.join(", ") });
+        println!("  filter: {}", if filter.is_empty() { "none".into() } else { filter.join(", ") });
+        let mut mixed = 0;
+        for probe in &scenario.probes {
+            let seen = run_probe(mesh, probe)?;
+            mixed += seen.iter().filter(|s| Chain::parse(s).is_mixed()).count();
+            let (ok, promise) = check(&probe.expect, &seen);
+            failures += usize::from(!ok);
+            let verdict = if ok { "ok".to_string() } else { format!("FAIL: {promise}") };
+            println!("  {:<30} {:>5}  {verdict}", probe.label, probe.n);
+        }
+        if scenario.id == "S5" {
+            println!("  chains mixing frontend and forecast versions: {mixed}");
+            failures += usize::from(mixed > 0);
+        }
+    }
+    Ok(failures)
 }
 
 fn main() -> ExitCode {

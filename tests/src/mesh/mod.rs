@@ -24,6 +24,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
+use canary_compiler::native::{lower_service, EnvoyVersion, Target};
+use canary_compiler::RuleSpans;
 use canary_eval::config::{Config, Protocol};
 use canary_weather::Role;
 
@@ -65,12 +67,16 @@ impl MeshOptions {
 struct Proxy {
     name: String,
     options: EnvoyOptions,
+    /// What decides in it under the current policy: `filter` or `native`.
+    backend: &'static str,
 }
 
 /// A running mesh; dropping it stops every process.
 pub struct Mesh {
     opts: MeshOptions,
     proxies: Vec<Proxy>,
+    /// `--backend auto`: each Envoy gets native routes where its service lowers exactly, else the filter.
+    auto: bool,
     // Declared last so the processes outlive nothing that refers to them.
     procs: Procs,
 }
@@ -79,7 +85,7 @@ impl Mesh {
     /// Starts the eight service instances and the five Envoys, and waits until all are ready. A failure
     /// stops everything and carries the tails of all logs.
     pub fn start(config: &Config, opts: MeshOptions) -> Result<Mesh> {
-        let mut mesh = Mesh { opts, proxies: Vec::new(), procs: Procs::new("mesh")? };
+        let mut mesh = Mesh { opts, proxies: Vec::new(), auto: false, procs: Procs::new("mesh")? };
         let booted = mesh.start_services().and_then(|()| mesh.start_envoys(config));
         booted.map_err(|err| mesh.with_logs(err))?;
         Ok(mesh)
@@ -110,7 +116,7 @@ impl Mesh {
             o.node_id = Some(name.clone());
             o.protocol = Some(if serves == Role::TcpEcho { Protocol::Tcp } else { Protocol::Http });
             let listen = o.listen;
-            proxies.push(Proxy { name, options: o });
+            proxies.push(Proxy { name, options: o, backend: "filter" });
             Ok(listen)
         };
         proxy("ingress".into(), Role::Frontend, &[("app", "istio-ingressgateway"), ("istio", "ingressgateway")])?;
@@ -143,9 +149,27 @@ impl Mesh {
         self.start_envoys(config).map_err(|err| self.with_logs(err))
     }
 
+    /// Chooses the backend for the policies applied from now on: `true` is `canaryc manifest --backend auto`
+    /// (native routes where exact, specialised for each proxy's labels), `false` the filter everywhere.
+    pub fn set_backend_auto(&mut self, auto: bool) {
+        self.auto = auto;
+    }
+
+    /// Each Envoy's name and what decides in it (`filter` or `native`) under the current policy.
+    pub fn backends(&self) -> Vec<(String, &'static str)> {
+        self.proxies.iter().map(|p| (p.name.clone(), p.backend)).collect()
+    }
+
     fn start_envoys(&mut self, config: &Config) -> Result<()> {
-        for p in &self.proxies {
-            let yaml = envoy_bootstrap(config, &p.options).map_err(anyhow::Error::msg).context(p.name.clone())?;
+        for p in &mut self.proxies {
+            let mut options = p.options.clone();
+            if self.auto {
+                let protocol = options.protocol.unwrap_or_default();
+                let target = Target { envoy: EnvoyVersion::LATEST, labels: Some(&options.node_labels), istio: false };
+                options.native = lower_service(config, &RuleSpans::default(), &options.service, protocol, &target).ok();
+            }
+            p.backend = if options.native.is_some() { "native" } else { "filter" };
+            let yaml = envoy_bootstrap(config, &options).map_err(anyhow::Error::msg).context(p.name.clone())?;
             envoy::spawn(&mut self.procs, &self.opts.envoy, &p.name, &yaml)?;
         }
         for p in &self.proxies {

@@ -1,0 +1,149 @@
+//! The native lowering written as Envoy configuration: [`NativeService`] routes as `RouteConfiguration` routes
+//! (HTTP) or `tcp_proxy` weighted clusters (TCP). No wasm filter runs: Envoy's own route matching decides.
+
+use canary_eval::config::StickyKey;
+use serde_json::{json, Value};
+
+use crate::native::{Atom, HeaderTest, NativeAction, NativeService};
+
+/// Names the cluster of a subset (`None`: the proxy's fallback subset, for requests nothing decides).
+pub type ClusterOf<'a> = &'a dyn Fn(Option<&str>) -> String;
+
+/// The routes for one HTTP service, in evaluation order, then the default route.
+pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value> {
+    let mut routes = Vec::new();
+    for route in &service.routes {
+        for (k, and) in route.matches.iter().enumerate() {
+            let mut r#match = json!({ "prefix": "/" });
+            let headers: Vec<Value> = and.iter().filter_map(header_matcher).collect();
+            let cookies: Vec<Value> = and.iter().filter_map(cookie_matcher).collect();
+            if !headers.is_empty() {
+                r#match["headers"] = Value::Array(headers);
+            }
+            if !cookies.is_empty() {
+                r#match["cookies"] = Value::Array(cookies);
+            }
+            let mut entry = json!({
+                "name": format!("{}-line{}-{k}", service.name, route.line),
+                "match": r#match,
+            });
+            entry["route"] = action(&route.action, service.default.as_deref(), cluster);
+            routes.push(entry);
+        }
+    }
+    routes.push(json!({
+        "name": format!("{}-default", service.name),
+        "match": { "prefix": "/" },
+        "route": { "cluster": cluster(service.default.as_deref()) },
+    }));
+    routes
+}
+
+/// The `tcp_proxy` cluster choice for a TCP service: its one decided action, else the default.
+pub fn tcp_cluster(service: &NativeService, cluster: ClusterOf<'_>) -> Value {
+    match service.routes.first().map(|r| &r.action) {
+        Some(NativeAction::Subset(s)) => json!({ "cluster": cluster(Some(s)) }),
+        Some(NativeAction::Split { weights, .. }) => {
+            let clusters: Vec<Value> = weights
+                .iter()
+                .map(|(s, w)| json!({ "name": cluster(s.as_deref().or(service.default.as_deref())), "weight": w }))
+                .collect();
+            json!({ "weighted_clusters": { "clusters": clusters } })
+        }
+        None => json!({ "cluster": cluster(service.default.as_deref()) }),
+    }
+}
+
+/// Whether any matcher needs an RE2 program (the bootstrap then raises Envoy's program-size cap).
+pub fn uses_regex(service: &NativeService) -> bool {
+    service
+        .routes
+        .iter()
+        .flat_map(|r| r.matches.iter().flatten())
+        .any(|a| matches!(a, Atom::Header { test: HeaderTest::Host(_), .. }))
+}
+
+fn action(action: &NativeAction, default: Option<&str>, cluster: ClusterOf<'_>) -> Value {
+    match action {
+        NativeAction::Subset(s) => json!({ "cluster": cluster(Some(s)) }),
+        NativeAction::Split { weights, by } => {
+            let clusters: Vec<Value> = weights
+                .iter()
+                .map(|(s, w)| json!({ "name": cluster(s.as_deref().or(default)), "weight": w }))
+                .collect();
+            let mut weighted = json!({ "clusters": clusters });
+            let mut route = json!({});
+            if let Some(key) = by {
+                // Envoy hashes the key with xxh64 (seed 0) and picks `hash % sum of weights` along the list — the
+                // evaluator's buckets. A request without the key gets a random pick, as in the filter.
+                weighted["use_hash_policy"] = json!(true);
+                route["hash_policy"] = json!([match key {
+                    StickyKey::Cookie(name) => json!({ "cookie": { "name": name } }),
+                    StickyKey::Header(name) => json!({ "header": { "header_name": name } }),
+                }]);
+            }
+            route["weighted_clusters"] = weighted;
+            route
+        }
+    }
+}
+
+fn header_matcher(atom: &Atom) -> Option<Value> {
+    let Atom::Header { name, test, invert } = atom else { return None };
+    let mut m = json!({ "name": name });
+    match test {
+        HeaderTest::Exact(v) => m["string_match"] = json!({ "exact": v }),
+        HeaderTest::Contains(v) => m["string_match"] = json!({ "contains": v }),
+        HeaderTest::Prefix(v) => m["string_match"] = json!({ "prefix": v }),
+        HeaderTest::Present => m["present_match"] = json!(true),
+        HeaderTest::Host(h) => m["string_match"] = json!({ "safe_regex": { "regex": host_regex(h) } }),
+    }
+    if *invert {
+        m["invert_match"] = json!(true);
+        if !matches!(test, HeaderTest::Present) && !test.matches_empty() {
+            // An inverted value matcher skips an absent header; as "" it fails the test, so `not` holds.
+            m["treat_missing_header_as_empty"] = json!(true);
+        }
+    }
+    Some(m)
+}
+
+fn cookie_matcher(atom: &Atom) -> Option<Value> {
+    let Atom::Cookie { name, value, invert } = atom else { return None };
+    let mut m = json!({ "name": name, "string_match": { "exact": value } });
+    if *invert {
+        m["invert_match"] = json!(true);
+    }
+    Some(m)
+}
+
+/// RE2 full match of an `:authority` whose host is `host` (ASCII case-insensitive), with or without a port:
+/// the evaluator strips everything from the last `:`. Letters are spelled `[fF]`: `(?i)` would also fold
+/// Unicode (`k` and the Kelvin sign).
+pub fn host_regex(host: &str) -> String {
+    let mut re = String::new();
+    for c in host.chars() {
+        match c {
+            'a'..='z' => {
+                re.push('[');
+                re.push(c);
+                re.push(c.to_ascii_uppercase());
+                re.push(']');
+            }
+            '.' => re.push_str("\\."),
+            c => re.push(c),
+        }
+    }
+    re.push_str("(:[^:]*)?");
+    re
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_regexes_spell_out_cases() {
+        assert_eq!(host_regex("a-1.b"), "[aA]-1\\.[bB](:[^:]*)?");
+    }
+}

@@ -1,0 +1,304 @@
+//! A rule's condition as native matchers: an OR of ANDs (one Envoy route, or one Istio `HTTPMatchRequest`, per
+//! AND), with every `not` pushed down onto a matcher that Envoy can invert. Each translation below is exact —
+//! the matcher agrees with the evaluator on every request — or it is refused with the reason; there is no
+//! third case.
+
+use canary_eval::config::{Cond, Test};
+use canary_eval::literal_alternatives;
+
+/// One native matcher.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Atom {
+    /// An Envoy `HeaderMatcher` on `name` (lowercase; pseudo-headers `:path`, `:method`, `:authority` too).
+    /// `invert` is `invert_match`: it also holds when the header is absent, exactly like `not` over a
+    /// condition on an absent header.
+    Header { name: String, test: HeaderTest, invert: bool },
+    /// `RouteMatch.cookies`: RFC 6265 parsing, first occurrence wins, quotes removed — the evaluator's own
+    /// cookie semantics.
+    Cookie { name: String, value: String, invert: bool },
+    /// Istio only, for a proxy not specialised by `--node-label`: VirtualService `sourceLabels`, which Istio
+    /// applies per calling workload exactly as the filter in the caller's sidecar reads its own labels.
+    SourceLabel { label: String, value: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HeaderTest {
+    Exact(String),
+    /// A literal occurs anywhere in the value (the evaluator's substring search over the whole value).
+    Contains(String),
+    Prefix(String),
+    Present,
+    /// `:authority` whose host part (port stripped) equals this lowercase name, ASCII case-insensitively:
+    /// written as an RE2 full match with explicit `[hH]` classes (`(?i)` would fold Unicode, e.g. `k` and
+    /// the Kelvin sign).
+    Host(String),
+}
+
+/// OR of ANDs. `vec![]` is false; `vec![vec![]]` is true.
+pub type Dnf = Vec<Vec<Atom>>;
+
+/// Native routes one rule may expand to before it is cheaper (and clearer) to leave it to the filter.
+pub const MAX_ALTERNATIVES: usize = 64;
+
+/// What the lowering may use besides the condition itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// `--node-label`s of the proxy the routes are for: `source` conditions become constants.
+    pub labels: Option<&'a [(String, String)]>,
+    /// Istio VirtualServices rather than Envoy routes: a smaller vocabulary.
+    pub istio: bool,
+    /// Whether the target Envoy has the native cookie matcher.
+    pub cookies: bool,
+}
+
+/// The native form of `cond` (or of `not cond` when `negated`), or why there is none.
+pub fn lower(cond: &Cond, negated: bool, cx: &Context<'_>) -> Result<Dnf, String> {
+    let dnf = lower_inner(cond, negated, cx)?;
+    if cx.istio {
+        let inverted_presence = |a: &Atom| matches!(a, Atom::Header { test: HeaderTest::Present, invert: true, .. });
+        if dnf.iter().flatten().any(inverted_presence) {
+            return Err(
+                "Istio's `withoutHeaders` treats a missing header as empty, so it cannot test for absence".into()
+            );
+        }
+        if dnf.iter().flatten().any(|a| matches!(a, Atom::Header { name, invert: true, .. } if name.starts_with(':'))) {
+            return Err("a VirtualService cannot negate a `path`, `method` or `host` match".into());
+        }
+    }
+    Ok(dnf)
+}
+
+fn lower_inner(cond: &Cond, negated: bool, cx: &Context<'_>) -> Result<Dnf, String> {
+    let dnf = match (cond, negated) {
+        (Cond::All(cs), false) | (Cond::Any(cs), true) => {
+            let mut acc: Dnf = vec![vec![]];
+            for c in cs {
+                acc = and(acc, lower(c, negated, cx)?)?;
+            }
+            acc
+        }
+        (Cond::Any(cs), false) | (Cond::All(cs), true) => {
+            let mut acc: Dnf = vec![];
+            for c in cs {
+                acc.extend(lower(c, negated, cx)?);
+                if acc.len() > MAX_ALTERNATIVES {
+                    return Err(too_many());
+                }
+            }
+            acc
+        }
+        (Cond::Not(inner), _) => lower(inner, !negated, cx)?,
+        (Cond::Header { name, test }, _) => header(name, test, negated)?,
+        (Cond::Cookie { name, value }, _) => {
+            if cx.istio {
+                return Err(
+                    "a VirtualService has no cookie matcher (a regex over the `cookie` header is not RFC 6265 \
+                            parsing: it cannot tell which of two `user=` cookies is the first)"
+                        .into(),
+                );
+            }
+            if !cx.cookies {
+                return Err(String::new()); // the caller names the missing feature and version
+            }
+            vec![vec![Atom::Cookie { name: name.clone(), value: value.clone(), invert: negated }]]
+        }
+        (Cond::Query { .. }, _) => {
+            return Err(
+                "`query` values are matched without percent-decoding by Envoy (and only the first occurrence), \
+                        while canary compares them decoded"
+                    .into(),
+            )
+        }
+        (Cond::PathPrefix(prefix), _) => {
+            if prefix.contains(['?', '#']) {
+                return Err("a `path` prefix with `?` or `#` is compared with the query string by Envoy, without it \
+                            by canary"
+                    .into());
+            }
+            value(":path", HeaderTest::Prefix(prefix.clone()), negated)?
+        }
+        (Cond::Method(method), _) => value(":method", HeaderTest::Exact(method.clone()), negated)?,
+        (Cond::Host(host), _) => {
+            let plain = !host.is_empty()
+                && host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+            if !plain {
+                return Err("only plain DNS names (letters, digits, `-`, `.`) lower to a native `host` match".into());
+            }
+            value(":authority", HeaderTest::Host(host.clone()), negated)?
+        }
+        (Cond::Source { label, value }, _) => match cx.labels {
+            Some(labels) => {
+                let holds = labels.iter().any(|(k, v)| k == label && v == value);
+                if holds != negated {
+                    vec![vec![]]
+                } else {
+                    vec![]
+                }
+            }
+            None if cx.istio && !negated => {
+                vec![vec![Atom::SourceLabel { label: label.clone(), value: value.clone() }]]
+            }
+            None if cx.istio => {
+                return Err("`not source …` has no VirtualService form (`sourceLabels` only selects)".into())
+            }
+            None => {
+                return Err("`source` reads the proxy's own labels: pass --node-label K=V to specialise the routes \
+                            for that proxy"
+                    .into())
+            }
+        },
+    };
+    Ok(dnf)
+}
+
+fn too_many() -> String {
+    format!("this condition expands to more than {MAX_ALTERNATIVES} native routes")
+}
+
+/// A condition on one header, by the evaluator's rules: an absent header matches only `absent` (so `!=` is
+/// "present and different"), and `not X` holds whenever `X` does not (absent included).
+fn header(name: &str, test: &Test, negated: bool) -> Result<Dnf, String> {
+    let exact = |v: &String| HeaderTest::Exact(v.clone());
+    match test {
+        Test::Eq(v) => value(name, exact(v), negated),
+        Test::Ne(v) if !negated => and(single(name, HeaderTest::Present, false), value(name, exact(v), true)?),
+        Test::Ne(v) => Ok([single(name, HeaderTest::Present, true), value(name, exact(v), false)?].concat()),
+        Test::In(values) => either(name, values.iter().map(exact).collect(), negated),
+        Test::Regex(pattern) => {
+            let literals = literal_alternatives(pattern).ok_or_else(|| {
+                format!(
+                    "`~ \"{}\"` uses regex operators: the filter searches the first {} KiB of the value, Envoy's RE2 \
+                     the whole value, so only literal patterns (`Chrome`, `Edg/|Edge/`) lower natively",
+                    pattern.escape_default(),
+                    canary_eval::REGEX_SCAN_LIMIT / 1024
+                )
+            })?;
+            let tests = literals
+                .into_iter()
+                .map(|l| {
+                    String::from_utf8(l)
+                        .map(HeaderTest::Contains)
+                        .map_err(|_| "a literal that is not UTF-8".to_string())
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            either(name, tests, negated)
+        }
+        Test::Present => Ok(single(name, HeaderTest::Present, negated)),
+        Test::Absent => Ok(single(name, HeaderTest::Present, !negated)),
+    }
+}
+
+/// A value test, or its negation. Envoy's inverted value matcher does not match an absent header, but
+/// `not` must: the renderer adds `treat_missing_header_as_empty` (absent = `""`, which such a test never
+/// matches), and a test that does match `""` gets "absent" as an alternative of its own instead.
+fn value(name: &str, test: HeaderTest, negated: bool) -> Result<Dnf, String> {
+    let matches_empty = test.matches_empty();
+    let atom = Atom::Header { name: name.into(), test, invert: negated };
+    Ok(if negated && matches_empty {
+        vec![vec![Atom::Header { name: name.into(), test: HeaderTest::Present, invert: true }], vec![atom]]
+    } else {
+        vec![vec![atom]]
+    })
+}
+
+/// Alternatives on one header: any of them, or (negated) none of them.
+fn either(name: &str, tests: Vec<HeaderTest>, negated: bool) -> Result<Dnf, String> {
+    let mut acc: Dnf = if negated { vec![vec![]] } else { vec![] };
+    for test in tests {
+        let one = value(name, test, negated)?;
+        acc = if negated { and(acc, one)? } else { [acc, one].concat() };
+        if acc.len() > MAX_ALTERNATIVES {
+            return Err(too_many());
+        }
+    }
+    Ok(acc)
+}
+
+impl HeaderTest {
+    /// Whether an empty value passes the test.
+    pub fn matches_empty(&self) -> bool {
+        match self {
+            HeaderTest::Exact(v) | HeaderTest::Prefix(v) | HeaderTest::Contains(v) => v.is_empty(),
+            HeaderTest::Present => true,
+            HeaderTest::Host(_) => false,
+        }
+    }
+}
+
+fn single(name: &str, test: HeaderTest, invert: bool) -> Dnf {
+    vec![vec![Atom::Header { name: name.into(), test, invert }]]
+}
+
+/// The AND of two DNFs (every pair of alternatives), refused past [`MAX_ALTERNATIVES`].
+fn and(a: Dnf, b: Dnf) -> Result<Dnf, String> {
+    if a.len().saturating_mul(b.len()) > MAX_ALTERNATIVES {
+        return Err(too_many());
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in &a {
+        for y in &b {
+            let mut both = x.clone();
+            both.extend(y.iter().cloned());
+            both.sort();
+            both.dedup();
+            out.push(both);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENVOY: Context<'static> = Context { labels: None, istio: false, cookies: true };
+
+    fn h(name: &str, test: HeaderTest, invert: bool) -> Atom {
+        Atom::Header { name: name.into(), test, invert }
+    }
+
+    #[test]
+    fn not_is_pushed_onto_invertible_matchers() {
+        let ne = Cond::Header { name: "x".into(), test: Test::Ne("a".into()) };
+        assert_eq!(
+            lower(&ne, false, &ENVOY).unwrap(),
+            vec![vec![h("x", HeaderTest::Exact("a".into()), true), h("x", HeaderTest::Present, false)]]
+        );
+        assert_eq!(
+            lower(&Cond::Not(Box::new(ne)), false, &ENVOY).unwrap(),
+            vec![vec![h("x", HeaderTest::Present, true)], vec![h("x", HeaderTest::Exact("a".into()), false)]]
+        );
+    }
+
+    #[test]
+    fn literal_alternatives_become_contains_and_regexes_are_refused() {
+        let android = Cond::All(vec![
+            Cond::Header { name: "user-agent".into(), test: Test::Regex("Android|Silk/".into()) },
+            Cond::Not(Box::new(Cond::Header { name: "user-agent".into(), test: Test::Regex("iPhone|CrKey".into()) })),
+        ]);
+        let dnf = lower(&android, false, &ENVOY).unwrap();
+        assert_eq!(dnf.len(), 2);
+        assert!(dnf.iter().all(|and| and.len() == 3));
+        let re = Cond::Header { name: "user-agent".into(), test: Test::Regex("Chrome/[0-9]+".into()) };
+        assert!(lower(&re, false, &ENVOY).unwrap_err().contains("regex operators"));
+    }
+
+    #[test]
+    fn source_is_a_constant_once_specialised() {
+        let labels = [("version".to_string(), "v2".to_string())];
+        let cx = Context { labels: Some(&labels), ..ENVOY };
+        let src = Cond::Source { label: "version".into(), value: "v2".into() };
+        assert_eq!(lower(&src, false, &cx).unwrap(), vec![vec![]]);
+        assert_eq!(lower(&src, true, &cx).unwrap(), Vec::<Vec<Atom>>::new());
+        assert!(lower(&src, false, &ENVOY).unwrap_err().contains("--node-label"));
+    }
+
+    #[test]
+    fn query_and_big_expansions_are_refused() {
+        let q = Cond::Query { name: "a".into(), value: "b".into() };
+        assert!(lower(&q, false, &ENVOY).unwrap_err().contains("percent-decoding"));
+        let in9 = |n: &str| Cond::Header { name: n.into(), test: Test::In((0..9).map(|i| i.to_string()).collect()) };
+        let big = Cond::All(vec![in9("a"), in9("b")]);
+        assert!(lower(&big, false, &ENVOY).unwrap_err().contains("more than"));
+    }
+}
