@@ -224,9 +224,11 @@ fn demo() -> Result<usize> {
 /// [`walk`] under `--backend auto`, printing which backend each Envoy got.
 fn walk_auto(mesh: &mut Mesh, running: &str) -> Result<usize> {
     let mut failures = 0;
+    let mut applied = running;
     for scenario in scenarios() {
-        if scenario.policy != running {
+        if scenario.policy != applied {
             mesh.apply(&policy::example(scenario.policy)?)?;
+            applied = scenario.policy;
         }
         let backends = mesh.backends();
         let native: Vec<&str> = backends.iter().filter(|b| b.1 == "native").map(|b| b.0.as_str()).collect();
@@ -240,8 +242,10 @@ fn walk_auto(mesh: &mut Mesh, running: &str) -> Result<usize> {
             mixed += seen.iter().filter(|s| Chain::parse(s).is_mixed()).count();
             let (ok, promise) = check(&probe.expect, &seen);
             failures += usize::from(!ok);
+            let reached: Vec<String> =
+                tally(seen.iter().cloned()).into_iter().map(|(c, n)| format!("{c} ×{n}")).collect();
             let verdict = if ok { "ok".to_string() } else { format!("FAIL: {promise}") };
-            println!("  {:<30} {:>5}  {verdict}", probe.label, probe.n);
+            println!("  {:<30} {:>5}  {:<50}  {verdict}", probe.label, probe.n, reached.join(", "));
         }
         if scenario.id == "S5" {
             println!("  chains mixing frontend and forecast versions: {mixed}");
