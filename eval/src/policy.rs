@@ -305,7 +305,8 @@ impl Policy {
             CompiledAction::Split { bounds, sticky } => {
                 let key = sticky.as_ref().and_then(|(slot, extract)| {
                     let key = req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v));
-                    // Envoy's cookie hash treats an empty cookie as missing; so do we, to bucket alike.
+                    // Envoy's cookie hash treats an empty cookie as missing, its header hash hashes an empty
+                    // header (tests/tests/envoy_native.rs pins both); a header key is the `Whole` extract.
                     key.filter(|k| !k.is_empty() || matches!(extract, Extract::Whole))
                 });
                 let bucket = match key {

@@ -13,7 +13,9 @@ use canary_eval::Config;
 use clap::{Args, ValueEnum};
 
 use super::{color, load, print, Failure};
-use crate::manifest::envoy::{envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, EnvoyOptions};
+use crate::manifest::envoy::{
+    envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, resolve_protocol, EnvoyOptions,
+};
 use crate::manifest::istio::{istio_manifest, local_module_path, Edge, IstioKind, IstioOptions, WasmModule};
 use crate::native::{self, EnvoyVersion, Target};
 
@@ -187,9 +189,8 @@ fn envoy_native(
     opts: &EnvoyOptions,
 ) -> Result<Option<native::NativeService>, Failure> {
     let config = &compiled.config;
-    let declared = config.services.iter().find(|s| s.name == opts.service).map(|s| s.protocol);
-    let protocol = opts.protocol.or(declared).unwrap_or_default();
-    let target = Target { envoy: args.envoy_version, labels: Some(&opts.node_labels), istio: false };
+    let protocol = resolve_protocol(config, opts)?;
+    let target = Target { envoy: args.envoy_version, labels: Some(&opts.node_labels) };
     let file = args.file.display().to_string();
     match native::lower_service(config, &compiled.spans, &opts.service, protocol, &target) {
         Ok(service) => {

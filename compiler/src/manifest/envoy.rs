@@ -113,13 +113,27 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
     if protocol == Protocol::Tcp && !policy.services.iter().any(|s| s.name == service) {
         policy.services.push(Service { name: service.to_string(), protocol, rules: RuleSet::default() });
     }
-    let policy_json = serde_json::to_string(&policy).map_err(|e| format!("cannot serialize the policy: {e}"))?;
-
-    let filters = match (protocol, &opts.native) {
-        (Protocol::Http, None) => vec![http_connection_manager(&policy, opts, Some(&policy_json))],
-        (Protocol::Tcp, None) => tcp_filters(&policy, opts, &policy_json),
-        (Protocol::Http, Some(_)) => vec![http_connection_manager(&policy, opts, None)],
-        (Protocol::Tcp, Some(native)) => vec![native_tcp_proxy(&policy, opts, native)],
+    let filters = match &opts.native {
+        None => {
+            let json = serde_json::to_string(&policy).map_err(|e| format!("cannot serialize the policy: {e}"))?;
+            match protocol {
+                Protocol::Http => vec![http_connection_manager(
+                    opts,
+                    filter_routes(&policy, opts),
+                    vec![wasm_http_filter(opts, &json), router()],
+                )],
+                Protocol::Tcp => tcp_filters(&policy, opts, &json),
+            }
+        }
+        Some(native) => {
+            let cluster = |s: Option<&str>| cluster_name(&policy, service, s.unwrap_or(default_subset(opts)));
+            match protocol {
+                Protocol::Http => {
+                    vec![http_connection_manager(opts, envoy_routes::http_routes(native, &cluster), vec![router()])]
+                }
+                Protocol::Tcp => vec![native_tcp_proxy(opts, envoy_routes::tcp_cluster(native, &cluster))],
+            }
+        }
     };
     let mut bootstrap = json!({
         "node": node(opts),
@@ -156,7 +170,9 @@ fn protocol_name(protocol: Protocol) -> &'static str {
     }
 }
 
-fn resolve_protocol(config: &Config, opts: &EnvoyOptions) -> Result<Protocol, String> {
+/// The protocol the proxy serves: `opts.protocol`, else what the policy declares for the service, else HTTP;
+/// an error when the two contradict each other.
+pub fn resolve_protocol(config: &Config, opts: &EnvoyOptions) -> Result<Protocol, String> {
     let declared = config.services.iter().find(|s| s.name == opts.service).map(|s| s.protocol);
     match (declared, opts.protocol) {
         (Some(d), Some(o)) if d != o => Err(format!(
@@ -238,22 +254,9 @@ fn wasm_plugin(opts: &EnvoyOptions, policy_json: &str) -> Value {
     })
 }
 
-/// The HTTP listener: with `policy_json`, the filter then routes on its subset header; without, the native
-/// routes of `opts.native`.
-fn http_connection_manager(policy: &Config, opts: &EnvoyOptions, policy_json: Option<&str>) -> Value {
+/// The HTTP listener: `routes` behind `http_filters` (the router last).
+fn http_connection_manager(opts: &EnvoyOptions, routes: Vec<Value>, http_filters: Vec<Value>) -> Value {
     let service = &opts.service;
-    let router = json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
-    });
-    let (routes, http_filters) = match (policy_json, &opts.native) {
-        (Some(json), _) => (filter_routes(policy, opts), vec![wasm_http_filter(opts, json), router]),
-        (None, Some(native)) => {
-            let cluster = |s: Option<&str>| cluster_name(policy, service, s.unwrap_or(default_subset(opts)));
-            (envoy_routes::http_routes(native, &cluster), vec![router])
-        }
-        (None, None) => (filter_routes(policy, opts), vec![router]),
-    };
     json!({
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -265,6 +268,13 @@ fn http_connection_manager(policy: &Config, opts: &EnvoyOptions, policy_json: Op
             },
             "http_filters": http_filters,
         },
+    })
+}
+
+fn router() -> Value {
+    json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
     })
 }
 
@@ -301,17 +311,13 @@ fn filter_routes(policy: &Config, opts: &EnvoyOptions) -> Vec<Value> {
     routes
 }
 
-/// TCP without the filter: `tcp_proxy` picks the cluster itself, weighted per connection.
-fn native_tcp_proxy(policy: &Config, opts: &EnvoyOptions, native: &NativeService) -> Value {
-    let cluster = |s: Option<&str>| cluster_name(policy, &opts.service, s.unwrap_or(default_subset(opts)));
-    let mut config = json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-        "stat_prefix": opts.service,
-    });
-    if let (Some(target), Value::Object(choice)) = (config.as_object_mut(), envoy_routes::tcp_cluster(native, &cluster))
-    {
-        target.extend(choice);
-    }
+/// TCP without the filter: `tcp_proxy` picks the cluster itself (`choice`: `cluster` or `weighted_clusters`),
+/// weighted per connection.
+fn native_tcp_proxy(opts: &EnvoyOptions, choice: serde_json::Map<String, Value>) -> Value {
+    let mut config = serde_json::Map::new();
+    config.insert("@type".into(), json!("type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"));
+    config.insert("stat_prefix".into(), json!(opts.service));
+    config.extend(choice);
     json!({ "name": "envoy.filters.network.tcp_proxy", "typed_config": config })
 }
 

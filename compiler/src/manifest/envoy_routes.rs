@@ -2,7 +2,7 @@
 //! (HTTP) or `tcp_proxy` weighted clusters (TCP). No wasm filter runs: Envoy's own route matching decides.
 
 use canary_eval::config::StickyKey;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::native::{Atom, HeaderTest, NativeAction, NativeService};
 
@@ -23,12 +23,11 @@ pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value
             if !cookies.is_empty() {
                 r#match["cookies"] = Value::Array(cookies);
             }
-            let mut entry = json!({
+            routes.push(json!({
                 "name": format!("{}-line{}-{k}", service.name, route.line),
                 "match": r#match,
-            });
-            entry["route"] = action(&route.action, service.default.as_deref(), cluster);
-            routes.push(entry);
+                "route": route_action(&route.action, cluster),
+            }));
         }
     }
     routes.push(json!({
@@ -39,19 +38,15 @@ pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value
     routes
 }
 
-/// The `tcp_proxy` cluster choice for a TCP service: its one decided action, else the default.
-pub fn tcp_cluster(service: &NativeService, cluster: ClusterOf<'_>) -> Value {
-    match service.routes.first().map(|r| &r.action) {
-        Some(NativeAction::Subset(s)) => json!({ "cluster": cluster(Some(s)) }),
-        Some(NativeAction::Split { weights, .. }) => {
-            let clusters: Vec<Value> = weights
-                .iter()
-                .map(|(s, w)| json!({ "name": cluster(s.as_deref().or(service.default.as_deref())), "weight": w }))
-                .collect();
-            json!({ "weighted_clusters": { "clusters": clusters } })
-        }
-        None => json!({ "cluster": cluster(service.default.as_deref()) }),
-    }
+/// The `tcp_proxy` fields choosing the cluster for a TCP service (`cluster` or `weighted_clusters`): its one
+/// decided action, else the default. A TCP split is drawn per connection, so a sticky key never applies.
+pub fn tcp_cluster(service: &NativeService, cluster: ClusterOf<'_>) -> Map<String, Value> {
+    let (field, value) = match service.routes.first().map(|r| &r.action) {
+        Some(NativeAction::Subset(s)) => ("cluster", json!(cluster(Some(s)))),
+        Some(NativeAction::Split { weights, .. }) => ("weighted_clusters", weighted(weights, cluster)),
+        None => ("cluster", json!(cluster(service.default.as_deref()))),
+    };
+    Map::from_iter([(field.to_string(), value)])
 }
 
 /// Whether any matcher needs an RE2 program (the bootstrap then raises Envoy's program-size cap).
@@ -63,29 +58,29 @@ pub fn uses_regex(service: &NativeService) -> bool {
         .any(|a| matches!(a, Atom::Header { test: HeaderTest::Host(_), .. }))
 }
 
-fn action(action: &NativeAction, default: Option<&str>, cluster: ClusterOf<'_>) -> Value {
+fn route_action(action: &NativeAction, cluster: ClusterOf<'_>) -> Value {
     match action {
         NativeAction::Subset(s) => json!({ "cluster": cluster(Some(s)) }),
-        NativeAction::Split { weights, by } => {
-            let clusters: Vec<Value> = weights
-                .iter()
-                .map(|(s, w)| json!({ "name": cluster(s.as_deref().or(default)), "weight": w }))
-                .collect();
-            let mut weighted = json!({ "clusters": clusters });
-            let mut route = json!({});
-            if let Some(key) = by {
-                // Envoy hashes the key with xxh64 (seed 0) and picks `hash % sum of weights` along the list — the
-                // evaluator's buckets. A request without the key gets a random pick, as in the filter.
-                weighted["use_hash_policy"] = json!(true);
-                route["hash_policy"] = json!([match key {
-                    StickyKey::Cookie(name) => json!({ "cookie": { "name": name } }),
-                    StickyKey::Header(name) => json!({ "header": { "header_name": name } }),
-                }]);
-            }
-            route["weighted_clusters"] = weighted;
-            route
+        NativeAction::Split { weights, by: None } => json!({ "weighted_clusters": weighted(weights, cluster) }),
+        NativeAction::Split { weights, by: Some(key) } => {
+            // Envoy hashes the key with xxh64 (seed 0) and picks `hash % sum of weights` along the list — the
+            // evaluator's buckets. A request without the key gets a random pick, as in the filter.
+            let mut clusters = weighted(weights, cluster);
+            clusters["use_hash_policy"] = json!(true);
+            let policy = match key {
+                StickyKey::Cookie(name) => json!({ "cookie": { "name": name } }),
+                StickyKey::Header(name) => json!({ "header": { "header_name": name } }),
+            };
+            json!({ "weighted_clusters": clusters, "hash_policy": [policy] })
         }
     }
+}
+
+/// `WeightedCluster` for split weights in interval order (`None`: the proxy's fallback subset).
+fn weighted(weights: &[(Option<String>, u32)], cluster: ClusterOf<'_>) -> Value {
+    let clusters: Vec<Value> =
+        weights.iter().map(|(s, w)| json!({ "name": cluster(s.as_deref()), "weight": w })).collect();
+    json!({ "clusters": clusters })
 }
 
 fn header_matcher(atom: &Atom) -> Option<Value> {
@@ -100,7 +95,7 @@ fn header_matcher(atom: &Atom) -> Option<Value> {
     }
     if *invert {
         m["invert_match"] = json!(true);
-        if !matches!(test, HeaderTest::Present) && !test.matches_empty() {
+        if !test.matches_empty() {
             // An inverted value matcher skips an absent header; as "" it fails the test, so `not` holds.
             m["treat_missing_header_as_empty"] = json!(true);
         }

@@ -1,24 +1,22 @@
-//! A rule's condition as native matchers: an OR of ANDs (one Envoy route, or one Istio `HTTPMatchRequest`, per
-//! AND), with every `not` pushed down onto a matcher that Envoy can invert. Each translation below is exact —
+//! A rule's condition as native matchers: an OR of ANDs (one Envoy route per AND), with every `not` pushed
+//! down onto a matcher that Envoy can invert. Each translation below is exact —
 //! the matcher agrees with the evaluator on every request — or it is refused with the reason; there is no
 //! third case.
 
 use canary_eval::config::{Cond, Test};
 use canary_eval::literal_alternatives;
 
+use super::{Feature, Target};
+
 /// One native matcher.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Atom {
     /// An Envoy `HeaderMatcher` on `name` (lowercase; pseudo-headers `:path`, `:method`, `:authority` too).
-    /// `invert` is `invert_match`: it also holds when the header is absent, exactly like `not` over a
-    /// condition on an absent header.
+    /// `invert` is `invert_match`; see [`value`] for how an absent header still satisfies it.
     Header { name: String, test: HeaderTest, invert: bool },
-    /// `RouteMatch.cookies`: RFC 6265 parsing, first occurrence wins, quotes removed — the evaluator's own
-    /// cookie semantics.
+    /// `RouteMatch.cookies`: parsed as the evaluator parses cookies (`canary_eval::cookie_value` follows
+    /// Envoy's parser); an inverted cookie matcher holds when the cookie is absent, as `not` does.
     Cookie { name: String, value: String, invert: bool },
-    /// Istio only, for a proxy not specialised by `--node-label`: VirtualService `sourceLabels`, which Istio
-    /// applies per calling workload exactly as the filter in the caller's sidecar reads its own labels.
-    SourceLabel { label: String, value: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,66 +38,30 @@ pub type Dnf = Vec<Vec<Atom>>;
 /// Native routes one rule may expand to before it is cheaper (and clearer) to leave it to the filter.
 pub const MAX_ALTERNATIVES: usize = 64;
 
-/// What the lowering may use besides the condition itself.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    /// `--node-label`s of the proxy the routes are for: `source` conditions become constants.
-    pub labels: Option<&'a [(String, String)]>,
-    /// Istio VirtualServices rather than Envoy routes: a smaller vocabulary.
-    pub istio: bool,
-    /// Whether the target Envoy has the native cookie matcher.
-    pub cookies: bool,
-}
-
-/// The native form of `cond` (or of `not cond` when `negated`), or why there is none.
-pub fn lower(cond: &Cond, negated: bool, cx: &Context<'_>) -> Result<Dnf, String> {
-    let dnf = lower_inner(cond, negated, cx)?;
-    if cx.istio {
-        let inverted_presence = |a: &Atom| matches!(a, Atom::Header { test: HeaderTest::Present, invert: true, .. });
-        if dnf.iter().flatten().any(inverted_presence) {
-            return Err(
-                "Istio's `withoutHeaders` treats a missing header as empty, so it cannot test for absence".into()
-            );
-        }
-        if dnf.iter().flatten().any(|a| matches!(a, Atom::Header { name, invert: true, .. } if name.starts_with(':'))) {
-            return Err("a VirtualService cannot negate a `path`, `method` or `host` match".into());
-        }
-    }
-    Ok(dnf)
-}
-
-fn lower_inner(cond: &Cond, negated: bool, cx: &Context<'_>) -> Result<Dnf, String> {
+/// The native form of `cond` (or of `not cond` when `negated`) for `target`, or why there is none.
+pub fn lower(cond: &Cond, negated: bool, target: &Target<'_>) -> Result<Dnf, String> {
     let dnf = match (cond, negated) {
         (Cond::All(cs), false) | (Cond::Any(cs), true) => {
             let mut acc: Dnf = vec![vec![]];
             for c in cs {
-                acc = and(acc, lower(c, negated, cx)?)?;
+                acc = and(acc, lower(c, negated, target)?)?;
             }
             acc
         }
         (Cond::Any(cs), false) | (Cond::All(cs), true) => {
             let mut acc: Dnf = vec![];
             for c in cs {
-                acc.extend(lower(c, negated, cx)?);
+                acc.extend(lower(c, negated, target)?);
                 if acc.len() > MAX_ALTERNATIVES {
                     return Err(too_many());
                 }
             }
             acc
         }
-        (Cond::Not(inner), _) => lower(inner, !negated, cx)?,
+        (Cond::Not(inner), _) => lower(inner, !negated, target)?,
         (Cond::Header { name, test }, _) => header(name, test, negated)?,
         (Cond::Cookie { name, value }, _) => {
-            if cx.istio {
-                return Err(
-                    "a VirtualService has no cookie matcher (a regex over the `cookie` header is not RFC 6265 \
-                            parsing: it cannot tell which of two `user=` cookies is the first)"
-                        .into(),
-                );
-            }
-            if !cx.cookies {
-                return Err(String::new()); // the caller names the missing feature and version
-            }
+            target.require(Feature::CookieMatcher)?;
             vec![vec![Atom::Cookie { name: name.clone(), value: value.clone(), invert: negated }]]
         }
         (Cond::Query { .. }, _) => {
@@ -126,27 +88,17 @@ fn lower_inner(cond: &Cond, negated: bool, cx: &Context<'_>) -> Result<Dnf, Stri
             }
             value(":authority", HeaderTest::Host(host.clone()), negated)?
         }
-        (Cond::Source { label, value }, _) => match cx.labels {
-            Some(labels) => {
-                let holds = labels.iter().any(|(k, v)| k == label && v == value);
-                if holds != negated {
-                    vec![vec![]]
-                } else {
-                    vec![]
-                }
+        (Cond::Source { label, value }, _) => {
+            let labels = target.labels.ok_or(
+                "`source` reads the proxy's own labels: pass --node-label K=V to specialise the routes for that proxy",
+            )?;
+            let holds = labels.iter().any(|(k, v)| k == label && v == value);
+            if holds != negated {
+                vec![vec![]]
+            } else {
+                vec![]
             }
-            None if cx.istio && !negated => {
-                vec![vec![Atom::SourceLabel { label: label.clone(), value: value.clone() }]]
-            }
-            None if cx.istio => {
-                return Err("`not source …` has no VirtualService form (`sourceLabels` only selects)".into())
-            }
-            None => {
-                return Err("`source` reads the proxy's own labels: pass --node-label K=V to specialise the routes \
-                            for that proxy"
-                    .into())
-            }
-        },
+        }
     };
     Ok(dnf)
 }
@@ -251,7 +203,7 @@ fn and(a: Dnf, b: Dnf) -> Result<Dnf, String> {
 mod tests {
     use super::*;
 
-    const ENVOY: Context<'static> = Context { labels: None, istio: false, cookies: true };
+    const ENVOY: Target<'static> = Target { envoy: super::super::EnvoyVersion::LATEST, labels: None };
 
     fn h(name: &str, test: HeaderTest, invert: bool) -> Atom {
         Atom::Header { name: name.into(), test, invert }
@@ -286,7 +238,7 @@ mod tests {
     #[test]
     fn source_is_a_constant_once_specialised() {
         let labels = [("version".to_string(), "v2".to_string())];
-        let cx = Context { labels: Some(&labels), ..ENVOY };
+        let cx = Target { labels: Some(&labels), ..ENVOY };
         let src = Cond::Source { label: "version".into(), value: "v2".into() };
         assert_eq!(lower(&src, false, &cx).unwrap(), vec![vec![]]);
         assert_eq!(lower(&src, true, &cx).unwrap(), Vec::<Vec<Atom>>::new());

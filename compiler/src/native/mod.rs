@@ -1,6 +1,6 @@
-//! The native backends' shared half: for one service, the policy as an ordered list of native routes (Envoy
-//! routes, or Istio `HTTPRoute`s), or the reasons it has none. `manifest::envoy` and `manifest::istio` only
-//! write these routes down in their own syntax.
+//! The native backend's half that knows the policy: for one service, its rules as an ordered list of native
+//! routes, or the reasons it has none. `manifest::envoy_routes` only writes these routes down as Envoy
+//! configuration.
 //!
 //! A native route list decides like the evaluator by construction: the rules keep their order (global rules
 //! first, as the evaluator tries them), each rule's condition becomes an OR of native matchers that agrees with
@@ -21,28 +21,26 @@ pub use version::{EnvoyVersion, Feature};
 
 use crate::RuleSpans;
 
-/// Which native vocabulary, for which proxy.
+/// The proxy the routes are for.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     /// The oldest Envoy the routes must load in; newer features are refused below it.
     pub envoy: EnvoyVersion,
     /// The proxy's own workload labels (`--node-label`), which make `source` conditions constants.
     pub labels: Option<&'a [(String, String)]>,
-    /// Istio VirtualServices rather than Envoy routes.
-    pub istio: bool,
 }
 
 impl Target<'_> {
     pub fn envoy(envoy: EnvoyVersion) -> Target<'static> {
-        Target { envoy, labels: None, istio: false }
+        Target { envoy, labels: None }
     }
 
-    fn has(&self, feature: Feature) -> bool {
-        self.envoy >= feature.since()
-    }
-
-    fn missing(&self, feature: Feature) -> String {
-        format!("{} needs Envoy {}; the target is Envoy {}", feature.name(), feature.since(), self.envoy)
+    /// `Ok` when the target Envoy has `feature`, else the reason to leave the rule to the filter.
+    fn require(&self, feature: Feature) -> Result<(), String> {
+        if self.envoy >= feature.since() {
+            return Ok(());
+        }
+        Err(format!("{} needs Envoy {}; the target is Envoy {}", feature.name(), feature.since(), self.envoy))
     }
 }
 
@@ -86,18 +84,6 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// The services a manifest deals with: the declared ones with their protocols, then `extra` names (HTTP
-/// unless declared), each once.
-pub fn services(config: &Config, extra: &[String]) -> Vec<(String, Protocol)> {
-    let mut out: Vec<(String, Protocol)> = config.services.iter().map(|s| (s.name.clone(), s.protocol)).collect();
-    for name in extra {
-        if !out.iter().any(|(n, _)| n == name) {
-            out.push((name.clone(), Protocol::Http));
-        }
-    }
-    out
-}
-
 /// Lowers `service` (declared or not: an undeclared one gets the top-level rules) for `target`, or returns
 /// every rule that has no exact native form.
 pub fn lower_service(
@@ -124,26 +110,19 @@ pub fn lower_service(
     let mut refuse = |rule: &Rule, span: Span, reason: String| {
         refusals.push(Refusal { line: rule.line, span, reason });
     };
-    if protocol == Protocol::Http && !target.istio && !target.has(Feature::HeaderStringMatch) {
-        if let Some((rule, span)) = rules.first() {
-            refuse(rule, *span, target.missing(Feature::HeaderStringMatch));
+    if protocol == Protocol::Http {
+        if let (Err(reason), Some((rule, span))) = (target.require(Feature::HeaderStringMatch), rules.first()) {
+            refuse(rule, *span, reason);
         }
     }
-    let cx = cond::Context { labels: target.labels, istio: target.istio, cookies: target.has(Feature::CookieMatcher) };
     for (rule, span) in &rules {
-        let matches = match &rule.when {
+        let matches = match rule.when.as_ref().map(|c| cond::lower(c, false, target)) {
             None => vec![vec![]],
-            Some(c) => match cond::lower(c, false, &cx) {
-                Ok(dnf) => dnf,
-                Err(reason) if reason.is_empty() => {
-                    refuse(rule, *span, target.missing(Feature::CookieMatcher));
-                    continue;
-                }
-                Err(reason) => {
-                    refuse(rule, *span, reason);
-                    continue;
-                }
-            },
+            Some(Ok(dnf)) => dnf,
+            Some(Err(reason)) => {
+                refuse(rule, *span, reason);
+                continue;
+            }
         };
         if protocol == Protocol::Tcp && matches.iter().any(|m| !m.is_empty()) {
             refuse(rule, *span, "a tcp route has no request to match: only `source` (specialised) selects".into());
@@ -152,24 +131,13 @@ pub fn lower_service(
         let action = match &rule.then {
             Action::Route(subset) => NativeAction::Subset(subset.clone()),
             Action::Split(split) => {
-                if split.by.is_some() {
-                    if target.istio {
-                        refuse(
-                            rule,
-                            *span,
-                            "a VirtualService draws its weights per request: a sticky split (`by …`) has no \
-                             VirtualService form"
-                                .into(),
-                        );
-                        continue;
-                    }
-                    if !target.has(Feature::WeightedHashPolicy) {
-                        refuse(rule, *span, target.missing(Feature::WeightedHashPolicy));
-                        continue;
-                    }
-                }
-                if protocol == Protocol::Tcp && !target.has(Feature::TcpWeightedClusters) {
-                    refuse(rule, *span, target.missing(Feature::TcpWeightedClusters));
+                let needs = match (protocol, &split.by) {
+                    (Protocol::Tcp, _) => Some(Feature::TcpWeightedClusters),
+                    (Protocol::Http, Some(_)) => Some(Feature::WeightedHashPolicy),
+                    (Protocol::Http, None) => None,
+                };
+                if let Some(Err(reason)) = needs.map(|f| target.require(f)) {
+                    refuse(rule, *span, reason);
                     continue;
                 }
                 let mut weights: Vec<(Option<String>, u32)> =
@@ -177,10 +145,6 @@ pub fn lower_service(
                 let rest = BUCKETS.saturating_sub(weights.iter().map(|w| w.1).sum());
                 weights.push((default.clone(), rest));
                 let weights = tidy(weights, split.by.is_some());
-                if target.istio && weights.iter().any(|(_, w)| w % 100 != 0) {
-                    refuse(rule, *span, "VirtualService weights are whole percentages".into());
-                    continue;
-                }
                 match weights.as_slice() {
                     [(Some(only), _)] => NativeAction::Subset(only.clone()),
                     _ => NativeAction::Split { weights, by: split.by.clone() },
