@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_eval::config::Protocol;
-use canary_tests::mesh::envoy::{find_envoy, find_wasm, validate, workspace_root};
+use canary_tests::mesh::envoy::{find_envoy, find_wasm, validate};
 use canary_tests::mesh::policy;
 
 fn ok<T>(result: anyhow::Result<T>) -> T {
@@ -29,12 +29,7 @@ fn every_example_policy_validates_in_envoy() {
     let (envoy, wasm) = (ok(find_envoy()), ok(find_wasm()));
     let dir = std::env::temp_dir().join(format!("canary-validate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut examples: Vec<_> = std::fs::read_dir(workspace_root().join("examples"))
-        .expect("examples/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "canary"))
-        .collect();
-    examples.sort();
+    let examples = ok(policy::example_files());
     assert!(examples.len() >= 7, "expected the S1–S6 policies in examples/, found {examples:?}");
     let mut checked = 0;
     for path in &examples {

@@ -10,14 +10,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_compiler::native::{lower_service, EnvoyVersion, NativeService, Target};
 use canary_eval::config::{Config, Protocol};
@@ -26,7 +24,9 @@ use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX};
 use canary_tests::mesh::chain::{binomial_bounds, tally};
 use canary_tests::mesh::envoy::{find_envoy, find_wasm, free_port, spawn, wait_listening, wait_ready, workspace_root};
 use canary_tests::mesh::load::tcp_many;
+use canary_tests::mesh::policy::example_files;
 use canary_tests::mesh::procs::Procs;
+use canary_weather::http::Client;
 use canary_weather::{Role, Service};
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
@@ -125,7 +125,7 @@ fn case(
     let protocol = compiled.config.services.iter().find(|s| s.name == service).map_or(Protocol::Http, |s| s.protocol);
     let labels: Option<Vec<(String, String)>> =
         labels.map(|l| l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-    let target = Target { envoy: EnvoyVersion::LATEST, labels: labels.as_deref(), istio: false };
+    let target = Target { envoy: EnvoyVersion::LATEST, labels: labels.as_deref() };
     let native = lower_service(&compiled.config, &compiled.spans, service, protocol, &target).map_err(|refusals| {
         refusals.iter().map(|r| format!("line {}: {}", r.line, r.reason)).collect::<Vec<_>>().join("; ")
     })?;
@@ -187,16 +187,10 @@ impl Req {
         self
     }
 
-    fn wire(&self) -> Vec<u8> {
-        let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", self.method, self.path, self.host);
-        for (k, v) in &self.headers {
-            let _ = write!(head, "{k}: {v}\r\n");
-        }
-        if self.method == "POST" {
-            head.push_str("content-length: 0\r\n");
-        }
-        head.push_str("\r\n");
-        head.into_bytes()
+    /// The header lines as sent: `host` first, then the request's own, repeats included.
+    fn lines(&self) -> Vec<(&str, &str)> {
+        let own = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        std::iter::once(("host", self.host.as_str())).chain(own).collect()
     }
 
     /// How the evaluator sees it once Envoy parsed it: values without surrounding whitespace, the first of a
@@ -223,69 +217,12 @@ impl std::fmt::Display for Req {
     }
 }
 
-/// A keep-alive connection that reconnects (once per request) when Envoy closed it.
-struct Conn {
-    addr: SocketAddr,
-    stream: Option<BufReader<TcpStream>>,
-}
-
-impl Conn {
-    fn new(addr: SocketAddr) -> Conn {
-        Conn { addr, stream: None }
-    }
-
-    /// The subset that answered (`v2`), or `status N` for anything but a stand-in's 200.
-    fn subset(&mut self, req: &Req) -> Result<String> {
-        let wire = req.wire();
-        let reused = self.stream.is_some();
-        let (status, body) = match self.round_trip(&wire) {
-            Err(_) if reused => {
-                self.stream = None;
-                self.round_trip(&wire)
-            }
-            other => other,
-        }
-        .with_context(|| format!("{req} via {}", self.addr))?;
-        match body.trim().strip_prefix("recommendation=") {
-            Some(subset) if status == 200 => Ok(subset.to_string()),
-            _ => Ok(format!("status {status} {:?}", body.trim())),
-        }
-    }
-
-    fn round_trip(&mut self, wire: &[u8]) -> Result<(u16, String)> {
-        if self.stream.is_none() {
-            let s = TcpStream::connect(self.addr)?;
-            s.set_nodelay(true)?;
-            s.set_read_timeout(Some(Duration::from_secs(10)))?;
-            self.stream = Some(BufReader::new(s));
-        }
-        let reader = self.stream.as_mut().expect("connected above");
-        reader.get_mut().write_all(wire)?;
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let status: u16 = line.get(9..12).and_then(|s| s.parse().ok()).with_context(|| format!("status {line:?}"))?;
-        let (mut length, mut close) = (0usize, false);
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                bail!("connection closed inside the response head");
-            }
-            let l = line.trim_end().to_ascii_lowercase();
-            if l.is_empty() {
-                break;
-            }
-            if let Some(v) = l.strip_prefix("content-length:") {
-                length = v.trim().parse()?;
-            } else if l == "connection: close" {
-                close = true;
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        if close {
-            self.stream = None;
-        }
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+/// The subset that answered `req` (`v2`), or `status N …` for anything but a stand-in's 200.
+fn subset(client: &mut Client, req: &Req) -> Result<String> {
+    let answer = client.request(req.method, &req.path, &req.lines()).with_context(|| req.to_string())?;
+    match answer.body.trim().strip_prefix("recommendation=") {
+        Some(subset) if answer.status == 200 => Ok(subset.to_string()),
+        _ => Ok(format!("status {} {:?}", answer.status, answer.body.trim())),
     }
 }
 
@@ -293,8 +230,8 @@ impl Conn {
 /// answers in request order.
 fn both(pair: &Pair, reqs: &[Req]) -> Result<Vec<(String, String)>> {
     let run = |addr: SocketAddr| -> Result<Vec<String>> {
-        let mut conn = Conn::new(addr);
-        reqs.iter().map(|r| conn.subset(r)).collect()
+        let mut client = Client::new(addr);
+        reqs.iter().map(|r| subset(&mut client, r)).collect()
     };
     let (filter, native) = thread::scope(|s| {
         let f = s.spawn(|| run(pair.filter));
@@ -464,12 +401,7 @@ const REFUSED: &[(&str, &str, &str)] = &[
 /// Every HTTP case: the examples' HTTP services and an undeclared one (`source` ones for version=v1 and v2),
 /// then the hand-written policies. Returns the cases and the refusals `(example, service, reasons)`.
 fn cases() -> (Vec<Case>, Vec<(String, String, String)>) {
-    let mut examples: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("examples"))
-        .expect("examples/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "canary"))
-        .collect();
-    examples.sort();
+    let examples = ok(example_files());
     let mut sources: Vec<(String, String, &str)> = examples
         .iter()
         .map(|p| {

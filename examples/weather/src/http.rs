@@ -154,7 +154,7 @@ pub fn write_response(stream: &mut impl Write, status: u16, body: &str) -> io::R
 /// A keep-alive HTTP/1.1 client for one upstream address.
 ///
 /// A request that fails on a reused connection is retried once on a fresh one: proxies close idle connections
-/// and the tests restart Envoy to apply a new policy, and only GETs are sent.
+/// and the tests restart Envoy to apply a new policy, and requests never carry a body, so a retry is safe.
 pub struct Client {
     addr: SocketAddr,
     conn: Option<(BufReader<TcpStream>, TcpStream)>,
@@ -167,12 +167,21 @@ impl Client {
 
     /// `GET path` with the given headers (`host` defaults to the upstream address).
     pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> io::Result<Response> {
-        let mut head = format!("GET {path} HTTP/1.1\r\n");
+        self.request("GET", path, headers)
+    }
+
+    /// `METHOD path` without a body, with the given header lines in order (repeats are sent as written;
+    /// `host` defaults to the upstream address).
+    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> io::Result<Response> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             head.push_str(&format!("host: {}\r\n", self.addr));
         }
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if method != "GET" {
+            head.push_str("content-length: 0\r\n");
         }
         head.push_str("\r\n");
         let reused = self.conn.is_some();

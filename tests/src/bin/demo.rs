@@ -153,17 +153,27 @@ fn check(expect: &Expect, seen: &[String]) -> (bool, String) {
 }
 
 /// Applies each scenario's policy and prints its table; returns how many probes broke their promise.
-/// `running` is the policy the mesh was started with; every other one is applied by restarting the Envoys.
-fn walk(mesh: &mut Mesh, running: &str) -> Result<usize> {
+/// `running` is the policy the mesh runs now; every other one is applied by restarting the Envoys. With
+/// `auto` (the mesh set to `--backend auto`), each scenario also says which Envoys got native routes.
+fn walk(mesh: &mut Mesh, running: &str, auto: bool) -> Result<usize> {
     let mut failures = 0;
+    let mut applied = running;
     for scenario in scenarios() {
-        println!("\n{} · {}", scenario.id, scenario.title);
-        if scenario.policy == running {
-            println!("  policy examples/{}.canary, running since the mesh started", scenario.policy);
+        println!("\n{} · {}{}", scenario.id, scenario.title, if auto { " — backend auto" } else { "" });
+        if scenario.policy == applied {
+            println!("  policy examples/{}.canary, already running", scenario.policy);
         } else {
             let started = Instant::now();
             mesh.apply(&policy::example(scenario.policy)?)?;
+            applied = scenario.policy;
             println!("  policy examples/{}.canary, Envoys restarted in {:.1?}", scenario.policy, started.elapsed());
+        }
+        if auto {
+            let backends = mesh.backends();
+            for kind in ["native", "filter"] {
+                let names: Vec<&str> = backends.iter().filter(|b| b.1 == kind).map(|b| b.0.as_str()).collect();
+                println!("  {kind}: {}", if names.is_empty() { "none".into() } else { names.join(", ") });
+            }
         }
         println!("  {:<30} {:>5}  {:<50} {:>6}  check", "sent", "n", "reached", "share");
         let mut mixed = 0;
@@ -202,7 +212,7 @@ fn demo() -> Result<usize> {
     let first = scenarios()[0].policy;
     let mut mesh = Mesh::start(&policy::example(first)?, opts)?;
     println!("mesh up in {:.1?}: ingress http://{}  tcp-echo {}", started.elapsed(), mesh.ingress(), mesh.tcp());
-    let walked = walk(&mut mesh, first).and_then(|filter_failures| {
+    let walked = walk(&mut mesh, first, false).and_then(|filter_failures| {
         println!(
             "\nThe same scenarios with `canaryc manifest --backend auto`: each Envoy gets Envoy's own routes where"
         );
@@ -210,7 +220,7 @@ fn demo() -> Result<usize> {
         mesh.set_backend_auto(true);
         let last = scenarios().last().map_or(first, |s| s.policy);
         mesh.apply(&policy::example(last)?)?;
-        Ok(filter_failures + walk_auto(&mut mesh, last)?)
+        Ok(filter_failures + walk(&mut mesh, last, true)?)
     });
     match walked {
         Ok(failures) => Ok(failures),
@@ -219,40 +229,6 @@ fn demo() -> Result<usize> {
             Err(err)
         }
     }
-}
-
-/// [`walk`] under `--backend auto`, printing which backend each Envoy got.
-fn walk_auto(mesh: &mut Mesh, running: &str) -> Result<usize> {
-    let mut failures = 0;
-    let mut applied = running;
-    for scenario in scenarios() {
-        if scenario.policy != applied {
-            mesh.apply(&policy::example(scenario.policy)?)?;
-            applied = scenario.policy;
-        }
-        let backends = mesh.backends();
-        let native: Vec<&str> = backends.iter().filter(|b| b.1 == "native").map(|b| b.0.as_str()).collect();
-        let filter: Vec<&str> = backends.iter().filter(|b| b.1 == "filter").map(|b| b.0.as_str()).collect();
-        println!("\n{} · {} — backend auto", scenario.id, scenario.title);
-        println!("  native: {}", if native.is_empty() { "none".into() } else { native.join(", ") });
-        println!("  filter: {}", if filter.is_empty() { "none".into() } else { filter.join(", ") });
-        let mut mixed = 0;
-        for probe in &scenario.probes {
-            let seen = run_probe(mesh, probe)?;
-            mixed += seen.iter().filter(|s| Chain::parse(s).is_mixed()).count();
-            let (ok, promise) = check(&probe.expect, &seen);
-            failures += usize::from(!ok);
-            let reached: Vec<String> =
-                tally(seen.iter().cloned()).into_iter().map(|(c, n)| format!("{c} ×{n}")).collect();
-            let verdict = if ok { "ok".to_string() } else { format!("FAIL: {promise}") };
-            println!("  {:<30} {:>5}  {:<50}  {verdict}", probe.label, probe.n, reached.join(", "));
-        }
-        if scenario.id == "S5" {
-            println!("  chains mixing frontend and forecast versions: {mixed}");
-            failures += usize::from(mixed > 0);
-        }
-    }
-    Ok(failures)
 }
 
 fn main() -> ExitCode {

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
+use canary_compiler::manifest::envoy::{envoy_bootstrap, resolve_protocol, EnvoyOptions};
 use canary_compiler::native::{lower_service, EnvoyVersion, Target};
 use canary_compiler::RuleSpans;
 use canary_eval::config::{Config, Protocol};
@@ -164,8 +164,8 @@ impl Mesh {
         for p in &mut self.proxies {
             let mut options = p.options.clone();
             if self.auto {
-                let protocol = options.protocol.unwrap_or_default();
-                let target = Target { envoy: EnvoyVersion::LATEST, labels: Some(&options.node_labels), istio: false };
+                let protocol = resolve_protocol(config, &options).map_err(anyhow::Error::msg)?;
+                let target = Target { envoy: EnvoyVersion::LATEST, labels: Some(&options.node_labels) };
                 options.native = lower_service(config, &RuleSpans::default(), &options.service, protocol, &target).ok();
             }
             p.backend = if options.native.is_some() { "native" } else { "filter" };
