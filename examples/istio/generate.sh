@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the weather app's Istio manifests for S1–S6 from examples/*.canary:
-#   examples/istio/<scenario>/{wasmplugin,envoyfilter,istio-routes}.yaml
+#   examples/istio/<scenario>/{wasmplugin,envoyfilter,istio-routes}.yaml            (the filter decides)
+#   examples/istio/<scenario>/auto-{wasmplugin,istio-routes}.yaml                   (--backend auto)
 # These are the exact command lines; `cargo test -p canary-compiler --test manifest` checks the files are what
 # they print (and validates them against the Istio CRDs).
 #
@@ -34,6 +35,11 @@ generate() {
   for kind in wasmplugin envoyfilter istio-routes; do
     "${canaryc[@]}" manifest "$policies/$scenario.canary" --kind "$kind" --wasm-url "$module" "$@" \
       >"$out/$scenario/$kind.yaml"
+  done
+  # --backend auto: native VirtualService routes where exact, the filter (and its plugin) only where not.
+  for kind in wasmplugin istio-routes; do
+    "${canaryc[@]}" manifest "$policies/$scenario.canary" --kind "$kind" --backend auto --wasm-url "$module" "$@" \
+      >"$out/$scenario/auto-$kind.yaml"
   done
 }
 

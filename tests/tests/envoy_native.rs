@@ -125,7 +125,7 @@ fn case(
     let protocol = compiled.config.services.iter().find(|s| s.name == service).map_or(Protocol::Http, |s| s.protocol);
     let labels: Option<Vec<(String, String)>> =
         labels.map(|l| l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-    let target = Target { envoy: EnvoyVersion::LATEST, labels: labels.as_deref() };
+    let target = Target { labels: labels.as_deref(), ..Target::envoy(EnvoyVersion::LATEST) };
     let native = lower_service(&compiled.config, &compiled.spans, service, protocol, &target).map_err(|refusals| {
         refusals.iter().map(|r| format!("line {}: {}", r.line, r.reason)).collect::<Vec<_>>().join("; ")
     })?;

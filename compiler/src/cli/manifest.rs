@@ -5,6 +5,7 @@
 //! needs a file Envoy reads itself (`--wasm PATH`, or a `file://` `--wasm-url`). Flags that only one side uses
 //! are refused on the other, so a mistyped command does not silently produce something else.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -16,8 +17,10 @@ use super::{color, load, print, Failure};
 use crate::manifest::envoy::{
     envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, resolve_protocol, EnvoyOptions,
 };
-use crate::manifest::istio::{istio_manifest, local_module_path, Edge, IstioKind, IstioOptions, WasmModule};
-use crate::native::{self, EnvoyVersion, Target};
+use crate::manifest::istio::{
+    istio_manifest, istio_services, local_module_path, Edge, IstioKind, IstioOptions, WasmModule,
+};
+use crate::native::{self, Dialect, EnvoyVersion, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
@@ -140,18 +143,20 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     let (compiled, text) = load(&args.file)?;
     let config = &compiled.config;
     let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
-    if args.backend != Backend::Filter && args.kind != Kind::Envoy {
-        return Err(format!(
-            "--backend {} is built for --kind envoy so far; Istio kinds still take the filter (README \"Backends\")",
-            if args.backend == Backend::Native { "native" } else { "auto" }
-        )
-        .into());
+    if args.backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
+        return Err("--backend native deploys no filter: generate the routes with --kind istio-routes --backend \
+                    native (or use --backend auto here: plugins only for the services that need the filter)"
+            .to_string()
+            .into());
     }
     let yaml = match args.kind {
         Kind::Envoy => {
             let mut opts = envoy_options(&args, config)?;
             if args.backend != Backend::Filter {
-                opts.native = envoy_native(&args, &compiled, &text, &opts)?;
+                let protocol = resolve_protocol(config, &opts)?;
+                let target = Target { labels: Some(&opts.node_labels), ..Target::envoy(args.envoy_version) };
+                let lowered = choose(&args, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
+                opts.native = lowered.into_values().next();
             }
             envoy_bootstrap(config, &opts)?
         }
@@ -161,6 +166,17 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
                 Kind::Envoyfilter => IstioKind::EnvoyFilter,
                 _ => IstioKind::Routes,
             };
+            let opts = istio_options(&args);
+            let native = match args.backend {
+                Backend::Filter => BTreeMap::new(),
+                _ => choose(
+                    &args,
+                    &compiled,
+                    &text,
+                    &istio_services(config, &opts)?,
+                    &Target::istio(args.envoy_version),
+                )?,
+            };
             let (module, notes) = match (&args.wasm_url, kind) {
                 (Some(url), IstioKind::WasmPlugin | IstioKind::EnvoyFilter) => {
                     let (module, notes) = WasmModule::resolve(url, args.sha256.as_deref())?;
@@ -168,7 +184,7 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
                 }
                 _ => (None, Vec::new()),
             };
-            let manifest = istio_manifest(config, kind, &istio_options(&args), module.as_ref(), &source)?;
+            let manifest = istio_manifest(config, kind, &opts, module.as_ref(), &source, &native)?;
             for note in notes.iter().chain(&manifest.notes) {
                 eprintln!("warning: {note}");
             }
@@ -179,45 +195,51 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `--backend native|auto` for one Envoy: its service as native routes, specialised for the proxy's own
-/// `--node-label`s (exactly the labels its filter would read), or why not. `native` fails with the refusals as
-/// `FILE:LINE:COL` diagnostics; `auto` falls back to the filter and says so on stderr.
-fn envoy_native(
+/// `--backend native|auto`: each service's policy as native routes for `target` (an Envoy specialised by its
+/// own `--node-label`s, or Istio's VirtualServices), or why not. `native` fails with every refusal as a
+/// `FILE:LINE:COL` diagnostic; `auto` leaves such services to the filter, and says on stderr, one line per
+/// service, which backend each got and why.
+fn choose(
     args: &ManifestArgs,
     compiled: &crate::Compiled,
     text: &str,
-    opts: &EnvoyOptions,
-) -> Result<Option<native::NativeService>, Failure> {
-    let config = &compiled.config;
-    let protocol = resolve_protocol(config, opts)?;
-    let target = Target { envoy: args.envoy_version, labels: Some(&opts.node_labels) };
+    services: &[(String, Protocol)],
+    target: &Target<'_>,
+) -> Result<BTreeMap<String, native::NativeService>, Failure> {
     let file = args.file.display().to_string();
-    match native::lower_service(config, &compiled.spans, &opts.service, protocol, &target) {
-        Ok(service) => {
-            if args.backend == Backend::Auto {
-                eprintln!(
-                    "{}: native Envoy routes (every rule has an exact form on Envoy {})",
-                    opts.service, args.envoy_version
-                );
+    let what = match target.dialect {
+        Dialect::Envoy => "native Envoy routes",
+        Dialect::Istio => "native VirtualService routes",
+    };
+    let mut lowered = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    for (service, protocol) in services {
+        match native::lower_service(&compiled.config, &compiled.spans, service, *protocol, target) {
+            Ok(routes) => {
+                if args.backend == Backend::Auto {
+                    eprintln!("{service}: {what} (every rule has an exact form on Envoy {})", args.envoy_version);
+                }
+                lowered.insert(service.clone(), routes);
             }
-            Ok(Some(service))
-        }
-        Err(refusals) if args.backend == Backend::Native => {
-            let diags = native::diagnostics(&opts.service, &refusals, "native");
-            eprint!("{}", crate::render(&diags, text, &file, color()));
-            Err(Failure::Reported)
-        }
-        Err(refusals) => {
-            let first = &refusals[0];
-            let at = canary_dsl::line_col(text, first.span.start);
-            let more = match refusals.len() {
-                1 => String::new(),
-                n => format!(" (and {} more rule(s))", n - 1),
-            };
-            eprintln!("{}: filter ({file}:{}:{}: {}){more}", opts.service, at.line, at.col, first.reason);
-            Ok(None)
+            Err(refusals) if args.backend == Backend::Native => {
+                diagnostics.extend(native::diagnostics(service, &refusals, "native"));
+            }
+            Err(refusals) => {
+                let first = &refusals[0];
+                let at = canary_dsl::line_col(text, first.span.start);
+                let more = match refusals.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more rule(s))", n - 1),
+                };
+                eprintln!("{service}: filter ({file}:{}:{}: {}){more}", at.line, at.col, first.reason);
+            }
         }
     }
+    if !diagnostics.is_empty() {
+        eprint!("{}", crate::render(&diagnostics, text, &file, color()));
+        return Err(Failure::Reported);
+    }
+    Ok(lowered)
 }
 
 fn istio_options(args: &ManifestArgs) -> IstioOptions {

@@ -55,7 +55,7 @@ pub fn uses_regex(service: &NativeService) -> bool {
         .routes
         .iter()
         .flat_map(|r| r.matches.iter().flatten())
-        .any(|a| matches!(a, Atom::Header { test: HeaderTest::Host(_), .. }))
+        .any(|a| matches!(a, Atom::Header { test: HeaderTest::Host(_) | HeaderTest::ContainsAny(_), .. }))
 }
 
 fn route_action(action: &NativeAction, cluster: ClusterOf<'_>) -> Value {
@@ -92,6 +92,9 @@ fn header_matcher(atom: &Atom) -> Option<Value> {
         HeaderTest::Prefix(v) => m["string_match"] = json!({ "prefix": v }),
         HeaderTest::Present => m["present_match"] = json!(true),
         HeaderTest::Host(h) => m["string_match"] = json!({ "safe_regex": { "regex": host_regex(h) } }),
+        HeaderTest::ContainsAny(all) => {
+            m["string_match"] = json!({ "safe_regex": { "regex": contains_any_regex(all) } })
+        }
     }
     if *invert {
         m["invert_match"] = json!(true);
@@ -110,6 +113,25 @@ fn cookie_matcher(atom: &Atom) -> Option<Value> {
         m["invert_match"] = json!(true);
     }
     Some(m)
+}
+
+/// RE2 full match of a value in which one of `literals` occurs.
+pub fn contains_any_regex(literals: &[String]) -> String {
+    let alternatives: Vec<String> = literals.iter().map(|l| re2_escape(l)).collect();
+    format!(".*(?:{}).*", alternatives.join("|"))
+}
+
+/// `text` as an RE2 (and Go `regexp`, which Istio's webhook uses) literal: the metacharacters escaped, the
+/// rest as is (both engines refuse some escapes of ordinary characters, e.g. letters).
+pub fn re2_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// RE2 full match of an `:authority` whose host is `host` (ASCII case-insensitive), with or without a port:
@@ -140,5 +162,13 @@ mod tests {
     #[test]
     fn host_regexes_spell_out_cases() {
         assert_eq!(host_regex("a-1.b"), "[aA]-1\\.[bB](:[^:]*)?");
+    }
+
+    #[test]
+    fn literals_are_escaped_for_re2_and_go() {
+        assert_eq!(re2_escape("Edg/1.0 (x_y)"), "Edg/1\\.0 \\(x_y\\)");
+        assert_eq!(re2_escape("a\\b[c]^$"), "a\\\\b\\[c\\]\\^\\$");
+        assert_eq!(re2_escape("naïve"), "naïve");
+        assert_eq!(contains_any_regex(&["a.b".into(), "c".into()]), ".*(?:a\\.b|c).*");
     }
 }

@@ -6,7 +6,7 @@
 use canary_eval::config::{Cond, Test};
 use canary_eval::literal_alternatives;
 
-use super::{Feature, Target};
+use super::{Dialect, Feature, Target};
 
 /// One native matcher.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,6 +17,9 @@ pub enum Atom {
     /// `RouteMatch.cookies`: parsed as the evaluator parses cookies (`canary_eval::cookie_value` follows
     /// Envoy's parser); an inverted cookie matcher holds when the cookie is absent, as `not` does.
     Cookie { name: String, value: String, invert: bool },
+    /// Istio's `sourceLabels`: the route exists only in proxies whose workload has `label: value` (never
+    /// inverted — a VirtualService cannot negate it). Envoy targets get `source` as a constant instead.
+    Source { label: String, value: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,6 +27,9 @@ pub enum HeaderTest {
     Exact(String),
     /// A literal occurs anywhere in the value (the evaluator's substring search over the whole value).
     Contains(String),
+    /// One of several literals occurs: Istio's form of several inverted [`HeaderTest::Contains`] on one header
+    /// (`not (a or b)`), which a match block cannot hold separately. An RE2 `.*(?:a|b).*`.
+    ContainsAny(Vec<String>),
     Prefix(String),
     Present,
     /// `:authority` whose host part (port stripped) equals this lowercase name, ASCII case-insensitively:
@@ -61,6 +67,11 @@ pub fn lower(cond: &Cond, negated: bool, target: &Target<'_>) -> Result<Dnf, Str
         (Cond::Not(inner), _) => lower(inner, !negated, target)?,
         (Cond::Header { name, test }, _) => header(name, test, negated)?,
         (Cond::Cookie { name, value }, _) => {
+            if target.dialect == Dialect::Istio {
+                return Err("a VirtualService has no cookie matcher (a regex on the `cookie` header does not parse \
+                            cookies as Envoy and canary do)"
+                    .into());
+            }
             target.require(Feature::CookieMatcher)?;
             vec![vec![Atom::Cookie { name: name.clone(), value: value.clone(), invert: negated }]]
         }
@@ -87,6 +98,12 @@ pub fn lower(cond: &Cond, negated: bool, target: &Target<'_>) -> Result<Dnf, Str
                 return Err("only plain DNS names (letters, digits, `-`, `.`) lower to a native `host` match".into());
             }
             value(":authority", HeaderTest::Host(host.clone()), negated)?
+        }
+        (Cond::Source { label, value }, _) if target.labels.is_none() && target.dialect == Dialect::Istio => {
+            if negated {
+                return Err("a VirtualService cannot negate `sourceLabels`".into());
+            }
+            vec![vec![Atom::Source { label: label.clone(), value: value.clone() }]]
         }
         (Cond::Source { label, value }, _) => {
             let labels = target.labels.ok_or(
@@ -171,6 +188,7 @@ impl HeaderTest {
     pub fn matches_empty(&self) -> bool {
         match self {
             HeaderTest::Exact(v) | HeaderTest::Prefix(v) | HeaderTest::Contains(v) => v.is_empty(),
+            HeaderTest::ContainsAny(vs) => vs.iter().any(String::is_empty),
             HeaderTest::Present => true,
             HeaderTest::Host(_) => false,
         }
@@ -203,7 +221,7 @@ fn and(a: Dnf, b: Dnf) -> Result<Dnf, String> {
 mod tests {
     use super::*;
 
-    const ENVOY: Target<'static> = Target { envoy: super::super::EnvoyVersion::LATEST, labels: None };
+    const ENVOY: Target<'static> = Target::envoy(super::super::EnvoyVersion::LATEST);
 
     fn h(name: &str, test: HeaderTest, invert: bool) -> Atom {
         Atom::Header { name: name.into(), test, invert }

@@ -10,6 +10,7 @@
 //! and the reason; nothing is approximated. `tests/tests/envoy_native.rs` checks the claim in real Envoy.
 
 pub mod cond;
+pub mod istio;
 pub mod version;
 
 use canary_dsl::ast::Span;
@@ -28,11 +29,27 @@ pub struct Target<'a> {
     pub envoy: EnvoyVersion,
     /// The proxy's own workload labels (`--node-label`), which make `source` conditions constants.
     pub labels: Option<&'a [(String, String)]>,
+    /// Who writes the routes down: Envoy configuration, or Istio resources (which Istio then translates).
+    pub dialect: Dialect,
+}
+
+/// The configuration language the native routes are written in. Istio's VirtualService says less than
+/// Envoy's `RouteConfiguration` (no cookie matcher, no sticky weighted clusters, no negated `sourceLabels`),
+/// but says `source` itself: `sourceLabels` keeps a route only in the proxies whose labels match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Envoy,
+    Istio,
 }
 
 impl Target<'_> {
-    pub fn envoy(envoy: EnvoyVersion) -> Target<'static> {
-        Target { envoy, labels: None }
+    pub const fn envoy(envoy: EnvoyVersion) -> Target<'static> {
+        Target { envoy, labels: None, dialect: Dialect::Envoy }
+    }
+
+    /// Istio resources for the mesh's proxies (`envoy`: the Envoy its Istio release ships).
+    pub const fn istio(envoy: EnvoyVersion) -> Target<'static> {
+        Target { envoy, labels: None, dialect: Dialect::Istio }
     }
 
     /// `Ok` when the target Envoy has `feature`, else the reason to leave the rule to the filter.
@@ -124,13 +141,38 @@ pub fn lower_service(
                 continue;
             }
         };
-        if protocol == Protocol::Tcp && matches.iter().any(|m| !m.is_empty()) {
-            refuse(rule, *span, "a tcp route has no request to match: only `source` (specialised) selects".into());
+        let matches = match target.dialect {
+            Dialect::Envoy => matches,
+            Dialect::Istio => {
+                let matches: Dnf = matches
+                    .into_iter()
+                    .filter(|and| !istio::contradictory(and))
+                    .map(istio::join_inverted_contains)
+                    .collect();
+                if let Some(reason) = matches.iter().find_map(|and| istio::conflict(and)) {
+                    refuse(rule, *span, reason);
+                    continue;
+                }
+                matches
+            }
+        };
+        if protocol == Protocol::Tcp && matches.iter().flatten().any(|a| !matches!(a, Atom::Source { .. })) {
+            refuse(rule, *span, "a tcp route has no request to match: only `source` selects".into());
             continue;
         }
         let action = match &rule.then {
             Action::Route(subset) => NativeAction::Subset(subset.clone()),
             Action::Split(split) => {
+                if split.by.is_some() && target.dialect == Dialect::Istio {
+                    refuse(
+                        rule,
+                        *span,
+                        "a VirtualService draws its weights per request: a sticky split needs the filter (a \
+                         DestinationRule's consistentHash picks an endpoint within a subset, not the subset)"
+                            .into(),
+                    );
+                    continue;
+                }
                 let needs = match (protocol, &split.by) {
                     (Protocol::Tcp, _) => Some(Feature::TcpWeightedClusters),
                     (Protocol::Http, Some(_)) => Some(Feature::WeightedHashPolicy),
@@ -158,9 +200,12 @@ pub fn lower_service(
     if !refusals.is_empty() {
         return Err(refusals);
     }
-    // A TCP proxy has one action: the first rule left standing (its condition true on this proxy) decides.
-    if protocol == Protocol::Tcp {
-        routes.truncate(1);
+    // A TCP connection has no request to match: the first route that holds on this proxy decides (only
+    // `source` selects, and Istio keeps a `sourceLabels` route only in the proxies it holds for).
+    if let Some(always) = routes.iter().position(|r| r.matches.iter().any(Vec::is_empty)) {
+        if protocol == Protocol::Tcp {
+            routes.truncate(always + 1);
+        }
     }
     Ok(NativeService { name: service.to_string(), protocol, routes, default })
 }

@@ -165,7 +165,7 @@ impl Mesh {
             let mut options = p.options.clone();
             if self.auto {
                 let protocol = resolve_protocol(config, &options).map_err(anyhow::Error::msg)?;
-                let target = Target { envoy: EnvoyVersion::LATEST, labels: Some(&options.node_labels) };
+                let target = Target { labels: Some(&options.node_labels), ..Target::envoy(EnvoyVersion::LATEST) };
                 options.native = lower_service(config, &RuleSpans::default(), &options.service, protocol, &target).ok();
             }
             p.backend = if options.native.is_some() { "native" } else { "filter" };

@@ -32,9 +32,12 @@
 //! is one lower, so where the namespace plugin also selects the gateway (a gateway deployed in the app's
 //! namespace), the edge service's decision is written last.
 
+use std::collections::BTreeMap;
+
 use canary_eval::config::{Config, Protocol};
 
 use super::mesh::Mesh;
+use crate::native::NativeService;
 
 /// After Istio's own filters, right before the router.
 pub const PHASE: &str = "UNSPECIFIED_PHASE";
@@ -68,12 +71,16 @@ pub(crate) struct Placement {
     pub config: Config,
 }
 
-/// The placements for a mesh: the namespace's HTTP plugin, the edge's gateway plugin, one per TCP service.
-pub(crate) fn placements(mesh: &Mesh) -> Vec<Placement> {
+/// The placements for a mesh: the namespace's HTTP plugin, the edge's gateway plugin, one per TCP service —
+/// each only where a service needs the filter (services in `native` decide with their own routes). The
+/// namespace plugin is scoped by port at best, so on a port it shares with a native service it still runs for
+/// that service's calls; its decision header is then ignored by the native routes.
+pub(crate) fn placements(mesh: &Mesh, native: &BTreeMap<String, NativeService>) -> Vec<Placement> {
     let ns = &mesh.opts.namespace;
+    let filtered = |name: &str| !native.contains_key(name);
     let mut out = Vec::new();
-    if mesh.http().next().is_some() {
-        let ports: Option<Vec<u16>> = mesh.http().map(|s| s.port).collect();
+    if mesh.http().any(|s| filtered(&s.name)) {
+        let ports: Option<Vec<u16>> = mesh.http().filter(|s| filtered(&s.name)).map(|s| s.port).collect();
         let mut ports = ports.unwrap_or_default();
         ports.sort_unstable();
         ports.dedup();
@@ -88,7 +95,7 @@ pub(crate) fn placements(mesh: &Mesh) -> Vec<Placement> {
             config: mesh.config.clone(),
         });
     }
-    if let Some(edge) = &mesh.opts.edge {
+    if let Some(edge) = mesh.opts.edge.as_ref().filter(|e| filtered(&e.service)) {
         let mut config = mesh.config.clone();
         config.settings.service = Some(edge.service.clone());
         out.push(Placement {
@@ -102,7 +109,7 @@ pub(crate) fn placements(mesh: &Mesh) -> Vec<Placement> {
             config,
         });
     }
-    for service in mesh.tcp() {
+    for service in mesh.tcp().filter(|s| filtered(&s.name)) {
         let mut config = mesh.config.clone();
         config.settings.service = Some(service.name.clone());
         config.settings.cluster = mesh.cluster_pattern(service);

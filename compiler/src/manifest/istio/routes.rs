@@ -21,6 +21,8 @@ use serde::Serialize;
 
 use super::k8s::{Metadata, Resource};
 use super::mesh::{Mesh, MeshService, SUBSET_LABEL};
+use super::native_routes::{self, NativeHttpRoute, NativeTcpRoute};
+use crate::native::NativeService;
 
 pub(crate) const API_VERSION: &str = "networking.istio.io/v1beta1";
 
@@ -42,9 +44,24 @@ struct VirtualService {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     gateways: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    http: Vec<HttpRoute>,
+    http: Vec<Http>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    tcp: Vec<TcpRoute>,
+    tcp: Vec<Tcp>,
+}
+
+/// A route that maps the filter's decision, or a native one that decides itself.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Http {
+    Filter(HttpRoute),
+    Native(NativeHttpRoute),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Tcp {
+    Filter(TcpRoute),
+    Native(NativeTcpRoute),
 }
 
 #[derive(Debug, Serialize)]
@@ -78,25 +95,32 @@ struct PortMatch {
 }
 
 #[derive(Debug, Serialize)]
-struct RouteDestination {
-    destination: Destination,
-}
-
-#[derive(Debug, Serialize)]
-struct Destination {
-    host: String,
-    subset: String,
+pub(crate) struct RouteDestination {
+    pub destination: Destination,
     #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<PortSelector>,
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
-struct PortSelector {
-    number: u16,
+pub(crate) struct Destination {
+    pub host: String,
+    pub subset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<PortSelector>,
 }
 
-/// DestinationRule and VirtualService per service, plus the edge service's gateway VirtualService.
-pub(crate) fn documents(mesh: &Mesh) -> Result<Vec<String>, String> {
+#[derive(Debug, Serialize)]
+pub(crate) struct PortSelector {
+    pub number: u16,
+}
+
+/// DestinationRule and VirtualService per service, plus the edge service's gateway VirtualService. A service in
+/// `native` gets its policy as routes; the others get routes on the filter's decision. Returns the documents and
+/// notes for the operator.
+pub(crate) fn documents(
+    mesh: &Mesh,
+    native: &BTreeMap<String, NativeService>,
+) -> Result<(Vec<String>, Vec<String>), String> {
     let ns = &mesh.opts.namespace;
     let edge = mesh.opts.edge.as_ref();
     if let Some(edge) = edge.filter(|e| e.gateway.is_none()) {
@@ -106,21 +130,47 @@ pub(crate) fn documents(mesh: &Mesh) -> Result<Vec<String>, String> {
         ));
     }
     let mut docs = Vec::new();
+    let mut notes = Vec::new();
     for service in &mesh.services {
         let host = mesh.fqdn(&service.name);
         docs.push(resource("DestinationRule", &service.name, ns, destination_rule(service, &host)).to_yaml()?);
-        let vs = match service.protocol {
-            Protocol::Http => http_service(mesh, service, vec![host.clone()], Vec::new()),
-            Protocol::Tcp => tcp_service(service, &host),
+        let destination = |subset: &str| Destination {
+            host: host.clone(),
+            subset: subset.to_string(),
+            port: service.port.map(|number| PortSelector { number }),
         };
+        let (http, tcp) = match (service.protocol, native.get(&service.name)) {
+            (Protocol::Http, None) => (filter_http(mesh, service), Vec::new()),
+            (Protocol::Tcp, None) => (Vec::new(), vec![Tcp::Filter(filter_tcp(service, &host))]),
+            (Protocol::Http, Some(lowered)) => {
+                let (routes, note) = native_routes::http_routes(lowered, service, &destination);
+                notes.extend(note);
+                (routes.into_iter().map(Http::Native).collect(), Vec::new())
+            }
+            (Protocol::Tcp, Some(lowered)) => {
+                let (routes, note) = native_routes::tcp_routes(lowered, service, &destination);
+                notes.extend(note);
+                (Vec::new(), routes.into_iter().map(Tcp::Native).collect())
+            }
+        };
+        let gateway_http = match (edge.filter(|e| e.service == service.name), native.get(&service.name)) {
+            (Some(_), Some(lowered)) => Some(
+                native_routes::http_routes(lowered, service, &destination).0.into_iter().map(Http::Native).collect(),
+            ),
+            (Some(_), None) => Some(filter_http(mesh, service)),
+            (None, _) => None,
+        };
+        let vs = VirtualService { hosts: vec![host.clone()], gateways: Vec::new(), http, tcp };
         docs.push(resource("VirtualService", &service.name, ns, vs).to_yaml()?);
-        if let Some(edge) = edge.filter(|e| e.service == service.name) {
+        if let (Some(edge), Some(http)) = (edge, gateway_http) {
             let gateways = edge.gateway.iter().cloned().collect();
-            let vs = http_service(mesh, service, edge.hosts.clone(), gateways);
+            let vs = VirtualService { hosts: edge.hosts.clone(), gateways, http, tcp: Vec::new() };
             docs.push(resource("VirtualService", &format!("{}-gateway", service.name), ns, vs).to_yaml()?);
         }
     }
-    Ok(docs)
+    notes.sort();
+    notes.dedup();
+    Ok((docs, notes))
 }
 
 fn resource<S: Serialize>(kind: &'static str, name: &str, ns: &str, spec: S) -> Resource<S> {
@@ -136,7 +186,8 @@ fn destination_rule(service: &MeshService, host: &str) -> DestinationRule {
     DestinationRule { host: host.to_string(), subsets }
 }
 
-fn http_service(mesh: &Mesh, service: &MeshService, hosts: Vec<String>, gateways: Vec<String>) -> VirtualService {
+/// Routes on the filter's decision: one per subset on the subset header, then the fallback.
+fn filter_http(mesh: &Mesh, service: &MeshService) -> Vec<Http> {
     let header = mesh.config.settings.header().to_ascii_lowercase();
     let destination = |subset: &str| RouteDestination {
         destination: Destination {
@@ -144,27 +195,31 @@ fn http_service(mesh: &Mesh, service: &MeshService, hosts: Vec<String>, gateways
             subset: subset.to_string(),
             port: service.port.map(|number| PortSelector { number }),
         },
+        weight: None,
     };
-    let mut http: Vec<HttpRoute> = service
+    let mut http: Vec<Http> = service
         .subsets
         .iter()
-        .map(|subset| HttpRoute {
-            name: format!("canary-{subset}"),
-            matches: vec![HeaderMatch {
-                headers: BTreeMap::from([(header.clone(), StringMatch { exact: subset.clone() })]),
-            }],
-            route: vec![destination(subset)],
+        .map(|subset| {
+            Http::Filter(HttpRoute {
+                name: format!("canary-{subset}"),
+                matches: vec![HeaderMatch {
+                    headers: BTreeMap::from([(header.clone(), StringMatch { exact: subset.clone() })]),
+                }],
+                route: vec![destination(subset)],
+            })
         })
         .collect();
-    http.push(HttpRoute {
+    http.push(Http::Filter(HttpRoute {
         name: "no-decision".to_string(),
         matches: Vec::new(),
         route: vec![destination(&service.fallback)],
-    });
-    VirtualService { hosts, gateways, http, tcp: Vec::new() }
+    }));
+    http
 }
 
-fn tcp_service(service: &MeshService, host: &str) -> VirtualService {
+/// The filter names the subset cluster itself; this route takes connections it leaves undecided.
+fn filter_tcp(service: &MeshService, host: &str) -> TcpRoute {
     // Mesh::new refuses a TCP service without a port.
     let port = service.port.unwrap_or_default();
     let route = vec![RouteDestination {
@@ -173,11 +228,7 @@ fn tcp_service(service: &MeshService, host: &str) -> VirtualService {
             subset: service.fallback.clone(),
             port: Some(PortSelector { number: port }),
         },
+        weight: None,
     }];
-    VirtualService {
-        hosts: vec![host.to_string()],
-        gateways: Vec::new(),
-        http: Vec::new(),
-        tcp: vec![TcpRoute { matches: vec![PortMatch { port }], route }],
-    }
+    TcpRoute { matches: vec![PortMatch { port }], route }
 }
