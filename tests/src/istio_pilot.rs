@@ -1,0 +1,159 @@
+//! What istiod makes of a VirtualService's HTTP routes for one sidecar, for the fields `canaryc manifest
+//! --backend native` writes: a test oracle, so the Istio form is checked in real Envoy without a cluster.
+//!
+//! Follows Istio's `pilot/pkg/networking/core/route/route.go` (`BuildHTTPRoutesForVirtualService`,
+//! `sourceMatchHTTP`, `TranslateRouteMatch`, `translateHeaderMatch`, `canBeConvertedToPresentMatch`,
+//! `TranslateRoute`): one Envoy route per match block, in order; a block whose `sourceLabels` are not a subset of
+//! the proxy's labels is left out of that proxy's routes; `headers` are matchers as written (`{}` and
+//! `regex: "*"` mean present); `withoutHeaders` adds `invert_match` and, except for presence,
+//! `treat_missing_header_as_empty`; `uri` is the route's path specifier, `method`/`authority` match `:method`/
+//! `:authority`; one destination is a cluster, several are weighted clusters (zero weights dropped). Any field it
+//! does not know is an error, so the oracle never silently narrows what it checks.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+
+/// The Envoy routes a sidecar labelled `labels` gets from the VirtualService `spec` (its `http` list).
+/// `cluster` names a subset's cluster.
+pub fn http_routes(spec: &Value, labels: &[(String, String)], cluster: &dyn Fn(&str) -> String) -> Result<Vec<Value>> {
+    let mut routes = Vec::new();
+    let http = spec["http"].as_array().context("VirtualService without http routes")?;
+    for (i, route) in http.iter().enumerate() {
+        known(route, &["name", "match", "route"], &format!("http[{i}]"))?;
+        let action = action(&route["route"], cluster).with_context(|| format!("http[{i}].route"))?;
+        let blocks: Vec<Option<&Value>> = match route.get("match").and_then(Value::as_array) {
+            Some(list) => list.iter().map(Some).collect(),
+            None => vec![None],
+        };
+        for (j, block) in blocks.into_iter().enumerate() {
+            let at = format!("http[{i}].match[{j}]");
+            let Some(block) = block else {
+                routes.push(json!({ "match": { "prefix": "/" }, "route": action }));
+                continue;
+            };
+            known(block, &["headers", "withoutHeaders", "uri", "method", "authority", "sourceLabels"], &at)?;
+            let source = block.get("sourceLabels").and_then(Value::as_object);
+            let holds = source.is_none_or(|want| {
+                want.iter().all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && v.as_str() == Some(lv)))
+            });
+            if holds {
+                routes.push(json!({ "match": route_match(block).with_context(|| at.clone())?, "route": action }));
+            }
+        }
+    }
+    Ok(routes)
+}
+
+fn known(value: &Value, fields: &[&str], at: &str) -> Result<()> {
+    if let Some(unknown) = value.as_object().and_then(|o| o.keys().find(|k| !fields.contains(&k.as_str()))) {
+        bail!("{at}.{unknown}: not modelled by the oracle");
+    }
+    Ok(())
+}
+
+fn route_match(block: &Value) -> Result<Value> {
+    let mut out = Map::new();
+    out.insert("prefix".into(), json!("/"));
+    let mut headers = Vec::new();
+    for (field, invert) in [("headers", false), ("withoutHeaders", true)] {
+        for (name, sm) in block.get(field).and_then(Value::as_object).into_iter().flatten() {
+            let mut m = header_matcher(name, sm)?;
+            if invert {
+                m["invert_match"] = json!(true);
+                if !present(sm) {
+                    m["treat_missing_header_as_empty"] = json!(true);
+                }
+            }
+            headers.push(m);
+        }
+    }
+    if let Some(uri) = block.get("uri") {
+        match (uri.get("exact"), uri.get("prefix"), uri.get("regex")) {
+            (Some(p), None, None) => out.insert("path".into(), p.clone()),
+            (None, Some(p), None) => out.insert("prefix".into(), p.clone()),
+            (None, None, Some(r)) => out.insert("safe_regex".into(), json!({ "regex": r })),
+            _ => bail!("uri: one of exact, prefix, regex"),
+        };
+        out.insert("case_sensitive".into(), json!(true));
+    }
+    for (field, name) in [("method", ":method"), ("authority", ":authority")] {
+        if let Some(sm) = block.get(field) {
+            headers.push(header_matcher(name, sm)?);
+        }
+    }
+    if !headers.is_empty() {
+        out.insert("headers".into(), Value::Array(headers));
+    }
+    Ok(Value::Object(out))
+}
+
+fn present(sm: &Value) -> bool {
+    sm.as_object().is_some_and(Map::is_empty) || sm.get("regex").and_then(Value::as_str) == Some("*")
+}
+
+fn header_matcher(name: &str, sm: &Value) -> Result<Value> {
+    if present(sm) {
+        return Ok(json!({ "name": name, "present_match": true }));
+    }
+    let string_match = match (sm.get("exact"), sm.get("prefix"), sm.get("regex")) {
+        (Some(v), None, None) => json!({ "exact": v }),
+        (None, Some(v), None) => json!({ "prefix": v }),
+        (None, None, Some(r)) => json!({ "safe_regex": { "regex": r } }),
+        _ => bail!("{name}: one of exact, prefix, regex"),
+    };
+    Ok(json!({ "name": name, "string_match": string_match }))
+}
+
+fn action(route: &Value, cluster: &dyn Fn(&str) -> String) -> Result<Value> {
+    let destinations = route.as_array().context("route: a list of destinations")?;
+    let subset = |d: &Value| -> Result<String> {
+        known(d, &["destination", "weight"], "route[]")?;
+        Ok(cluster(d["destination"]["subset"].as_str().context("destination.subset")?))
+    };
+    if let [only] = destinations.as_slice() {
+        return Ok(json!({ "cluster": subset(only)? }));
+    }
+    let mut clusters = Vec::new();
+    for d in destinations {
+        let weight = d["weight"].as_u64().unwrap_or(0);
+        if weight > 0 {
+            clusters.push(json!({ "name": subset(d)?, "weight": weight }));
+        }
+    }
+    Ok(json!({ "weighted_clusters": { "clusters": clusters } }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_become_routes_and_source_labels_select_proxies() {
+        let spec = json!({ "http": [
+            { "name": "rule-3", "match": [
+                { "sourceLabels": { "version": "v2" } },
+                { "headers": { "x": {} }, "withoutHeaders": { "y": { "exact": "a" }, "z": {} }, "uri": { "prefix": "/a" } }
+              ],
+              "route": [{ "destination": { "subset": "v2" }, "weight": 30 },
+                        { "destination": { "subset": "v1" }, "weight": 70 }] },
+            { "name": "default", "route": [{ "destination": { "subset": "v1" } }] }
+        ]});
+        let cluster = |s: &str| format!("c-{s}");
+        let v1 = [("version".to_string(), "v1".to_string())];
+        let routes = http_routes(&spec, &v1, &cluster).unwrap();
+        assert_eq!(routes.len(), 2, "the sourceLabels block is not for a v1 proxy");
+        assert_eq!(
+            routes[0]["match"],
+            json!({ "prefix": "/a", "case_sensitive": true, "headers": [
+                { "name": "x", "present_match": true },
+                { "name": "y", "string_match": { "exact": "a" }, "invert_match": true, "treat_missing_header_as_empty": true },
+                { "name": "z", "present_match": true, "invert_match": true }
+            ]})
+        );
+        assert_eq!(routes[0]["route"]["weighted_clusters"]["clusters"][1], json!({ "name": "c-v1", "weight": 70 }));
+        let v2 = [("version".to_string(), "v2".to_string())];
+        assert_eq!(http_routes(&spec, &v2, &cluster).unwrap().len(), 3);
+        let unknown = json!({ "http": [{ "match": [{ "queryParams": {} }], "route": [] }] });
+        assert!(http_routes(&unknown, &v1, &cluster).is_err());
+    }
+}
