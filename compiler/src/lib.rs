@@ -15,6 +15,8 @@ pub mod native;
 pub mod request;
 #[cfg(feature = "cli")]
 mod schema;
+#[cfg(feature = "cli")]
+pub mod testing;
 
 use canary_dsl::ast::Span;
 use canary_eval::{Config, Policy};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use canary_eval::config::{Action, Config, StickyKey};
-use canary_eval::{Policy, ServiceId, SimpleRequest};
+use canary_eval::{Decision, Policy, ServiceId, SimpleRequest};
 use rand::rngs::SmallRng;
 
 /// A request as `canaryc eval`'s flags describe it.
@@ -54,6 +54,24 @@ pub fn simulate(
     n: u64,
     rng: &mut SmallRng,
 ) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    simulate_each(policy, config, service, base, n, rng, |d| {
+        let subset = d.subset.map_or("none", |s| policy.subset_name(s));
+        *counts.entry(subset.to_string()).or_insert(0) += 1;
+    });
+    counts
+}
+
+/// The draws of [`simulate`], one [`Decision`] at a time (`canaryc test` also needs the deciding rules).
+pub fn simulate_each(
+    policy: &Policy,
+    config: &Config,
+    service: ServiceId,
+    base: &SimpleRequest,
+    n: u64,
+    rng: &mut SmallRng,
+    mut each: impl FnMut(Decision),
+) {
     let keys: Vec<&StickyKey> = std::iter::once(&config.global)
         .chain(config.services.iter().map(|s| &s.rules))
         .flat_map(|set| &set.rules)
@@ -63,7 +81,6 @@ pub fn simulate(
         })
         .filter(|key| !fixed(base, key))
         .collect();
-    let mut counts = BTreeMap::new();
     for i in 0..n {
         let mut req = base.clone();
         for key in &keys {
@@ -73,10 +90,8 @@ pub fn simulate(
                 StickyKey::Header(h) => req.header(h, &value),
             };
         }
-        let subset = policy.decide(service, &req, rng).subset.map_or("none", |s| policy.subset_name(s));
-        *counts.entry(subset.to_string()).or_insert(0) += 1;
+        each(policy.decide(service, &req, rng));
     }
-    counts
 }
 
 fn fixed(req: &SimpleRequest, key: &StickyKey) -> bool {

@@ -5,12 +5,15 @@
 //! [`Diagnostic`]s as `FILE:LINE:COL: error: MESSAGE` followed by a caret excerpt. Lowering to the JSON
 //! config lives in `canary-compiler`, so this crate depends on nothing but the parser stack.
 //!
+//! [`fmt::format`] prints a policy in its canonical layout (`canaryc fmt`).
+//!
 //! Nothing here panics on user input: every malformed policy yields diagnostics.
 
 pub mod ast;
 mod builder;
 mod check;
 pub mod diagnostic;
+pub mod fmt;
 mod parser;
 pub mod position;
 mod prescan;

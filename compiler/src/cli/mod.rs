@@ -1,9 +1,11 @@
 //! The `canaryc` commands (SCENARIOS.md §3). Output forms and exit codes are a contract that scripts rely
 //! on: results on stdout, diagnostics on stderr, exit 1 on any error in the policy.
 
+mod fmt;
 mod manifest;
 mod playground;
 mod request;
+mod test;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -69,6 +71,10 @@ enum Command {
     },
     /// Deployment YAML: Istio WasmPlugin/EnvoyFilter/routes, or a plain Envoy bootstrap.
     Manifest(Box<manifest::ManifestArgs>),
+    /// Run YAML test cases against a policy (exit 1: a case failed, 2: a test file is malformed).
+    Test(test::TestArgs),
+    /// Rewrite policies in the canonical layout (`--check`: only list those that are not).
+    Fmt(fmt::FmtArgs),
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -81,6 +87,7 @@ pub fn main() -> i32 {
             eprintln!("error: {m}");
             1
         }
+        Err(Failure::Exit(code)) => code,
     }
 }
 
@@ -88,6 +95,8 @@ enum Failure {
     /// Diagnostics were already printed.
     Reported,
     Message(String),
+    /// Everything was already printed; exit with this code (`canaryc test`'s 1 and 2).
+    Exit(i32),
 }
 
 impl From<String> for Failure {
@@ -147,6 +156,8 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Schema => print(&crate::schema_json()),
         Command::Playground { listen } => playground::serve(listen)?,
         Command::Manifest(args) => manifest::run(*args)?,
+        Command::Test(args) => return test::run(args),
+        Command::Fmt(args) => fmt::run(args)?,
     }
     Ok(())
 }
