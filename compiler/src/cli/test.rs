@@ -45,7 +45,7 @@ pub fn run(args: TestArgs) -> Result<(), Failure> {
                     match runner.prepare(&case) {
                         Ok(prepared) => suites.push((name.clone(), case, prepared)),
                         Err(message) => {
-                            eprintln!("{name}:{}: error: case {:?}: {message}", case.line, case.name);
+                            eprintln!("{name}:{}:{}: error: case {:?}: {message}", case.line, case.column, case.name);
                             malformed = true;
                         }
                     }

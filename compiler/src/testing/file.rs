@@ -22,8 +22,9 @@ use crate::request::RequestSpec;
 
 /// One test case.
 pub struct Case {
-    /// 1-based line where the case starts.
+    /// 1-based line and column where the case starts.
     pub line: usize,
+    pub column: usize,
     pub name: String,
     pub service: Option<String>,
     pub request: RequestSpec,
@@ -79,7 +80,7 @@ pub fn parse(text: &str) -> Result<Vec<Case>, FileError> {
         };
         FileError { line, column, message }
     })?;
-    raw.into_iter().map(case).collect()
+    raw.into_iter().map(|r| case(r, text)).collect()
 }
 
 /// Where a serde path such as `[2].expect` or `[0].expct` is written: the value's node, or for a key
@@ -99,13 +100,20 @@ fn locate(node: &Node, path: &str) -> Option<Marker> {
             node = value;
             continue;
         }
-        mark = node.span().start().copied();
+        // A mapping's own mark sits after its first key: point at that key.
+        let first_key = node.as_mapping().and_then(|m| m.keys().next()).and_then(|k| k.span().start().copied());
+        mark = first_key.or(node.span().start().copied());
     }
     mark
 }
 
-fn case(raw: Spanned<RawCase>) -> Result<Case, FileError> {
-    let (line, column) = raw.span().start().map_or((1, 1), |m| (m.line(), m.column()));
+fn case(raw: Spanned<RawCase>, text: &str) -> Result<Case, FileError> {
+    let line = raw.span().start().map_or(1, |m| m.line());
+    // The mapping's own mark sits after its first key; point at the key instead (`- name: …` → `name`).
+    let column = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .map_or(1, |l| l.chars().take_while(|c| matches!(c, ' ' | '-')).count() + 1);
     // `Spanned` only derefs; the copy is of a few short strings.
     let r = RawCase::clone(&raw);
     if let Expect::Split(shares) = &*r.expect {
@@ -121,6 +129,7 @@ fn case(raw: Spanned<RawCase>) -> Result<Case, FileError> {
     }
     Ok(Case {
         line,
+        column,
         name: r.name,
         service: r.service,
         request: RequestSpec {
