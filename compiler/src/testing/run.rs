@@ -9,7 +9,7 @@
 //! * `expect: {v1: 75, v2: 25}` draws the request with a distinct generated value for every sticky key
 //!   the request does not fix (`canaryc simulate`'s cohort: N users, not one user N times) and holds when
 //!   each subset's count is within [`SIGMAS`] binomial standard deviations of its share (a subset not
-//!   named has share 0 and must never appear). With N = 10,000 that is ±2.5 points at 50% and ±1.5
+//!   named has share 0 and must never appear). With N = 10,000 that is ±2.5 points at 50% and ±1.1
 //!   points at 5%: a wrong rollout step (50% → 100%, 20% → 25%) fails, sampling noise (false alarm
 //!   probability below 10⁻⁶ per subset) does not;
 //! * `rule: LINE` (or `default`) holds when every draw was decided by the rule on that line (or by none).
@@ -106,7 +106,7 @@ impl<'p> Runner<'p> {
             expected = format!("{expected} ({})", decided_text(&BTreeSet::from([rule_line(rule)])));
         }
         let mut got = seen.describe(self.samples);
-        if let Expect::Split(shares) = &case.expect {
+        if let (Expect::Split(shares), true) = (&case.expect, seen.subsets.len() > 1) {
             if let Some(subset) = within_bounds(shares, &seen.subsets, self.samples) {
                 got = format!("{got}, `{subset}` beyond {SIGMAS}σ");
             }
