@@ -30,6 +30,10 @@ fn exercise(source: &str) {
     if let Some(first) = diags.first() {
         assert!(text.starts_with(&format!("fuzz.canary:{}: ", first.position(source))), "{text}");
     }
+    // `canaryc fmt` neither panics nor loses a parse: its output formats to itself.
+    if let Ok(formatted) = canary_dsl::fmt::format(source) {
+        assert_eq!(canary_dsl::fmt::format(&formatted).as_ref(), Ok(&formatted), "{source:?}");
+    }
 }
 
 /// Tokens besides the keywords: misspellings, names, values, percentages and punctuation.

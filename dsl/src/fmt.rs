@@ -25,17 +25,22 @@
 use pest::iterators::Pair;
 use pest::Parser as _;
 
+use crate::builder::build;
 use crate::diagnostic::Diagnostic;
-use crate::parser::{parse, PolicyParser, Rule};
+use crate::parser::{PolicyParser, Rule};
 use crate::prescan::prescan;
 use crate::syntax_error::from_pest;
 
 /// The policy in canonical layout, or the same diagnostics as [`crate::parse`] when it does not parse.
 /// Idempotent: formatting the result again returns it unchanged. Never panics.
 pub fn format(source: &str) -> Result<String, Vec<Diagnostic>> {
-    parse(source)?;
     let joined = prescan(source)?;
     let file = PolicyParser::parse(Rule::file, &joined).map_err(|e| vec![from_pest(source, &e)])?;
+    // The same value checks as `parse` (e.g. `101%`), on the same tree.
+    let (_, errors) = build(file.clone(), source).map_err(|internal| vec![internal])?;
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let lines = Lines::new(source);
     let mut pieces = Vec::new();
     for pair in file {
@@ -230,7 +235,9 @@ fn arrange(pieces: Vec<Piece>, comments: Vec<Comment>, lines: &Lines) -> Vec<Pla
     let mut keyed: Vec<((usize, u8, usize), Placed)> = Vec::new();
     for c in comments {
         let line = lines.of(c.start);
-        let host = pieces.iter().find(|p| p.kind == Kind::Stmt && p.start < c.start && c.start < p.end);
+        // Pieces are disjoint and in source order: the only candidate is the last one starting before it.
+        let before = pieces.partition_point(|p| p.start < c.start);
+        let host = before.checked_sub(1).map(|i| &pieces[i]).filter(|p| p.kind == Kind::Stmt && c.start < p.end);
         let (key, item, line) = match host {
             Some(p) => ((p.start, 0, c.start), Item::Comment { text: c.text }, lines.of(p.start)),
             None if c.own_line => ((c.start, 1, c.start), Item::Comment { text: c.text }, line),
