@@ -75,7 +75,7 @@ fn a_previous_rollout_step_fails_case_by_case() {
 #[test]
 fn the_first_rollout_steps_tests_fail_on_the_second_step() {
     let (code, stdout, _) = canaryc_test(&["examples/s2-forecast-100.canary", "examples/s2-forecast-50.tests.yaml"]);
-    let expected = "examples/s2-forecast-50.tests.yaml:3: case \"forecast is split half and half\": expected {v1: 50%, v2: 50%} (decided by line 3), got v2 (decided by line 3)\n1 passed, 1 failed\n";
+    let expected = "examples/s2-forecast-50.tests.yaml:3: case \"forecast is split half and half\": expected {v1: 50%, v2: 50%} (decided by line 3), got {v2: 100%} of 10000 draws (decided by line 3)\n1 passed, 1 failed\n";
     assert_eq!((code, stdout.as_str()), (1, expected));
 }
 

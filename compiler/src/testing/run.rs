@@ -105,7 +105,8 @@ impl<'p> Runner<'p> {
         if let Some(rule) = case.rule {
             expected = format!("{expected} ({})", decided_text(&BTreeSet::from([rule_line(rule)])));
         }
-        let mut got = seen.describe(self.samples);
+        let as_shares = matches!(case.expect, Expect::Split(_));
+        let mut got = seen.describe(self.samples, as_shares);
         if let (Expect::Split(shares), true) = (&case.expect, seen.subsets.len() > 1) {
             if let Some(subset) = within_bounds(shares, &seen.subsets, self.samples) {
                 got = format!("{got}, `{subset}` beyond {SIGMAS}σ");
@@ -139,10 +140,11 @@ impl Observed {
         self.subsets.len() == 1 && self.subsets.contains_key(subset)
     }
 
-    /// `v1`, or `{v1: 49.62%, v2: 50.38%} of 10000 draws`.
-    fn describe(&self, n: u64) -> String {
+    /// `v1`, or `{v1: 49.62%, v2: 50.38%} of 10000 draws` (always so when `as_shares`, to compare with an
+    /// expected split).
+    fn describe(&self, n: u64, as_shares: bool) -> String {
         match self.subsets.keys().collect::<Vec<_>>().as_slice() {
-            [one] => one.to_string(),
+            [one] if !as_shares => one.to_string(),
             _ => {
                 let shares: Vec<String> = self
                     .subsets
