@@ -7,6 +7,26 @@ use canary_eval::config::{Action, Config, StickyKey};
 use canary_eval::{Decision, Policy, ServiceId, SimpleRequest};
 use rand::rngs::SmallRng;
 
+/// The service a request is for, as `canaryc eval --service`, `simulate` and `test` resolve it: a declared
+/// service; any other name gets only the top-level rules (with a note to show when the policy declares
+/// services, since a typo would otherwise pass silently); the name may be left out when the policy declares at
+/// most one service (else `Err` lists the declared ones, for the caller to ask for one its own way).
+pub fn resolve_service(policy: &Policy, name: Option<&str>) -> Result<(ServiceId, Option<String>), Vec<String>> {
+    let declared: Vec<&str> = policy.declared_services().collect();
+    match (name, declared.as_slice()) {
+        (Some(name), _) => Ok(match policy.service(name) {
+            Some(id) => (id, None),
+            None if declared.is_empty() => (policy.fallback(), None),
+            None => {
+                (policy.fallback(), Some(format!("service `{name}` is not declared; only top-level rules apply to it")))
+            }
+        }),
+        (None, []) => Ok((policy.fallback(), None)),
+        (None, [one]) => Ok((policy.service(one).unwrap_or(policy.fallback()), None)),
+        (None, many) => Err(many.iter().map(|s| s.to_string()).collect()),
+    }
+}
+
 /// A request as `canaryc eval`'s flags describe it.
 #[derive(Default)]
 pub struct RequestSpec {

@@ -181,22 +181,13 @@ fn policy(config: &Config) -> Result<Policy, Failure> {
 
 /// `--service` may be omitted when the policy has one service or only top-level rules.
 fn pick_service(policy: &Policy, name: Option<&str>) -> Result<ServiceId, Failure> {
-    let declared: Vec<&str> = policy.declared_services().collect();
-    match name {
-        Some(name) => Ok(policy.service(name).unwrap_or_else(|| {
-            if !declared.is_empty() {
-                eprintln!("note: service `{name}` is not declared; only top-level rules apply to it");
-            }
-            policy.fallback()
-        })),
-        None => match declared.as_slice() {
-            [] => Ok(policy.fallback()),
-            [one] => Ok(policy.service(one).unwrap_or(policy.fallback())),
-            many => {
-                Err(Failure::Message(format!("the policy has several services ({}); pass --service", many.join(", "))))
-            }
-        },
+    let (id, note) = crate::request::resolve_service(policy, name).map_err(|many| {
+        Failure::Message(format!("the policy has several services ({}); pass --service", many.join(", ")))
+    })?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
     }
+    Ok(id)
 }
 
 fn rng(seed: Option<u64>) -> SmallRng {

@@ -208,16 +208,11 @@ fn percent(p: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// The case's service, as `canaryc eval --service` resolves it: a declared service, any other name gets
-/// only the top-level rules, and the name may be left out when the policy has at most one service.
+/// The case's service, as `canaryc eval --service` resolves it (`service:` names it).
 fn service(policy: &Policy, name: Option<&str>) -> Result<ServiceId, String> {
-    let declared: Vec<&str> = policy.declared_services().collect();
-    match (name, declared.as_slice()) {
-        (Some(name), _) => Ok(policy.service_or_global(name)),
-        (None, []) => Ok(policy.fallback()),
-        (None, [one]) => Ok(policy.service_or_global(one)),
-        (None, many) => Err(format!("the policy has several services ({}); add `service:`", many.join(", "))),
-    }
+    crate::request::resolve_service(policy, name)
+        .map(|(id, _)| id)
+        .map_err(|many| format!("the policy has several services ({}); add `service:`", many.join(", ")))
 }
 
 /// Where each rule of the policy is, indexed by [`RuleId`]: the evaluator numbers the top-level rules
