@@ -9,6 +9,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::filter_state::{self, LifeSpan};
+use crate::header_map::{Found, HeaderMap};
 use crate::json;
 use crate::metrics::counter_name;
 
@@ -23,8 +24,10 @@ pub enum LogLevel {
 /// What the filter needs from the proxy. Each method is one host call in Envoy; the filter calls them
 /// sparingly (see the crate docs), and every failure is absorbed: a filter must never trap on a request.
 pub trait Host {
-    /// First value of a request header (lowercase name, pseudo-headers included); raw bytes, not UTF-8.
-    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Every request header, pseudo-headers included, serialized as proxy-wasm pairs ([`HeaderMap`]); `None`
+    /// if the host refused. One call for the whole map: the only way to see every value of a header sent
+    /// several times (ARCHITECTURE.md has what it costs).
+    fn request_headers(&self) -> Option<Vec<u8>>;
     /// Sets a request header, replacing every existing value.
     fn replace_request_header(&self, name: &str, value: &str);
     /// Removes every value of a request header.
@@ -163,19 +166,21 @@ impl Filter {
     pub fn on_request_headers(&self, host: &impl Host) -> Option<Decision> {
         let policy = &self.policy;
         let header = policy.subset_header();
+        let req = LazyRequest::http(self, host);
         let mut known_absent = false;
         if policy.settings().trust_incoming {
-            if host.request_header(header).is_some() {
+            if req.map().first(header.as_bytes()).is_some() {
                 return None;
             }
             known_absent = true;
         }
-        let req = LazyRequest::http(self, host);
         let service = match self.served.http {
             Some(service) => service,
             None => policy.service_for_authority(req.authority().unwrap_or_default()),
         };
         let decision = policy.decide(service, &req, &mut *self.rng.borrow_mut());
+        // Already-read headers tell whether there is a subset header to remove (a host call saved).
+        let known_absent = known_absent || req.map.get().is_some_and(|m| m.first(header.as_bytes()).is_none());
         match decision.subset {
             Some(subset) => host.replace_request_header(header, policy.subset_name(subset)),
             None if !known_absent => host.remove_request_header(header),
@@ -242,42 +247,51 @@ impl Filter {
     }
 }
 
-/// The request as the evaluator sees it: each header fetched from the host on first read and cached for
-/// the rest of this request; labels come from the root's cache. TCP connections have no headers.
+/// The request as the evaluator sees it: the header map fetched from the host on the first header read (one
+/// call, every value of every header) and kept for the rest of this request, each slot's values located in
+/// it once; labels come from the root's cache. TCP connections have no headers.
 struct LazyRequest<'a, H> {
     filter: &'a Filter,
     host: &'a H,
+    map: OnceCell<HeaderMap>,
     /// Per attribute slot; empty for TCP.
-    headers: Vec<OnceCell<Option<Vec<u8>>>>,
-    /// `:authority` when the policy itself never reads it (then it has no slot).
-    authority: OnceCell<Option<Vec<u8>>>,
+    found: Vec<OnceCell<Found>>,
 }
 
 impl<'a, H: Host> LazyRequest<'a, H> {
     fn http(filter: &'a Filter, host: &'a H) -> Self {
-        let headers = filter.policy.attrs().iter().map(|_| OnceCell::new()).collect();
-        LazyRequest { filter, host, headers, authority: OnceCell::new() }
+        let found = filter.policy.attrs().iter().map(|_| OnceCell::new()).collect();
+        LazyRequest { filter, host, map: OnceCell::new(), found }
     }
 
     fn tcp(filter: &'a Filter, host: &'a H) -> Self {
-        LazyRequest { filter, host, headers: Vec::new(), authority: OnceCell::new() }
+        LazyRequest { filter, host, map: OnceCell::new(), found: Vec::new() }
+    }
+
+    /// The request's headers; a host that refuses them gives a request without headers.
+    fn map(&self) -> &HeaderMap {
+        self.map.get_or_init(|| self.host.request_headers().map(HeaderMap::decode).unwrap_or_default())
     }
 
     fn authority(&self) -> Option<&[u8]> {
         match self.filter.authority_slot {
-            Some(slot) => self.get(slot, &self.filter.policy.attrs()[slot]),
-            None => self.authority.get_or_init(|| self.host.request_header(":authority")).as_deref(),
+            Some(slot) => self.get(slot, &self.filter.policy.attrs()[slot], 0),
+            None => self.map().first(b":authority"),
         }
     }
 }
 
 impl<H: Host> Request for LazyRequest<'_, H> {
-    fn get(&self, slot: usize, key: &AttrKey) -> Option<&[u8]> {
+    fn get(&self, slot: usize, key: &AttrKey, nth: usize) -> Option<&[u8]> {
         match key {
-            AttrKey::Header(name) => self.headers.get(slot)?.get_or_init(|| self.host.request_header(name)).as_deref(),
-            AttrKey::Source(label) => {
+            AttrKey::Header(name) => {
+                let found = self.found.get(slot)?.get_or_init(|| self.map().find(name.as_bytes()));
+                self.map().value_of(found, nth)
+            }
+            AttrKey::Source(label) if nth == 0 => {
                 self.filter.labels.get(slot)?.get_or_init(|| self.host.node_label(label)).as_deref()
             }
+            AttrKey::Source(_) => None,
         }
     }
 }
@@ -316,9 +330,10 @@ mod tests {
     }
 
     impl Host for Mock {
-        fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-            self.calls.borrow_mut().push(format!("get {name}"));
-            self.headers.borrow().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        fn request_headers(&self) -> Option<Vec<u8>> {
+            self.calls.borrow_mut().push("get headers".into());
+            let headers = self.headers.borrow();
+            Some(crate::header_map::encode(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()))))
         }
         fn replace_request_header(&self, name: &str, value: &str) {
             self.calls.borrow_mut().push(format!("replace {name}"));
@@ -366,7 +381,7 @@ mod tests {
             Mock::with(&[(":authority", "frontend:8080"), ("cookie", "a=1; user=tester"), ("x-canary-subset", "v1")]);
         let d = f.on_request_headers(&host).unwrap();
         assert_eq!(f.policy().subset_name(d.subset.unwrap()), "v2");
-        assert_eq!(host.calls(), ["get :authority", "get cookie", "replace x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers", "replace x-canary-subset"]);
         assert_eq!(host.header("x-canary-subset").as_deref(), Some("v2"));
         f.flush_counters(&host);
         assert_eq!(host.counter("canary.frontend.rule_2.v2"), 1);
@@ -374,9 +389,9 @@ mod tests {
         // forecast never reads headers beyond :authority; the label is fetched once per filter, not per request.
         let host = Mock { labels: vec![("version".into(), "v2".into())], ..Mock::with(&[(":authority", "forecast")]) };
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get :authority", "label version", "replace x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers", "label version", "replace x-canary-subset"]);
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get :authority", "replace x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers", "replace x-canary-subset"]);
         f.flush_counters(&host);
         assert_eq!(host.counter("canary.forecast.rule_6.v2"), 2);
     }
@@ -395,12 +410,82 @@ mod tests {
         let f = filter(&trusted);
         let host = Mock::with(&[(":authority", "a"), ("x-canary-subset", "v9")]);
         assert_eq!(f.on_request_headers(&host), None);
-        assert_eq!(host.calls(), ["get x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers"]);
         assert_eq!(host.header("x-canary-subset").as_deref(), Some("v9"));
         // Trusted but absent: evaluated, and no pointless remove.
         let host = Mock::with(&[(":authority", "a")]);
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get x-canary-subset", "get :authority", "get x"]);
+        assert_eq!(host.calls(), ["get headers"]);
+    }
+
+    #[test]
+    fn repeated_headers_count_with_every_value() {
+        let json = r#"{"version":1,"settings":{"service":"a"},"services":[{"name":"a","rules":[
+            {"line":1,"when":{"header":{"name":"x-env","test":{"eq":"z"}}},"then":{"route":"v2"}},
+            {"line":2,"when":{"header":{"name":"x-env","test":{"ne":"b"}}},"then":{"route":"v3"}}]}]}"#;
+        let f = filter(json);
+        let decide = |headers: &[(&str, &str)]| {
+            let host = Mock::with(headers);
+            let d = f.on_request_headers(&host).unwrap();
+            (d.subset.map(|s| f.policy().subset_name(s).to_string()), host.calls())
+        };
+        assert_eq!(decide(&[("x-env", "a"), ("x-env", "z")]).0.as_deref(), Some("v2"));
+        assert_eq!(decide(&[("x-env", "z"), ("x-env", "a")]).0.as_deref(), Some("v2"));
+        assert_eq!(decide(&[("x-env", "a"), ("x-env", "c")]).0.as_deref(), Some("v3"));
+        // `!=`: some value equals `b`, so it does not hold; no decision, and no subset header to remove.
+        assert_eq!(decide(&[("x-env", "a"), ("x-env", "b")]), (None, vec!["get headers".to_string()]));
+        let (subset, calls) = decide(&[("x-env", "b"), ("x-canary-subset", "v2")]);
+        assert_eq!((subset, calls), (None, vec!["get headers".to_string(), "remove x-canary-subset".to_string()]));
+    }
+
+    #[test]
+    fn sticky_header_hashes_every_value_sorted() {
+        let json = r#"{"version":1,"settings":{"service":"a"},"services":[{"name":"a","rules":[
+            {"line":1,"then":{"split":{"to":[{"subset":"v2","weight":5000}],"by":{"header":"x-user"}}}}],"default":"v1"}]}"#;
+        let f = filter(json);
+        for (a, b) in [("k1", "k2"), ("u-7", "u-8"), ("", "x"), ("same", "same")] {
+            let want = if canary_eval::sticky_bucket_all(&[a.as_bytes(), b.as_bytes()]) < 5000 { "v2" } else { "v1" };
+            for headers in [[("x-user", a), ("x-user", b)], [("x-user", b), ("x-user", a)]] {
+                let host = Mock::with(&headers);
+                let d = f.on_request_headers(&host).unwrap();
+                assert_eq!(d.subset.map(|s| f.policy().subset_name(s)), Some(want), "{headers:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_host_that_refuses_the_headers_gives_a_request_without_them() {
+        struct Refusing(Mock);
+        impl Host for Refusing {
+            fn request_headers(&self) -> Option<Vec<u8>> {
+                None
+            }
+            fn replace_request_header(&self, name: &str, value: &str) {
+                self.0.replace_request_header(name, value)
+            }
+            fn remove_request_header(&self, name: &str) {
+                self.0.remove_request_header(name)
+            }
+            fn node_label(&self, label: &str) -> Option<Vec<u8>> {
+                self.0.node_label(label)
+            }
+            fn define_counter(&self, name: &str) -> Option<u32> {
+                self.0.define_counter(name)
+            }
+            fn increment_counter(&self, id: u32, by: u64) {
+                self.0.increment_counter(id, by)
+            }
+            fn call_foreign_function(&self, name: &str, args: &[u8]) -> bool {
+                self.0.call_foreign_function(name, args)
+            }
+            fn log(&self, level: LogLevel, message: &str) {
+                self.0.log(level, message)
+            }
+        }
+        let f = filter(S5);
+        let host = Refusing(Mock::with(&[(":authority", "frontend"), ("cookie", "user=tester")]));
+        let d = f.on_request_headers(&host).unwrap();
+        assert_eq!(d.rule, None, "without headers, no cookie rule can match");
     }
 
     #[test]
@@ -409,7 +494,7 @@ mod tests {
         let f = filter(&json);
         let host = Mock::with(&[(":authority", "forecast")]);
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get cookie", "replace x-v"]);
+        assert_eq!(host.calls(), ["get headers", "replace x-v"]);
         assert_eq!(host.header("x-v").as_deref(), Some("v1"));
     }
 
