@@ -140,3 +140,29 @@ fn many_repeats_and_hostile_values_never_trap() -> Result<()> {
     assert_eq!(d.subset.map(|s| sticky.subset_name(s)), Some(want));
     Ok(())
 }
+
+/// A policy that reads only headers Envoy keeps as one entry (pseudo-headers, `user-agent`, whose repeats
+/// Envoy joins with `,`) reads them by value, the cheaper call; any other header makes it read the whole map
+/// once. (That Envoy joins `user-agent` is checked in real Envoy, envoy_native.rs.)
+#[test]
+fn one_entry_headers_are_read_by_value_others_through_the_map() -> Result<()> {
+    let reads = |source: &str, lines: &[(&str, &str)]| -> Result<(Option<String>, Vec<String>)> {
+        let mut proxy = Proxy::http(compile(source, Settings::default())).start()?;
+        let out = proxy.request(lines)?;
+        let calls = out.calls.iter().filter(|c| c.starts_with("get_header_map")).cloned().collect();
+        Ok((out.header("x-canary-subset").map(str::to_string), calls))
+    };
+    let ua = "service forecast {\n  header user-agent ~ \"Android\" -> v2\n  default v1\n}\n";
+    let (subset, calls) = reads(ua, &[(":authority", "forecast"), ("user-agent", "Android 14")])?;
+    assert_eq!(subset.as_deref(), Some("v2"));
+    assert_eq!(
+        calls,
+        ["get_header_map_value request_headers :authority", "get_header_map_value request_headers user-agent"]
+    );
+    let custom = "service forecast {\n  header x-agent ~ \"Android\" -> v2\n  default v1\n}\n";
+    let lines = [(":authority", "forecast"), ("x-agent", "curl"), ("x-agent", "Android 14")];
+    let (subset, calls) = reads(custom, &lines)?;
+    assert_eq!(subset.as_deref(), Some("v2"));
+    assert_eq!(calls, ["get_header_map_pairs request_headers"]);
+    Ok(())
+}
