@@ -114,10 +114,11 @@ pub fn simulate_each(
     }
 }
 
+/// Whether the request already carries the sticky key (any value of the header; the cookie in any `cookie`
+/// header), so simulation keeps it instead of generating one.
 fn fixed(req: &SimpleRequest, key: &StickyKey) -> bool {
-    let header = |name: &str| req.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
     match key {
-        StickyKey::Header(h) => header(h).is_some(),
-        StickyKey::Cookie(c) => header("cookie").and_then(|v| canary_eval::cookie_value(v, c.as_bytes())).is_some(),
+        StickyKey::Header(h) => req.values(h).next().is_some(),
+        StickyKey::Cookie(c) => req.values("cookie").any(|v| canary_eval::cookie_value(v, c.as_bytes()).is_some()),
     }
 }

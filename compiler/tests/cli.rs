@@ -101,6 +101,19 @@ fn s5_tester_cookie_and_source_labels() {
     assert_eq!(json, serde_json::json!({"subset": "v1", "rule": null}));
 }
 
+/// `--header` given twice with one name is a header sent twice: every value counts, as in Envoy.
+#[test]
+fn a_header_given_twice_counts_with_every_value() {
+    let s3 = "s3-chrome.canary";
+    assert_eq!(eval(s3, &["--service", "forecast", "--header", FIREFOX, "--header", CHROME]), "v2");
+    assert_eq!(eval(s3, &["--service", "forecast", "--header", FIREFOX, "--header", FIREFOX]), "v1");
+    let s5 = "s5-tester-chain.canary";
+    let (a, tester) = ("cookie: a=1", "cookie: user=tester");
+    assert_eq!(eval(s5, &["--service", "frontend", "--header", a, "--header", tester]), "v2");
+    // The first `user` cookie wins, across `cookie` headers (Envoy's cookie parser).
+    assert_eq!(eval(s5, &["--service", "frontend", "--header", "cookie: user=alice", "--header", tester]), "v1");
+}
+
 #[test]
 fn s6_tcp_connections_80_20() {
     let m = simulate("s6-tcp-split.canary", 100_000, &[]);

@@ -13,7 +13,7 @@ mod request;
 mod wire;
 
 pub use config::{Config, BUCKETS, CONFIG_VERSION};
-pub use hash::sticky_bucket;
+pub use hash::{sticky_bucket, sticky_bucket_all};
 pub use matcher::{literal_alternatives, REGEX_SCAN_LIMIT};
 pub use policy::{quoted, AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
 pub use request::{Request, SimpleRequest, SlotRequest};

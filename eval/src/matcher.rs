@@ -18,6 +18,23 @@ pub enum Extract {
 }
 
 impl Extract {
+    /// Where a request's several values of one attribute are read as one (Envoy: `forEachCookie` walks every
+    /// `cookie` header in order and the first cookie of a name wins, the same as one header joined with `; `),
+    /// rather than value by value.
+    pub fn joins_values(&self) -> bool {
+        matches!(self, Extract::Cookie(_))
+    }
+
+    /// The one value a joining extract reads from all of an attribute's values: the first that yields one.
+    pub fn first<'a>(&self, values: &mut dyn ValueSource<'a>) -> Option<&'a [u8]> {
+        while let Some(v) = values.next_value() {
+            if let Some(found) = self.apply(v) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
     pub fn apply<'a>(&self, value: &'a [u8]) -> Option<&'a [u8]> {
         match self {
             Extract::Whole => Some(value),
@@ -26,6 +43,19 @@ impl Extract {
             Extract::PathOnly => Some(path_only(value)),
             Extract::HostOnly => Some(host_only(value)),
         }
+    }
+}
+
+/// An attribute's values, one at a time: what [`Test::holds`] and [`Extract::first`] read. A trait of its own
+/// rather than `dyn Iterator`, whose vtable would bring every iterator method into the wasm filter for each
+/// kind of source; every iterator of values is one.
+pub trait ValueSource<'v> {
+    fn next_value(&mut self) -> Option<&'v [u8]>;
+}
+
+impl<'v, I: Iterator<Item = &'v [u8]>> ValueSource<'v> for I {
+    fn next_value(&mut self) -> Option<&'v [u8]> {
+        self.next()
     }
 }
 
@@ -70,16 +100,47 @@ impl Test {
         }
     }
 
-    /// `value` is `None` when the attribute is missing; only `absent` matches then.
+    /// Whether an attribute with these values (none: it is missing) passes, with Envoy's meaning for a header
+    /// sent several times: a value test holds when ANY value passes it; `present` and `absent` ask whether
+    /// there is a value; `!=` holds when there is a value and none equals the operand — what the native
+    /// backend's "present and not (inverted) exact" computes in Envoy, value by value (README "Backends").
+    pub fn holds<'v>(&self, values: &mut dyn ValueSource<'v>) -> bool {
+        match self {
+            Test::Absent => values.next_value().is_none(),
+            Test::Present => values.next_value().is_some(),
+            Test::Ne(unwanted) => {
+                let mut any = false;
+                while let Some(v) = values.next_value() {
+                    if v == &**unwanted {
+                        return false;
+                    }
+                    any = true;
+                }
+                any
+            }
+            _ => {
+                while let Some(v) = values.next_value() {
+                    if self.passes(v) {
+                        return true;
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// [`Test::holds`] for an attribute with at most one value.
     pub fn matches(&self, value: Option<&[u8]>) -> bool {
-        let Some(v) = value else {
-            return matches!(self, Test::Absent);
-        };
+        self.holds(&mut value.into_iter())
+    }
+
+    /// One value against a value test.
+    fn passes(&self, v: &[u8]) -> bool {
         match self {
             Test::Eq(want) => v == &**want,
             Test::EqIgnoreCase(want) => v.eq_ignore_ascii_case(want),
             Test::DecodedEq(want) => decoded_eq(v, want),
-            Test::Ne(want) => v != &**want,
+            Test::Ne(unwanted) => v != &**unwanted,
             Test::Prefix(p) => v.starts_with(p),
             Test::Substrings(fs) => fs.iter().any(|f| f.find(v).is_some()),
             Test::Regex(re) => {
@@ -197,6 +258,41 @@ mod tests {
         assert_eq!(kind("Android [0-9]+"), "regex");
         assert_eq!(kind("a\\d"), "regex");
         assert_eq!(kind("a|"), "regex");
+    }
+
+    fn holds(test: &Test, values: &[&str]) -> bool {
+        test.holds(&mut values.iter().map(|v| v.as_bytes()))
+    }
+
+    #[test]
+    fn a_value_test_holds_when_any_value_passes() {
+        let eq = Test::Eq(b"z"[..].into());
+        assert!(holds(&eq, &["a", "z"]) && holds(&eq, &["z", "a"]) && !holds(&eq, &["a", "b"]) && !holds(&eq, &[]));
+        assert!(!holds(&eq, &["a,z"]), "values are not split on commas");
+        let within = Test::In(vec![b"x"[..].into(), b"y"[..].into()]);
+        assert!(holds(&within, &["a", "y"]) && !holds(&within, &["a"]));
+        let ua = Test::regex("Android|Silk/").expect("valid");
+        assert!(holds(&ua, &["curl", "x Silk/1"]) && !holds(&ua, &["curl", "iPhone"]));
+        let re = Test::regex("^And[a-z]+$").expect("valid");
+        assert!(holds(&re, &["curl", "Android"]) && !holds(&re, &["curl"]));
+    }
+
+    #[test]
+    fn presence_and_not_equal_look_at_all_values() {
+        let ne = Test::Ne(b"b"[..].into());
+        assert!(holds(&ne, &["a"]) && holds(&ne, &["a", "c"]));
+        assert!(!holds(&ne, &["a", "b"]) && !holds(&ne, &["b", "a"]) && !holds(&ne, &[]));
+        assert!(holds(&Test::Present, &[""]) && holds(&Test::Present, &["a", "b"]) && !holds(&Test::Present, &[]));
+        assert!(holds(&Test::Absent, &[]) && !holds(&Test::Absent, &[""]));
+    }
+
+    #[test]
+    fn cookies_are_read_across_cookie_headers() {
+        let cookie = Extract::Cookie(b"uid"[..].into());
+        let headers = [&b"a=1"[..], b"uid=first; uid=x", b"uid=second"];
+        assert_eq!(cookie.first(&mut headers.into_iter()), Some(&b"first"[..]));
+        assert_eq!(cookie.first(&mut [&b"a=1"[..]].into_iter()), None);
+        assert!(cookie.joins_values() && !Extract::Whole.joins_values());
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::fmt;
 use rand::RngCore;
 
 use crate::config::{self, Action, Cond, Config, Protocol, Settings, BUCKETS, CONFIG_VERSION};
-use crate::hash::{random_bucket, sticky_bucket};
+use crate::hash::{random_bucket, sticky_bucket, sticky_bucket_all};
 use crate::index::{ExactTable, LiteralIndex, PrefixIndex};
 use crate::matcher::{Extract, Matcher, Memo, Test};
-use crate::request::Request;
-use crate::wire::host_only;
+use crate::request::{Request, Values};
+use crate::wire::{host_only, path_only};
 
 /// An attribute the policy reads. Pseudo-headers (`:path`, `:method`, `:authority`) are headers, as in Envoy.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -272,14 +272,20 @@ impl Policy {
                 let rule = &self.rules[id.0 as usize];
                 rule.when.as_ref().is_none_or(|m| self.matches(m, req, memo)).then_some(*id)
             }
-            Step::Exact { slot, extract, table } => {
-                req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v)).and_then(|v| table.get(v))
+            // A header sent several times: the earliest rule any of its values matches (Envoy matches each
+            // value, README "Backends").
+            Step::Exact { slot, extract, table } if extract.joins_values() => {
+                extract.first(&mut self.values(req, *slot)).and_then(|v| table.get(v))
             }
-            Step::Literals { slot, index } => req.get(*slot, &self.attrs[*slot]).and_then(|v| index.first_match(v)),
-            Step::Prefixes { slot, index } => req
-                .get(*slot, &self.attrs[*slot])
-                .and_then(|v| Extract::PathOnly.apply(v))
-                .and_then(|v| index.first_match(v)),
+            Step::Exact { slot, .. } | Step::Literals { slot, .. } | Step::Prefixes { slot, .. } => {
+                let mut earliest: Option<RuleId> = None;
+                for value in self.values(req, *slot) {
+                    if let Some(id) = Self::index_hit(step, value) {
+                        earliest = Some(earliest.map_or(id, |e| if id.0 < e.0 { id } else { e }));
+                    }
+                }
+                earliest
+            }
             Step::Interleaved(parts) => {
                 let mut best: Option<RuleId> = None;
                 for part in parts {
@@ -295,6 +301,16 @@ impl Policy {
         }
     }
 
+    /// The rule an index step gives for one value of its attribute.
+    fn index_hit(step: &Step, value: &[u8]) -> Option<RuleId> {
+        match step {
+            Step::Exact { extract, table, .. } => extract.apply(value).and_then(|v| table.get(v)),
+            Step::Literals { index, .. } => index.first_match(value),
+            Step::Prefixes { index, .. } => index.first_match(path_only(value)),
+            Step::Rule(_) | Step::Interleaved(_) => None,
+        }
+    }
+
     fn act<Q, G>(&self, action: &CompiledAction, req: &Q, rng: &mut G) -> Option<SubsetId>
     where
         Q: Request + ?Sized,
@@ -303,29 +319,55 @@ impl Policy {
         match action {
             CompiledAction::Route(s) => Some(*s),
             CompiledAction::Split { bounds, sticky } => {
-                let key = sticky.as_ref().and_then(|(slot, extract)| {
-                    let key = req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v));
-                    // Envoy's cookie hash treats an empty cookie as missing, its header hash hashes an empty
-                    // header (tests/tests/envoy_native.rs pins both); a header key is the `Whole` extract.
-                    key.filter(|k| !k.is_empty() || matches!(extract, Extract::Whole))
-                });
-                let bucket = match key {
-                    Some(key) => sticky_bucket(key),
+                let bucket = sticky
+                    .as_ref()
+                    .and_then(|(slot, extract)| self.sticky_bucket(req, *slot, extract))
                     // Missing sticky key: an independent draw, so such traffic still splits as configured.
-                    None => random_bucket(rng.next_u32()),
-                };
+                    .unwrap_or_else(|| random_bucket(rng.next_u32()));
                 bounds.iter().find(|(bound, _)| bucket < *bound).map(|(_, s)| *s)
             }
         }
     }
 
+    /// The bucket of a sticky key, `None` when the request has none. A header key hashes every value of the
+    /// header as Envoy's header hash policy does ([`sticky_bucket_all`]), an empty value included; a cookie
+    /// key is the first cookie of that name, and Envoy's cookie hash treats an empty cookie as missing
+    /// (tests/tests/envoy_native.rs pins both).
+    fn sticky_bucket<Q: Request + ?Sized>(&self, req: &Q, slot: usize, extract: &Extract) -> Option<u32> {
+        let values = &mut self.values(req, slot);
+        if *extract != Extract::Whole {
+            return extract.first(values).filter(|k| !k.is_empty()).map(sticky_bucket);
+        }
+        let first = values.next()?;
+        let Some(second) = values.next() else {
+            return Some(sticky_bucket(first));
+        };
+        let mut all = Vec::with_capacity(4);
+        all.push(first);
+        all.push(second);
+        for value in values {
+            all.push(value);
+        }
+        Some(sticky_bucket_all(&all))
+    }
+
+    /// Every value of attribute `slot`, in request order.
+    fn values<'r, 's, Q: Request + ?Sized>(&'s self, req: &'r Q, slot: usize) -> Values<'r, 's, Q> {
+        Values::new(req, slot, &self.attrs[slot])
+    }
+
     fn matches<'r, Q: Request + ?Sized>(&self, m: &Matcher, req: &'r Q, memo: &mut Memo<'r>) -> bool {
         match m {
-            Matcher::Attr { slot, extract: Extract::Whole, test, .. } => {
-                test.matches(req.get(*slot, &self.attrs[*slot]))
-            }
+            Matcher::Attr { slot, extract: Extract::Whole, test, .. } => test.holds(&mut self.values(req, *slot)),
             Matcher::Attr { slot, extract, memo: key, test } => {
-                test.matches(memo.get_or(*key, || req.get(*slot, &self.attrs[*slot]).and_then(|v| extract.apply(v))))
+                let values = &mut self.values(req, *slot);
+                // A joining extract (cookies) reads one value from all; any other reads a pseudo-header, with one
+                // value in Envoy: extracted once per request either way, and value by value otherwise.
+                if extract.joins_values() || req.get(*slot, &self.attrs[*slot], 1).is_none() {
+                    test.matches(memo.get_or(*key, || extract.first(values)))
+                } else {
+                    test.holds(&mut values.filter_map(|v| extract.apply(v)))
+                }
             }
             Matcher::All(ms) => ms.iter().all(|m| self.matches(m, req, memo)),
             Matcher::Any(ms) => ms.iter().any(|m| self.matches(m, req, memo)),

@@ -1,6 +1,6 @@
 //! Evaluator semantics, on configs written as JSON (the compiler is tested separately).
 
-use canary_eval::{Decision, Policy, SimpleRequest};
+use canary_eval::{sticky_bucket_all, Decision, Policy, SimpleRequest};
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -272,15 +272,25 @@ fn mixed_rule(line: u32, kind: u8, n: u8) -> serde_json::Value {
 proptest! {
     /// Whatever the evaluator groups into indexes — runs of one kind, kinds interleaved rule by rule, plain
     /// rules in between — the deciding rule is the first one that matches on its own.
+    /// Headers may repeat (`x-tenant`, `user-agent`, `cookie` sent several times), so indexes must take the
+    /// earliest rule any value matches.
     #[test]
     fn interleaved_kinds_decide_as_rule_by_rule(rules in proptest::collection::vec((0u8..6, 0u8..4), 1..60),
-                                                tenant in 0u8..5, beta in 0u8..5, path in 0u8..5, ua in 0u8..5) {
+                                                tenants in proptest::collection::vec(0u8..5, 0..3),
+                                                betas in proptest::collection::vec(0u8..5, 0..3),
+                                                path in 0u8..5,
+                                                uas in proptest::collection::vec(0u8..5, 0..3)) {
         let rules: Vec<_> = rules.iter().enumerate().map(|(i, &(k, n))| mixed_rule(i as u32 + 1, k, n)).collect();
-        let req = SimpleRequest::new()
-            .header("x-tenant", format!("t{tenant}"))
-            .header("cookie", format!("a=1; beta=g{beta}"))
-            .header(":path", format!("/p{path}/x"))
-            .header("user-agent", format!("Mozilla B{ua}/1.0"));
+        let mut req = SimpleRequest::new().header(":path", format!("/p{path}/x"));
+        for t in &tenants {
+            req = req.header("x-tenant", format!("t{t}"));
+        }
+        for b in &betas {
+            req = req.header("cookie", format!("a=1; beta=g{b}"));
+        }
+        for ua in &uas {
+            req = req.header("user-agent", format!("Mozilla B{ua}/1.0"));
+        }
         let alone = |rule: &serde_json::Value| {
             let p = policy(serde_json::json!({"version": 1, "global": {"rules": [rule]}}));
             decide(&p, "x", &req).1.is_some()
@@ -288,5 +298,88 @@ proptest! {
         let want = rules.iter().position(alone).map(|i| i as u32 + 1);
         let p = policy(serde_json::json!({"version": 1, "global": {"rules": rules}}));
         prop_assert_eq!(decide(&p, "x", &req).1, want);
+    }
+}
+
+/// Whether a one-rule policy with `test` on `x-h` decides for a request carrying `values` of `x-h`.
+fn holds(test: &serde_json::Value, negated: bool, values: &[String]) -> bool {
+    let when = serde_json::json!({"header": {"name": "x-h", "test": test}});
+    let when = if negated { serde_json::json!({"not": when}) } else { when };
+    let p = policy(serde_json::json!({"version": 1, "global": {"rules": [
+        {"line": 1, "when": when, "then": {"route": "v2"}}]}}));
+    let req = values.iter().fold(SimpleRequest::new(), |r, v| r.header("x-h", v));
+    decide(&p, "x", &req).1.is_some()
+}
+
+proptest! {
+    /// A header sent several times, with Envoy's meaning: a value test holds when any value passes it (`not`
+    /// negates that), `present`/`absent` ask whether there is a value, `!=` holds when there is one and none
+    /// equals the operand — each defined here from single-valued requests.
+    #[test]
+    fn repeated_headers_mean_any_value(values in proptest::collection::vec("[abz]{0,2}", 0..4), negated: bool) {
+        let one = |test: &serde_json::Value, v: &String| holds(test, false, std::slice::from_ref(v));
+        for test in [
+            serde_json::json!({"eq": "z"}),
+            serde_json::json!({"eq": ""}),
+            serde_json::json!({"in": ["a", "bz"]}),
+            serde_json::json!({"regex": "z|ab"}),
+            serde_json::json!({"regex": "^a+$"}),
+        ] {
+            let any = values.iter().any(|v| one(&test, v));
+            prop_assert_eq!(holds(&test, negated, &values), any != negated, "{} on {:?}", test, values);
+        }
+        let ne = serde_json::json!({"ne": "z"});
+        let want = !values.is_empty() && values.iter().all(|v| v != "z");
+        prop_assert_eq!(holds(&ne, negated, &values), want != negated, "ne on {:?}", values);
+        prop_assert_eq!(holds(&serde_json::json!("present"), negated, &values), values.is_empty() == negated);
+        prop_assert_eq!(holds(&serde_json::json!("absent"), negated, &values), values.is_empty() != negated);
+    }
+
+    /// A sticky header sent several times is keyed on all its values, sorted (so in any order), as Envoy's
+    /// header hash policy keys it.
+    #[test]
+    fn sticky_header_hashes_every_value(mut values in proptest::collection::vec("[a-z0-9]{0,6}", 1..4)) {
+        let p = policy(serde_json::json!({"version": 1, "services": [{"name": "s", "rules": [
+            {"line": 2, "then": {"split": {"to": [{"subset": "v2", "weight": 5000}], "by": {"header": "x-user"}}}}],
+            "default": "v1"}]}));
+        let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        let want = if sticky_bucket_all(&bytes) < 5000 { "v2" } else { "v1" };
+        for _ in 0..2 {
+            let req = values.iter().fold(SimpleRequest::new(), |r, v| r.header("x-user", v));
+            // Always the formula's subset: a decision drawn at random would differ under another seed.
+            for seed in 0..4 {
+                let mut rng = SmallRng::seed_from_u64(seed);
+                let got = p.decide(p.service_or_global("s"), &req, &mut rng).subset.map(|s| p.subset_name(s));
+                prop_assert_eq!(got, Some(want));
+            }
+            values.reverse();
+        }
+    }
+}
+
+/// Several `cookie` headers read as one joined with `; ` (Envoy's `forEachCookie`): the first cookie of a name
+/// wins wherever it is, for conditions and sticky keys alike.
+#[test]
+fn cookies_are_read_across_cookie_headers() {
+    let p = policy(serde_json::json!({"version": 1, "global": {"rules": [
+        {"line": 1, "when": {"cookie": {"name": "user", "value": "tester"}}, "then": {"route": "v2"}},
+        {"line": 2, "then": {"split": {"to": [{"subset": "v3", "weight": 5000}], "by": {"cookie": "uid"}}}}],
+        "default": "v1"}}));
+    let two = |a: &str, b: &str| SimpleRequest::new().header("cookie", a).header("cookie", b);
+    assert_eq!(decide(&p, "x", &two("a=1", "user=tester")).1, Some(1));
+    assert_eq!(decide(&p, "x", &two("user=other", "user=tester")).1, Some(2));
+    let sticky = |req: &SimpleRequest| {
+        (0..8)
+            .map(|seed| {
+                let d = p.decide(p.service_or_global("x"), req, &mut SmallRng::seed_from_u64(seed));
+                d.subset.map(|s| p.subset_name(s).to_string())
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    for key in ["k1", "k2", "k3", "k4"] {
+        let joined = sticky(&SimpleRequest::new().header("cookie", format!("a=1; uid={key}; uid=zz")));
+        assert_eq!(joined.len(), 1, "a sticky key decides alike every time");
+        assert_eq!(sticky(&two("a=1", &format!("uid={key}; uid=zz"))), joined);
+        assert_eq!(sticky(&two(&format!("uid={key}"), "uid=zz")), joined);
     }
 }

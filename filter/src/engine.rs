@@ -9,6 +9,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::filter_state::{self, LifeSpan};
+use crate::header_map::{Found, HeaderMap};
 use crate::json;
 use crate::metrics::counter_name;
 
@@ -25,6 +26,9 @@ pub enum LogLevel {
 pub trait Host {
     /// First value of a request header (lowercase name, pseudo-headers included); raw bytes, not UTF-8.
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Every request header, pseudo-headers included, serialized as proxy-wasm pairs ([`HeaderMap`]); `None`
+    /// if the host refused. The only way to see every value of a header sent several times.
+    fn request_headers(&self) -> Option<Vec<u8>>;
     /// Sets a request header, replacing every existing value.
     fn replace_request_header(&self, name: &str, value: &str);
     /// Removes every value of a request header.
@@ -66,6 +70,23 @@ impl Served {
     }
 }
 
+/// Headers that Envoy's header map holds as one entry however often a client sends them: pseudo-headers cannot
+/// repeat, and `user-agent` is one of Envoy's inline headers, whose repeats it joins with `,` as they arrive
+/// (`HeaderMapImpl::insertByKey`; envoy_native.rs checks it). For these the first value is every value.
+const ONE_ENTRY: [&str; 5] = [":authority", ":method", ":path", ":scheme", "user-agent"];
+
+/// How the filter reads headers, chosen per policy from what it can read. A value read
+/// (`proxy_get_header_map_value`) costs Envoy ~10k instructions but shows only a header's first entry; the
+/// whole map (`proxy_get_header_map_pairs`) shows every value and costs ~19k with the benchmark's 13 headers
+/// (BENCHMARKS.md, "Reading every value").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderReads {
+    /// Every header the policy reads has one entry ([`ONE_ENTRY`]): read each by value, on first use.
+    ByValue,
+    /// Some header may repeat: read the map, once, on the first header the decision needs.
+    WholeMap,
+}
+
 /// (service, rule or `u32::MAX`, subset or `u32::MAX`): one counter each.
 type CounterKey = (u32, u32, u32);
 
@@ -76,6 +97,7 @@ pub struct Filter {
     served: Served,
     /// Slot of `:authority` among the policy's attributes, so resolving the service also fills the cache.
     authority_slot: Option<usize>,
+    reads: HeaderReads,
     /// Non-sticky splits draw from here. One generator per root: contexts on a worker run one at a time.
     rng: RefCell<SmallRng>,
     /// Node-metadata labels by attribute slot, fetched on first use: they never change during a VM's life.
@@ -98,6 +120,8 @@ impl Filter {
         let policy = Policy::new(&json::decode(config)?).map_err(|e| e.0)?;
         let served = Served::of(&policy);
         let authority_slot = policy.attrs().iter().position(|k| matches!(k, AttrKey::Header(h) if h == ":authority"));
+        let repeatable = |k: &AttrKey| matches!(k, AttrKey::Header(h) if !ONE_ENTRY.contains(&h.as_str()));
+        let reads = if policy.attrs().iter().any(repeatable) { HeaderReads::WholeMap } else { HeaderReads::ByValue };
         let labels = policy.attrs().iter().map(|_| OnceCell::new()).collect();
         let cluster_args = match served.tcp {
             Some(service) => (0..policy.subsets().len() as u32)
@@ -112,6 +136,7 @@ impl Filter {
             policy,
             served,
             authority_slot,
+            reads,
             rng: RefCell::new(SmallRng::seed_from_u64(seed)),
             labels,
             counters: RefCell::new(Vec::new()),
@@ -158,19 +183,23 @@ impl Filter {
         self.served
     }
 
+    pub fn header_reads(&self) -> HeaderReads {
+        self.reads
+    }
+
     /// An HTTP request's headers: decide and set or remove the subset header. Returns `None` when a trusted
     /// incoming subset header was kept (nothing evaluated).
     pub fn on_request_headers(&self, host: &impl Host) -> Option<Decision> {
         let policy = &self.policy;
         let header = policy.subset_header();
+        let req = LazyRequest::http(self, host);
         let mut known_absent = false;
         if policy.settings().trust_incoming {
-            if host.request_header(header).is_some() {
+            if req.first(header).is_some() {
                 return None;
             }
             known_absent = true;
         }
-        let req = LazyRequest::http(self, host);
         let service = match self.served.http {
             Some(service) => service,
             None => policy.service_for_authority(req.authority().unwrap_or_default()),
@@ -178,7 +207,10 @@ impl Filter {
         let decision = policy.decide(service, &req, &mut *self.rng.borrow_mut());
         match decision.subset {
             Some(subset) => host.replace_request_header(header, policy.subset_name(subset)),
-            None if !known_absent => host.remove_request_header(header),
+            // A header map already read tells whether there is a subset header to remove (a host call saved).
+            None if !known_absent && req.map.get().is_none_or(|m| m.first(header.as_bytes()).is_some()) => {
+                host.remove_request_header(header)
+            }
             None => {}
         }
         self.count(host, service, decision);
@@ -242,42 +274,74 @@ impl Filter {
     }
 }
 
-/// The request as the evaluator sees it: each header fetched from the host on first read and cached for
-/// the rest of this request; labels come from the root's cache. TCP connections have no headers.
+/// The request as the evaluator sees it, fetched from the host on first use and kept for the rest of this
+/// request: by [`HeaderReads`], each header's first value, or the whole header map (each slot's values located
+/// in it once); labels come from the root's cache. TCP connections have no headers.
 struct LazyRequest<'a, H> {
     filter: &'a Filter,
     host: &'a H,
-    /// Per attribute slot; empty for TCP.
-    headers: Vec<OnceCell<Option<Vec<u8>>>>,
-    /// `:authority` when the policy itself never reads it (then it has no slot).
+    /// [`HeaderReads::ByValue`]: per attribute slot; empty for TCP.
+    values: Vec<OnceCell<Option<Vec<u8>>>>,
+    /// [`HeaderReads::WholeMap`]: the map, and per attribute slot where its values are.
+    map: OnceCell<HeaderMap>,
+    found: Vec<OnceCell<Found>>,
+    /// `:authority` when the policy itself never reads it (then it has no slot), by value.
     authority: OnceCell<Option<Vec<u8>>>,
 }
 
 impl<'a, H: Host> LazyRequest<'a, H> {
     fn http(filter: &'a Filter, host: &'a H) -> Self {
-        let headers = filter.policy.attrs().iter().map(|_| OnceCell::new()).collect();
-        LazyRequest { filter, host, headers, authority: OnceCell::new() }
+        let slots = filter.policy.attrs().len();
+        let (values, found) = match filter.reads {
+            HeaderReads::ByValue => ((0..slots).map(|_| OnceCell::new()).collect(), Vec::new()),
+            HeaderReads::WholeMap => (Vec::new(), (0..slots).map(|_| OnceCell::new()).collect()),
+        };
+        LazyRequest { filter, host, values, map: OnceCell::new(), found, authority: OnceCell::new() }
     }
 
     fn tcp(filter: &'a Filter, host: &'a H) -> Self {
-        LazyRequest { filter, host, headers: Vec::new(), authority: OnceCell::new() }
+        let (values, found) = (Vec::new(), Vec::new());
+        LazyRequest { filter, host, values, map: OnceCell::new(), found, authority: OnceCell::new() }
+    }
+
+    /// The request's headers; a host that refuses them gives a request without headers.
+    fn map(&self) -> &HeaderMap {
+        self.map.get_or_init(|| self.host.request_headers().map(HeaderMap::decode).unwrap_or_default())
+    }
+
+    /// The first value of a header no rule reads (so it has no slot).
+    fn first(&self, name: &str) -> Option<Vec<u8>> {
+        match self.filter.reads {
+            HeaderReads::ByValue => self.host.request_header(name),
+            HeaderReads::WholeMap => self.map().first(name.as_bytes()).map(<[u8]>::to_vec),
+        }
     }
 
     fn authority(&self) -> Option<&[u8]> {
         match self.filter.authority_slot {
-            Some(slot) => self.get(slot, &self.filter.policy.attrs()[slot]),
-            None => self.authority.get_or_init(|| self.host.request_header(":authority")).as_deref(),
+            Some(slot) => self.get(slot, &self.filter.policy.attrs()[slot], 0),
+            None => self.authority.get_or_init(|| self.first(":authority")).as_deref(),
         }
     }
 }
 
 impl<H: Host> Request for LazyRequest<'_, H> {
-    fn get(&self, slot: usize, key: &AttrKey) -> Option<&[u8]> {
+    fn get(&self, slot: usize, key: &AttrKey, nth: usize) -> Option<&[u8]> {
         match key {
-            AttrKey::Header(name) => self.headers.get(slot)?.get_or_init(|| self.host.request_header(name)).as_deref(),
-            AttrKey::Source(label) => {
+            AttrKey::Header(name) => match self.filter.reads {
+                HeaderReads::ByValue if nth == 0 => {
+                    self.values.get(slot)?.get_or_init(|| self.host.request_header(name)).as_deref()
+                }
+                HeaderReads::ByValue => None,
+                HeaderReads::WholeMap => {
+                    let found = self.found.get(slot)?.get_or_init(|| self.map().find(name.as_bytes()));
+                    self.map().value_of(found, nth)
+                }
+            },
+            AttrKey::Source(label) if nth == 0 => {
                 self.filter.labels.get(slot)?.get_or_init(|| self.host.node_label(label)).as_deref()
             }
+            AttrKey::Source(_) => None,
         }
     }
 }
@@ -319,6 +383,11 @@ mod tests {
         fn request_header(&self, name: &str) -> Option<Vec<u8>> {
             self.calls.borrow_mut().push(format!("get {name}"));
             self.headers.borrow().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        }
+        fn request_headers(&self) -> Option<Vec<u8>> {
+            self.calls.borrow_mut().push("get headers".into());
+            let headers = self.headers.borrow();
+            Some(crate::header_map::encode(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()))))
         }
         fn replace_request_header(&self, name: &str, value: &str) {
             self.calls.borrow_mut().push(format!("replace {name}"));
@@ -366,7 +435,7 @@ mod tests {
             Mock::with(&[(":authority", "frontend:8080"), ("cookie", "a=1; user=tester"), ("x-canary-subset", "v1")]);
         let d = f.on_request_headers(&host).unwrap();
         assert_eq!(f.policy().subset_name(d.subset.unwrap()), "v2");
-        assert_eq!(host.calls(), ["get :authority", "get cookie", "replace x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers", "replace x-canary-subset"]);
         assert_eq!(host.header("x-canary-subset").as_deref(), Some("v2"));
         f.flush_counters(&host);
         assert_eq!(host.counter("canary.frontend.rule_2.v2"), 1);
@@ -374,9 +443,9 @@ mod tests {
         // forecast never reads headers beyond :authority; the label is fetched once per filter, not per request.
         let host = Mock { labels: vec![("version".into(), "v2".into())], ..Mock::with(&[(":authority", "forecast")]) };
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get :authority", "label version", "replace x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers", "label version", "replace x-canary-subset"]);
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get :authority", "replace x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers", "replace x-canary-subset"]);
         f.flush_counters(&host);
         assert_eq!(host.counter("canary.forecast.rule_6.v2"), 2);
     }
@@ -395,12 +464,104 @@ mod tests {
         let f = filter(&trusted);
         let host = Mock::with(&[(":authority", "a"), ("x-canary-subset", "v9")]);
         assert_eq!(f.on_request_headers(&host), None);
-        assert_eq!(host.calls(), ["get x-canary-subset"]);
+        assert_eq!(host.calls(), ["get headers"]);
         assert_eq!(host.header("x-canary-subset").as_deref(), Some("v9"));
         // Trusted but absent: evaluated, and no pointless remove.
         let host = Mock::with(&[(":authority", "a")]);
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get x-canary-subset", "get :authority", "get x"]);
+        assert_eq!(host.calls(), ["get headers"]);
+    }
+
+    #[test]
+    fn repeated_headers_count_with_every_value() {
+        let json = r#"{"version":1,"settings":{"service":"a"},"services":[{"name":"a","rules":[
+            {"line":1,"when":{"header":{"name":"x-env","test":{"eq":"z"}}},"then":{"route":"v2"}},
+            {"line":2,"when":{"header":{"name":"x-env","test":{"ne":"b"}}},"then":{"route":"v3"}}]}]}"#;
+        let f = filter(json);
+        let decide = |headers: &[(&str, &str)]| {
+            let host = Mock::with(headers);
+            let d = f.on_request_headers(&host).unwrap();
+            (d.subset.map(|s| f.policy().subset_name(s).to_string()), host.calls())
+        };
+        assert_eq!(decide(&[("x-env", "a"), ("x-env", "z")]).0.as_deref(), Some("v2"));
+        assert_eq!(decide(&[("x-env", "z"), ("x-env", "a")]).0.as_deref(), Some("v2"));
+        assert_eq!(decide(&[("x-env", "a"), ("x-env", "c")]).0.as_deref(), Some("v3"));
+        // `!=`: some value equals `b`, so it does not hold; no decision, and no subset header to remove.
+        assert_eq!(decide(&[("x-env", "a"), ("x-env", "b")]), (None, vec!["get headers".to_string()]));
+        let (subset, calls) = decide(&[("x-env", "b"), ("x-canary-subset", "v2")]);
+        assert_eq!((subset, calls), (None, vec!["get headers".to_string(), "remove x-canary-subset".to_string()]));
+    }
+
+    #[test]
+    fn headers_envoy_keeps_as_one_entry_are_read_by_value() {
+        let ua = r#"{"version":1,"services":[{"name":"forecast","rules":[
+            {"line":2,"when":{"all":[{"header":{"name":"user-agent","test":{"regex":"Chrome"}}},
+                                     {"path_prefix":"/api"}]},"then":{"route":"v2"}}],"default":"v1"}]}"#;
+        let f = filter(ua);
+        assert_eq!(f.header_reads(), HeaderReads::ByValue);
+        let host = Mock::with(&[(":authority", "forecast"), (":path", "/api/x"), ("user-agent", "Chrome/1")]);
+        assert_eq!(f.policy().subset_name(f.on_request_headers(&host).unwrap().subset.unwrap()), "v2");
+        assert_eq!(host.calls(), ["get :authority", "get user-agent", "get :path", "replace x-canary-subset"]);
+        // Any header that may repeat (here a custom one) makes the policy read the whole map.
+        let custom = ua.replace("user-agent", "x-agent");
+        assert_eq!(filter(&custom).header_reads(), HeaderReads::WholeMap);
+        let trusted = ua.replace(r#""services""#, r#""settings":{"trust_incoming":true},"services""#);
+        let host = Mock::with(&[(":authority", "forecast"), ("x-canary-subset", "v9")]);
+        assert_eq!(filter(&trusted).on_request_headers(&host), None);
+        assert_eq!(host.calls(), ["get x-canary-subset"]);
+    }
+
+    #[test]
+    fn sticky_header_hashes_every_value_sorted() {
+        let json = r#"{"version":1,"settings":{"service":"a"},"services":[{"name":"a","rules":[
+            {"line":1,"then":{"split":{"to":[{"subset":"v2","weight":5000}],"by":{"header":"x-user"}}}}],"default":"v1"}]}"#;
+        let f = filter(json);
+        for (a, b) in [("k1", "k2"), ("u-7", "u-8"), ("", "x"), ("same", "same")] {
+            let want = if canary_eval::sticky_bucket_all(&[a.as_bytes(), b.as_bytes()]) < 5000 { "v2" } else { "v1" };
+            for headers in [[("x-user", a), ("x-user", b)], [("x-user", b), ("x-user", a)]] {
+                let host = Mock::with(&headers);
+                let d = f.on_request_headers(&host).unwrap();
+                assert_eq!(d.subset.map(|s| f.policy().subset_name(s)), Some(want), "{headers:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_host_that_refuses_the_headers_gives_a_request_without_them() {
+        struct Refusing(Mock);
+        impl Host for Refusing {
+            fn request_header(&self, _: &str) -> Option<Vec<u8>> {
+                None
+            }
+            fn request_headers(&self) -> Option<Vec<u8>> {
+                None
+            }
+            fn replace_request_header(&self, name: &str, value: &str) {
+                self.0.replace_request_header(name, value)
+            }
+            fn remove_request_header(&self, name: &str) {
+                self.0.remove_request_header(name)
+            }
+            fn node_label(&self, label: &str) -> Option<Vec<u8>> {
+                self.0.node_label(label)
+            }
+            fn define_counter(&self, name: &str) -> Option<u32> {
+                self.0.define_counter(name)
+            }
+            fn increment_counter(&self, id: u32, by: u64) {
+                self.0.increment_counter(id, by)
+            }
+            fn call_foreign_function(&self, name: &str, args: &[u8]) -> bool {
+                self.0.call_foreign_function(name, args)
+            }
+            fn log(&self, level: LogLevel, message: &str) {
+                self.0.log(level, message)
+            }
+        }
+        let f = filter(S5);
+        let host = Refusing(Mock::with(&[(":authority", "frontend"), ("cookie", "user=tester")]));
+        let d = f.on_request_headers(&host).unwrap();
+        assert_eq!(d.rule, None, "without headers, no cookie rule can match");
     }
 
     #[test]
@@ -409,7 +570,7 @@ mod tests {
         let f = filter(&json);
         let host = Mock::with(&[(":authority", "forecast")]);
         f.on_request_headers(&host);
-        assert_eq!(host.calls(), ["get cookie", "replace x-v"]);
+        assert_eq!(host.calls(), ["get headers", "replace x-v"]);
         assert_eq!(host.header("x-v").as_deref(), Some("v1"));
     }
 

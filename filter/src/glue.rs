@@ -5,7 +5,7 @@
 //! thread-local (~46 KB of module, a third of the size budget), must fix at root-context creation whether
 //! children are HTTP or stream contexts (which a root cannot know: see [`crate::Served`]), and panics — a
 //! trap that kills the VM — on any host status it does not expect. The subset of the ABI this filter
-//! needs is small: nine imports and the callbacks below. Every host status is absorbed here, so nothing a
+//! needs is small: twelve imports and the callbacks below. Every host status is absorbed here, so nothing a
 //! host returns can trap the module.
 
 use std::cell::RefCell;
@@ -35,6 +35,7 @@ extern "C" {
         data: *mut *mut u8,
         size: *mut usize,
     ) -> u32;
+    fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
     fn proxy_replace_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, size: usize) -> u32;
     fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
     fn proxy_get_property(path: *const u8, path_size: usize, data: *mut *mut u8, size: *mut usize) -> u32;
@@ -92,6 +93,11 @@ impl Host for Envoy {
         returned_bytes(|data, size| unsafe {
             proxy_get_header_map_value(MAP_HTTP_REQUEST_HEADERS, name.as_ptr(), name.len(), data, size)
         })
+    }
+
+    fn request_headers(&self) -> Option<Vec<u8>> {
+        // SAFETY: see `returned_bytes`.
+        returned_bytes(|data, size| unsafe { proxy_get_header_map_pairs(MAP_HTTP_REQUEST_HEADERS, data, size) })
     }
 
     fn replace_request_header(&self, name: &str, value: &str) {

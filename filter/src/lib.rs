@@ -27,9 +27,15 @@
 //!   subset becomes the `envoy.tcp_proxy.cluster` filter state (cluster name from `settings.cluster`, default
 //!   `{service}-{subset}`) via Envoy's foreign function `set_envoy_filter_state`. No decision: nothing is
 //!   set and tcp_proxy's configured cluster applies.
+//! * **Headers sent several times** count with every value, as in Envoy's own routes: a header condition
+//!   holds when any value passes it, a sticky header hashes all values ([`canary_eval::Request`]).
+//!   `proxy_get_header_map_value` returns a header's first entry only, so a policy that reads a header that
+//!   may repeat reads the whole header map with one host call (`proxy_get_header_map_pairs`,
+//!   [`header_map`]); one that reads only headers Envoy keeps as one entry (pseudo-headers, `user-agent`)
+//!   reads those by value, which is cheaper ([`HeaderReads`]).
 //! * **Host calls cost** (each is a few % of throughput), so request attributes are fetched lazily — only
-//!   what the deciding path reads, each at most once per request — and node-metadata labels (`source`
-//!   conditions) once per root context. Envoy also calls every callback the module exports on every
+//!   what the deciding path reads, each at most once per request (the map at most once) — and node-metadata
+//!   labels (`source` conditions) once per root context. Envoy also calls every callback the module exports on every
 //!   request, so it exports only those it needs: `proxy_on_context_create` (which root a request belongs
 //!   to), `proxy_on_request_headers` / `proxy_on_new_connection`, and `proxy_on_done` (which also retires
 //!   root contexts); not `proxy_on_delete`. BENCHMARKS.md has what each crossing costs.
@@ -53,6 +59,7 @@
 
 mod engine;
 pub mod filter_state;
+pub mod header_map;
 pub mod heap;
 mod json;
 pub mod metrics;
@@ -60,4 +67,4 @@ pub mod metrics;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 
-pub use engine::{Filter, Host, LogLevel, Served};
+pub use engine::{Filter, HeaderReads, Host, LogLevel, Served};

@@ -4,9 +4,9 @@
 //! that answered must agree — request by request for deterministic decisions, key by key for sticky splits
 //! (and against `canary_eval::sticky_bucket`), within 5σ binomial bounds for splits drawn per request.
 //!
-//! Needs `scripts/setup-envoy.sh` and `scripts/build-filter.sh` to have run. The known divergence (a header
-//! sent twice, README "Backends": the filter reads the first value, Envoy all of them) is pinned where it
-//! shows: a header matcher, and a sticky split keyed on a header.
+//! Needs `scripts/setup-envoy.sh` and `scripts/build-filter.sh` to have run. A header sent several times means
+//! the same to both (README "Backends": a condition holds when any value passes, a sticky header hashes every
+//! value); the tests at the end send such requests to every kind of condition and to sticky splits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -20,7 +20,7 @@ use canary_compiler::manifest::envoy::{cluster_name, envoy_bootstrap, EnvoyOptio
 use canary_compiler::manifest::istio::{istio_manifest, IstioKind, IstioOptions};
 use canary_compiler::native::{lower_service, EnvoyVersion, NativeService, Target};
 use canary_eval::config::{Config, Protocol};
-use canary_eval::{sticky_bucket, Policy, SimpleRequest, BUCKETS};
+use canary_eval::{sticky_bucket, sticky_bucket_all, Policy, SimpleRequest, BUCKETS};
 use canary_tests::istio_pilot;
 use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX};
 use canary_tests::mesh::chain::{binomial_bounds, tally};
@@ -197,12 +197,24 @@ impl Req {
         std::iter::once(("host", self.host.as_str())).chain(own).collect()
     }
 
-    /// How the evaluator sees it once Envoy parsed it: values without surrounding whitespace, the first of a
-    /// repeated header.
+    /// How the evaluator sees it once Envoy parsed it: values without surrounding whitespace, every value of a
+    /// repeated header — except for the headers Envoy keeps inline (`user-agent` among those sent here), whose
+    /// repeated lines its header map joins into one value with `,` (empty ones dropped) before any filter or
+    /// route sees them.
     fn simple(&self, labels: &[(String, String)]) -> SimpleRequest {
         let mut r = SimpleRequest::new().method(self.method).host(&self.host).header(":path", &self.path);
         for (k, v) in &self.headers {
-            r = r.header(k, v.trim_matches([' ', '\t']));
+            let v = v.trim_matches([' ', '\t']);
+            match r.headers.iter_mut().find(|(n, _)| n == k) {
+                // `HeaderMapImpl::appendToHeader`: an empty value adds nothing, a delimiter only between values.
+                Some((_, joined)) if k.as_str() == "user-agent" => {
+                    if !v.is_empty() && !joined.is_empty() {
+                        joined.push(b',');
+                    }
+                    joined.extend_from_slice(v.as_bytes());
+                }
+                _ => r = r.header(k, v),
+            }
         }
         for (k, v) in labels {
             r = r.source(k, v);
@@ -458,38 +470,8 @@ fn every_policy_decides_alike_natively_and_in_the_filter() {
     let mut failures = String::new();
     let (mut compared, mut random) = (0, 0);
     for case in &cases {
-        let pair = ok(start_pair(case));
-        let policy = Policy::new(&case.config).expect("a compiled policy loads");
-        let answers = ok(both(&pair, &reqs));
-        let mut bad = 0;
-        let seen = tally(answers.iter().map(|a| a.0.as_str()));
-        for (req, (filter, native)) in reqs.iter().zip(&answers) {
-            let may = possible(&policy, case, req);
-            let fine = if may.len() == 1 {
-                compared += 1;
-                filter == native && may.contains(filter)
-            } else {
-                random += 1;
-                may.contains(filter) && may.contains(native)
-            };
-            if !fine {
-                bad += 1;
-                if bad <= 10 {
-                    let _ =
-                        writeln!(failures, "  {req}\n    filter: {filter}   native: {native}   evaluator: {may:?}",);
-                }
-            }
-        }
-        println!(
-            "{:>24} / {:<15} {:?}: {} requests, {bad} disagreements, filter answered {seen:?}",
-            case.label,
-            case.service,
-            case.labels,
-            reqs.len(),
-        );
-        if bad > 0 {
-            let _ = writeln!(failures, "^^^ {bad} disagreements for {}\n", case.describe());
-        }
+        let (c, r) = compare(case, &reqs, &mut failures);
+        (compared, random) = (compared + c, random + r);
     }
     println!(
         "{} cases, {compared} deterministic answers compared, {random} drawn at random, {:.1}s",
@@ -497,6 +479,44 @@ fn every_policy_decides_alike_natively_and_in_the_filter() {
         started.elapsed().as_secs_f64()
     );
     assert!(failures.is_empty(), "the backends disagree:\n{failures}");
+}
+
+/// Sends `reqs` to both backends of `case`; every answer must be one the evaluator may give, and a
+/// deterministic one the same from both. Disagreements are written to `failures`; returns how many answers
+/// were (deterministic, drawn at random).
+fn compare(case: &Case, reqs: &[Req], failures: &mut String) -> (usize, usize) {
+    let pair = ok(start_pair(case));
+    let policy = Policy::new(&case.config).expect("a compiled policy loads");
+    let answers = ok(both(&pair, reqs));
+    let (mut compared, mut random, mut bad) = (0, 0, 0);
+    let seen = tally(answers.iter().map(|a| a.0.as_str()));
+    for (req, (filter, native)) in reqs.iter().zip(&answers) {
+        let may = possible(&policy, case, req);
+        let fine = if may.len() == 1 {
+            compared += 1;
+            filter == native && may.contains(filter)
+        } else {
+            random += 1;
+            may.contains(filter) && may.contains(native)
+        };
+        if !fine {
+            bad += 1;
+            if bad <= 10 {
+                let _ = writeln!(failures, "  {req}\n    filter: {filter}   native: {native}   evaluator: {may:?}",);
+            }
+        }
+    }
+    println!(
+        "{:>24} / {:<15} {:?}: {} requests, {bad} disagreements, filter answered {seen:?}",
+        case.label,
+        case.service,
+        case.labels,
+        reqs.len(),
+    );
+    if bad > 0 {
+        let _ = writeln!(failures, "^^^ {bad} disagreements for {}\n", case.describe());
+    }
+    (compared, random)
 }
 
 // ----- sticky splits ----------------------------------------------------------------------------------
@@ -612,35 +632,139 @@ fn tcp_split_keeps_its_share_natively() {
     }
 }
 
-// ----- the documented divergence ----------------------------------------------------------------------
+// ----- headers sent several times ---------------------------------------------------------------------
 
-/// README "Backends": a header sent twice. The filter reads the first value only (proxy-wasm hands it one
-/// value); Envoy 1.40's native header matcher matches if any value does. So `x-env: a` + `x-env: z` is the
-/// default in the filter and v2 natively. This test pins the divergence so a change on either side shows.
-#[test]
-fn a_repeated_header_is_the_documented_divergence() {
-    let source = "service forecast {\n  header x-env = \"z\" -> v2\n  default v1\n}\n";
-    let case = case("repeated", source, "forecast", None, "v1").expect("lowers natively");
-    let pair = ok(start_pair(&case));
-    let reqs = [
-        Req::get("/").header("x-env", "a").header("x-env", "z"),
-        Req::get("/").header("x-env", "z").header("x-env", "a"),
-        Req::get("/").header("x-env", "z"),
-    ];
-    let answers = ok(both(&pair, &reqs));
-    for (req, (filter, native)) in reqs.iter().zip(&answers) {
-        println!("{req}: filter {filter}, native {native}");
+/// One policy per kind of condition, each with its negation: (name, source).
+const REPEATED_POLICIES: &[(&str, &str)] = &[
+    ("eq", "service forecast {\n  header x-env = \"z\" -> v2\n  not header x-env = \"a\" -> v3\n  default v1\n}\n"),
+    ("ne", "service forecast {\n  header x-env != \"z\" -> v2\n  not header x-env != \"a\" -> v3\n  default v1\n}\n"),
+    (
+        "in",
+        "service forecast {\n  header x-env in [\"z\", \"p\"] -> v2\n  not header x-env in [\"a\", \"\"] -> v3\n  \
+         default v1\n}\n",
+    ),
+    (
+        "contains",
+        "service forecast {\n  header x-env ~ \"z|ro\" -> v2\n  not header x-env ~ \"a\" -> v3\n  default v1\n}\n",
+    ),
+    (
+        "presence",
+        "service forecast {\n  header x-env present and header x-two absent -> v2\n  \
+         not header x-two present -> v3\n  default v1\n}\n",
+    ),
+    ("cookie", "service forecast {\n  cookie user=tester -> v2\n  not cookie user=other -> v3\n  default v1\n}\n"),
+    // `user-agent` is one of the headers Envoy joins with `,` (see `Req::simple`): both backends see one value.
+    (
+        "inline-header",
+        "service forecast {\n  header user-agent = \"z\" -> v2\n  header user-agent ~ \"z\" -> v3\n  \
+         default v1\n}\n",
+    ),
+];
+
+/// Requests that repeat the headers of [`REPEATED_POLICIES`], in every order, plus their single-valued forms.
+fn repeated_corpus() -> Vec<Req> {
+    let values = ["a", "z", "p", "", "ro", "a,z", "Z"];
+    let mut sets: Vec<Vec<&str>> = vec![vec![]];
+    sets.extend(values.iter().map(|v| vec![*v]));
+    for a in values {
+        for b in values {
+            sets.push(vec![a, b]);
+        }
     }
-    assert_eq!(answers[0], ("v1".to_string(), "v2".to_string()), "{}: {}", case.describe(), reqs[0]);
-    assert_eq!(answers[1], ("v2".to_string(), "v2".to_string()), "{}: {}", case.describe(), reqs[1]);
-    assert_eq!(answers[2], ("v2".to_string(), "v2".to_string()), "{}: {}", case.describe(), reqs[2]);
+    sets.extend([vec!["a", "b", "z"], vec!["b", "a", "c"], vec!["", "", ""], vec!["p", "a", "a"]]);
+    let mut out = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let mut r = set.iter().fold(Req::get("/"), |r, v| r.header("x-env", v));
+        if i % 3 == 0 {
+            r = r.header("x-two", "1").header("x-two", "2");
+        }
+        out.push(r);
+        // The same values as user agents, and (where they make one) as `user` cookies.
+        out.push(set.iter().fold(Req::get("/"), |r, v| r.header("user-agent", v)));
+    }
+    for cookies in [
+        vec!["user=tester"],
+        vec!["a=1", "user=tester"],
+        vec!["user=other", "user=tester"],
+        vec!["user=tester", "user=other"],
+        vec!["a=1; user=other", "user=tester; b=2"],
+        vec!["user=", "user=tester"],
+        vec!["a=1", "b=2"],
+        vec!["user=other"],
+    ] {
+        out.push(cookies.iter().fold(Req::get("/"), |r, c| r.header("cookie", c)));
+    }
+    out
 }
 
-/// Sticky keys at the edges, each sent 200 times (a decision drawn at random would show as several subsets).
-/// Agreements: an empty header value hashes as `""`; the first of two `uid` cookies counts, in one header or
-/// two; quotes around a cookie value are removed. Divergence (the repeated-header one of README "Backends"):
-/// with `x-user-id` sent twice, the filter hashes the first value, Envoy's hash policy all values (sorted and
-/// chained), so the two answer differently. Pinned with keys where that shows.
+/// A header sent several times means the same to the filter and to Envoy's native routes, for every kind of
+/// condition and its negation: any value may pass a value test, none may for `not`; `!=` is "present and
+/// no value equal"; the first `user` cookie counts across `cookie` headers.
+#[test]
+fn repeated_headers_decide_alike_natively_and_in_the_filter() {
+    let reqs = repeated_corpus();
+    let mut failures = String::new();
+    let mut compared = 0;
+    for (name, source) in REPEATED_POLICIES {
+        let case = case(&format!("repeated {name}"), source, "forecast", None, "v1").expect("lowers natively");
+        let (c, r) = compare(&case, &reqs, &mut failures);
+        assert_eq!(r, 0, "{name}: every decision here is deterministic");
+        compared += c;
+    }
+    println!("{} policies, {compared} answers compared", REPEATED_POLICIES.len());
+    assert!(failures.is_empty(), "the backends disagree:\n{failures}");
+}
+
+/// The subset the formula gives a sticky header with these values for `30% v2, 20% v3 … default v1`.
+fn by_formula_all(values: &[&str]) -> &'static str {
+    let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    match sticky_bucket_all(&bytes) {
+        b if b < 3000 => "v2",
+        b if b < 5000 => "v3",
+        _ => "v1",
+    }
+}
+
+/// A sticky header sent two or three times: both backends hash every value as Envoy's hash policy does (sorted,
+/// chained xxh64), so a key's subset is the formula's whatever the order, key by key.
+#[test]
+fn sticky_header_with_several_values_matches_key_by_key_and_the_formula() {
+    let source = "service forecast {\n  30% v2, 20% v3 by header x-user-id\n  default v1\n}\n";
+    let case = case("sticky by repeated header", source, "forecast", None, "v1").expect("lowers natively");
+    let pair = ok(start_pair(&case));
+    let mut sets: Vec<Vec<String>> = Vec::new();
+    for i in 0..STICKY_KEYS / 4 {
+        let (a, b, c) = (format!("user-{i}"), format!("{:08x}", i * 7919), format!("s{}", i % 7));
+        sets.push(vec![a.clone(), b.clone()]);
+        sets.push(vec![b.clone(), a.clone()]);
+        sets.push(vec![c.clone(), a.clone(), b.clone()]);
+        sets.push(vec![b, c, a]);
+    }
+    let reqs: Vec<Req> =
+        sets.iter().map(|set| set.iter().fold(Req::get("/"), |r, v| r.header("x-user-id", v))).collect();
+    let answers = ok(both(&pair, &reqs));
+    let mut bad = Vec::new();
+    for ((set, req), (filter, native)) in sets.iter().zip(&reqs).zip(&answers) {
+        let values: Vec<&str> = set.iter().map(String::as_str).collect();
+        let formula = by_formula_all(&values);
+        if filter != native || filter != formula {
+            bad.push(format!("  {req}: filter {filter}, native {native}, sticky_bucket_all {formula}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}\n{} of {} keys disagree:\n{}", case.describe(), bad.len(), sets.len(), bad.join("\n"));
+    // The same values in another order are the same key.
+    for quad in sets.chunks(4) {
+        let v = |i: usize| quad[i].iter().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(by_formula_all(&v(0)), by_formula_all(&v(1)));
+        assert_eq!(by_formula_all(&v(2)), by_formula_all(&v(3)));
+    }
+    let formula: Vec<&str> = answers.iter().map(|a| a.0.as_str()).collect();
+    println!("sticky by repeated x-user-id: {} keys agree, {:?}", sets.len(), tally(formula.into_iter()));
+}
+
+/// Sticky keys at the edges, each sent 200 times (a decision drawn at random would show as several subsets):
+/// an empty header value hashes as `""`; a header sent twice hashes both values, in either order; the first of
+/// two `uid` cookies counts, in one header or two; quotes around a cookie value are removed.
 #[test]
 fn sticky_key_edge_cases() {
     // Keys that land in different subsets, so taking the wrong one would show.
@@ -652,26 +776,31 @@ fn sticky_key_edge_cases() {
         .expect("keys in different subsets");
     let header = |values: &[&str]| values.iter().fold(Req::get("/"), |r, v| r.header("x-user-id", v));
     let (f, s) = (first.as_str(), second.as_str());
-    type Edge = (&'static str, Req, (&'static str, &'static str));
-    let edges: Vec<Edge> = vec![
-        ("header x-user-id", header(&[""]), (by_formula(""), by_formula(""))),
-        ("header x-user-id", header(&["b", "a"]), ("v2", "v1")),
-        ("header x-user-id", header(&["a", "b"]), ("v2", "v1")),
-        ("cookie uid", Req::get("/").header("cookie", &format!("uid={f}; uid={s}")), (by_formula(f), by_formula(f))),
+    // Both values hashed: a pair whose formula differs from either value's own subset.
+    let (a, b) = keys
+        .iter()
+        .flat_map(|a| keys.iter().map(move |b| (a.as_str(), b.as_str())))
+        .find(|(a, b)| by_formula(a) == by_formula(b) && by_formula_all(&[a, b]) != by_formula(a))
+        .expect("a pair hashed apart from its values");
+    let edges: Vec<(&str, Req, &str)> = vec![
+        ("header x-user-id", header(&[""]), by_formula("")),
+        ("header x-user-id", header(&[a, b]), by_formula_all(&[a, b])),
+        ("header x-user-id", header(&[b, a]), by_formula_all(&[a, b])),
+        ("header x-user-id", header(&["", a]), by_formula_all(&["", a])),
+        ("cookie uid", Req::get("/").header("cookie", &format!("uid={f}; uid={s}")), by_formula(f)),
         (
             "cookie uid",
             Req::get("/").header("cookie", &format!("uid={f}")).header("cookie", &format!("uid={s}")),
-            (by_formula(f), by_formula(f)),
+            by_formula(f),
         ),
-        ("cookie uid", Req::get("/").header("cookie", &format!("uid=\"{f}\"")), (by_formula(f), by_formula(f))),
+        ("cookie uid", Req::get("/").header("cookie", "a=1").header("cookie", &format!("uid={s}")), by_formula(s)),
+        ("cookie uid", Req::get("/").header("cookie", &format!("uid=\"{f}\"")), by_formula(f)),
     ];
-    // The pinned divergence needs keys the formula puts in one subset, so the native v1 is not a first-value hash.
-    assert_eq!((by_formula("a"), by_formula("b")), ("v2", "v2"));
     for kind in ["header x-user-id", "cookie uid"] {
         let source = format!("service forecast {{\n  30% v2, 20% v3 by {kind}\n  default v1\n}}\n");
         let case = case(&format!("sticky by {kind}"), &source, "forecast", None, "v1").expect("lowers natively");
         let pair = ok(start_pair(&case));
-        for (_, req, (want_filter, want_native)) in edges.iter().filter(|e| e.0 == kind) {
+        for (_, req, want) in edges.iter().filter(|e| e.0 == kind) {
             let (filter, native): (Vec<String>, Vec<String>) =
                 ok(both(&pair, &vec![req.clone(); 200])).into_iter().unzip();
             let (filter, native) = (tally(filter.iter().map(String::as_str)), tally(native.iter().map(String::as_str)));
@@ -679,8 +808,8 @@ fn sticky_key_edge_cases() {
             let only =
                 |seen: &std::collections::BTreeMap<&str, usize>, want: &str| seen.len() == 1 && seen.contains_key(want);
             assert!(
-                only(&filter, want_filter) && only(&native, want_native),
-                "{}\n{req}: filter {filter:?} (want {want_filter}), native {native:?} (want {want_native})",
+                only(&filter, want) && only(&native, want),
+                "{}\n{req}: filter {filter:?}, native {native:?}, want {want}",
                 case.describe()
             );
         }

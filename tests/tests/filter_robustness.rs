@@ -54,7 +54,8 @@ fn trusted_hops_keep_their_subset_header() -> Result<()> {
     let mut proxy = Proxy::http(compile(S5, settings)).start()?;
     let out = proxy.request(&[(":authority", "frontend"), ("x-version", "v7"), ("cookie", "user=tester")])?;
     assert_eq!(out.header("x-version"), Some("v7"));
-    assert_eq!(out.headers_read(), ["x-version"], "a kept header means nothing else is evaluated");
+    assert_eq!(out.header_reads(), 1, "a kept header means nothing else is read");
+    assert!(!out.calls.iter().any(|c| c.contains("replace") || c.contains("remove")), "{:?}", out.calls);
     let out = proxy.request(&[(":authority", "frontend"), ("cookie", "user=tester")])?;
     assert_eq!(out.header("x-version"), Some("v2"));
     Ok(())

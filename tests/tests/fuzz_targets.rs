@@ -170,7 +170,7 @@ fn check_decisions(config_json: &str, requests: &[Req]) -> Result<(), TestCaseEr
         let headers: Vec<(&str, &[u8])> = req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         let out = proxies[at].1.request_bytes(&headers).map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
 
-        // The reference: Envoy (and the host) return a repeated header's first value; so does SimpleRequest.
+        // The reference: the evaluator reads every value of a repeated header, as the filter must.
         let mut simple = SimpleRequest::new();
         simple.headers = req.headers.clone();
         if let Some(v) = &req.version {

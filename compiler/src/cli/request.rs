@@ -9,7 +9,8 @@ pub struct RequestFlags {
     /// Service the request is for (optional when the policy has one service or only top-level rules).
     #[arg(long)]
     pub service: Option<String>,
-    /// A header, `'NAME: VALUE'` (repeatable).
+    /// A header, `'NAME: VALUE'` (repeatable; a name given twice is a header sent twice, and every value
+    /// counts, as in Envoy).
     #[arg(long = "header", value_name = "'K: V'")]
     headers: Vec<String>,
     /// A cookie, `NAME=VALUE` (repeatable).

@@ -289,7 +289,7 @@ pub struct Outcome {
     pub action: u32,
     /// Request headers after the filter ran, in order (lowercase names).
     pub headers: Vec<(String, Vec<u8>)>,
-    /// Host calls made while handling the request, e.g. `get_header_map_value request_headers cookie`.
+    /// Host calls made while handling the request, e.g. `get_header_map_pairs request_headers`.
     pub calls: Vec<String>,
     pub logs: Vec<Log>,
 }
@@ -309,9 +309,15 @@ impl Outcome {
         self.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_slice()).collect()
     }
 
-    /// Names of the request headers the module fetched, in order.
-    pub fn headers_read(&self) -> Vec<&str> {
-        self.calls.iter().filter_map(|c| c.strip_prefix("get_header_map_value request_headers ")).collect()
+    /// How often the module fetched request headers: whole maps (`get_header_map_pairs`, what the filter uses to
+    /// see every value of a repeated header) and single headers (`get_header_map_value`) alike.
+    pub fn header_reads(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| {
+                c.starts_with("get_header_map_value request_headers ") || *c == "get_header_map_pairs request_headers"
+            })
+            .count()
     }
 }
 
