@@ -1,6 +1,7 @@
 //! The `canaryc` commands (SCENARIOS.md §3). Output forms and exit codes are a contract that scripts rely
 //! on: results on stdout, diagnostics on stderr, exit 1 on any error in the policy.
 
+mod import;
 mod manifest;
 mod playground;
 mod request;
@@ -69,6 +70,8 @@ enum Command {
     },
     /// Deployment YAML: Istio WasmPlugin/EnvoyFilter/routes, or a plain Envoy bootstrap.
     Manifest(Box<manifest::ManifestArgs>),
+    /// Istio VirtualServices (+ DestinationRules) → a policy that decides the same, on stdout.
+    Import(import::ImportArgs),
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -147,6 +150,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Schema => print(&crate::schema_json()),
         Command::Playground { listen } => playground::serve(listen)?,
         Command::Manifest(args) => manifest::run(*args)?,
+        Command::Import(args) => import::run(args)?,
     }
     Ok(())
 }
