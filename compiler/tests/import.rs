@@ -504,8 +504,62 @@ fn exercise(text: &str) {
     }
 }
 
+fn string_match() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::json!({})),
+        "[a-c.*|^$()?\\\\]{0,6}".prop_map(|v| serde_json::json!({ "regex": v })),
+        "[a-cA/?#]{0,5}".prop_map(|v| serde_json::json!({ "exact": v })),
+        "[a-cA/?#]{0,5}".prop_map(|v| serde_json::json!({ "prefix": v })),
+    ]
+}
+
+/// A match block setting a random few of the fields the import reads.
+fn match_block() -> impl Strategy<Value = serde_json::Value> {
+    let field = prop_oneof![
+        string_match().prop_map(|m| ("headers", serde_json::json!({ "x-a": m }))),
+        string_match().prop_map(|m| ("withoutHeaders", serde_json::json!({ "x-a": m }))),
+        string_match().prop_map(|m| ("uri", m)),
+        string_match().prop_map(|m| ("method", m)),
+        string_match().prop_map(|m| ("authority", m)),
+        any::<bool>().prop_map(|b| ("ignoreUriCase", serde_json::json!(b))),
+        "[a-z]{1,2}".prop_map(|v| ("sourceLabels", serde_json::json!({ "version": v }))),
+    ];
+    proptest::collection::vec(field, 0..4)
+        .prop_map(|fields| serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+}
+
+/// A VirtualService of random routes: match blocks, destinations and weights.
+fn virtual_service() -> impl Strategy<Value = String> {
+    let destination = (proptest::sample::select(&["v1", "v2", "v3"][..]), 0u32..4);
+    let route = (proptest::collection::vec(match_block(), 0..3), proptest::collection::vec(destination, 1..4));
+    proptest::collection::vec(route, 1..4).prop_map(|routes| {
+        let http: Vec<serde_json::Value> = routes
+            .into_iter()
+            .map(|(matches, destinations)| {
+                let route: Vec<serde_json::Value> = destinations
+                    .into_iter()
+                    .map(|(subset, weight)| {
+                        serde_json::json!({ "destination": { "host": "f", "subset": subset }, "weight": weight })
+                    })
+                    .collect();
+                serde_json::json!({ "match": matches, "route": route })
+            })
+            .collect();
+        let vs = serde_json::json!({ "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": { "name": "f" }, "spec": { "hosts": ["f"], "http": http } });
+        serde_yaml::to_string(&vs).expect("yaml")
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Random but well-formed VirtualServices: imported or refused, never a panic, and an imported one
+    /// always compiles (`exercise`).
+    #[test]
+    fn random_virtual_services_never_panic(vs in virtual_service()) {
+        exercise(&vs);
+    }
 
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,300}") {
@@ -535,6 +589,14 @@ proptest! {
 fn adversarial_yaml() {
     let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     let anchors = "a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\nd: [*c, *c, *c, *c]\n";
+    // Nine levels of nine aliases: 9⁹ nodes if expanded.
+    let mut bomb = vec!["a0: &a0 [x, x, x, x, x, x, x, x, x]".to_string()];
+    for i in 1..10 {
+        bomb.push(format!("a{i}: &a{i} [{}]", vec![format!("*a{}", i - 1); 9].join(", ")));
+    }
+    let bomb = bomb.join("\n");
+    let outcome = import(&[Input { name: "bomb.yaml", text: &bomb }]);
+    assert!(outcome.errors().any(|m| m.text.contains("not YAML")), "{:#?}", outcome.messages);
     for text in [
         deep.as_str(),
         anchors,
