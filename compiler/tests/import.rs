@@ -501,6 +501,7 @@ fn exercise(text: &str) {
         assert!(m.to_string().starts_with("fuzz.yaml: "), "{m}");
         assert!(!m.to_string().contains('\n'), "one line per message: {m}");
         assert!(m.severity != Severity::Error || !m.text.is_empty());
+        assert!(!m.text.contains("internal error"), "{m}");
     }
 }
 

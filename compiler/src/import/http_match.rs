@@ -108,11 +108,24 @@ pub fn block(node: Node<'_>, gateways: &[String], report: &mut Report) -> Result
     if report.error_count() > errors_before {
         return Err(());
     }
-    Ok(match all.len() {
+    Ok(conjunction(all))
+}
+
+/// The AND of `conds`, flattened as the compiler flattens `a and (b and c)` (the printed policy must
+/// compile back to this very tree); `None` for no condition at all.
+pub fn conjunction(conds: Vec<Cond>) -> Option<Cond> {
+    let mut flat = Vec::with_capacity(conds.len());
+    for c in conds {
+        match c {
+            Cond::All(inner) => flat.extend(inner),
+            other => flat.push(other),
+        }
+    }
+    match flat.len() {
         0 => None,
-        1 => all.pop(),
-        _ => Some(Cond::All(all)),
-    })
+        1 => flat.pop(),
+        _ => Some(Cond::All(flat)),
+    }
 }
 
 /// A header name as Envoy matches it (lowercase); JWT claims (`@request.auth.claims.…`) are routed by
@@ -267,6 +280,15 @@ mod tests {
         assert_eq!(ok("withoutHeaders: {x-a: {}}"), Some(h("x-a", Test::Absent)));
         assert_eq!(ok("withoutHeaders: {x-a: {exact: v}}"), Some(Cond::Not(Box::new(h("x-a", Test::Eq("v".into()))))));
         assert_eq!(ok("gateways: [mesh]\nsourceLabels: {a: b}"), None);
+        assert_eq!(
+            ok("sourceLabels: {a: b}\nwithoutHeaders: {x: {regex: 'a*'}}"),
+            Some(Cond::All(vec![
+                Cond::Source { label: "a".into(), value: "b".into() },
+                h("x", Test::Present),
+                Cond::Not(Box::new(h("x", Test::Regex("^(?:a*)$".into())))),
+            ])),
+            "flat, as the compiler reads `a and b and not c`"
+        );
         assert_eq!(
             ok("withoutHeaders: {':authority': {regex: '[fF](:[^:]*)?'}, ':method': {exact: GET}}"),
             Some(Cond::All(vec![

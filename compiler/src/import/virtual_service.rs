@@ -302,11 +302,7 @@ impl Walk<'_, '_> {
             let labels = http_match::labels(Node::new(value, path), self.report)?;
             all.extend(labels.into_iter().map(|(label, value)| Cond::Source { label, value }));
         }
-        Ok(match all.len() {
-            0 => None,
-            1 => all.pop(),
-            _ => Some(Cond::All(all)),
-        })
+        Ok(http_match::conjunction(all))
     }
 
     /// The service's port: one value wherever a port is named, since a policy cannot tell ports apart.
