@@ -8,6 +8,8 @@ pub mod analysis;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod families;
+#[cfg(feature = "cli")]
+pub mod import;
 mod lower;
 #[cfg(feature = "cli")]
 pub mod manifest;

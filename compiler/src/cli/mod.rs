@@ -2,6 +2,7 @@
 //! on: results on stdout, diagnostics on stderr, exit 1 on any error in the policy.
 
 mod fmt;
+mod import;
 mod manifest;
 mod playground;
 mod request;
@@ -75,6 +76,8 @@ enum Command {
     Test(test::TestArgs),
     /// Rewrite policies in the canonical layout (`--check`: only list those that are not).
     Fmt(fmt::FmtArgs),
+    /// Istio VirtualServices (+ DestinationRules) → a policy that decides the same, on stdout.
+    Import(import::ImportArgs),
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -158,6 +161,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Manifest(args) => manifest::run(*args)?,
         Command::Test(args) => return test::run(args),
         Command::Fmt(args) => fmt::run(args)?,
+        Command::Import(args) => import::run(args)?,
     }
     Ok(())
 }

@@ -1,0 +1,653 @@
+//! One VirtualService → the routing of one canary service: its rules in order and its default.
+//!
+//! Istio tries `http` routes in order, each `match` block as its own Envoy route, and stops at the first
+//! catch-all (`BuildHTTPRoutesForVirtualService`); `tcp` routes likewise, per connection. A request that no
+//! route matches gets a 404 (HTTP) or reaches any pod of the service (TCP) — neither is a subset, so a
+//! VirtualService without a catch-all has no policy equivalent and is refused.
+
+use std::collections::BTreeMap;
+
+use canary_eval::config::{Action, Cond, Protocol, Rule, Share, Split, BUCKETS};
+
+use super::hosts::{service_host, ServiceHost};
+use super::http_match;
+use super::report::Report;
+use super::yaml::{Field, Node, Path};
+
+/// The gateway name Istio uses for the sidecars of the mesh.
+pub const MESH: &str = "mesh";
+
+/// What a VirtualService decides, ready to become a `service` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routing {
+    pub service: ServiceHost,
+    pub protocol: Protocol,
+    /// Rules in order (lines are 0: the printer places them).
+    pub rules: Vec<Rule>,
+    pub default: String,
+    /// Every subset a destination names, with where (for the DestinationRule check).
+    pub subsets: Vec<(String, Path)>,
+    /// Where the routes apply: `mesh` (sidecars) and/or gateway names.
+    pub gateways: Vec<String>,
+}
+
+/// Where a route sends traffic, before the service's default is known.
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    Subset(String),
+    /// Basis points per subset, summing to [`BUCKETS`], in the order written.
+    Shares(Vec<(String, u32)>),
+}
+
+const HTTP_REFUSED: &[(&str, &str)] = &[
+    ("redirect", "a redirect answers the request itself; a policy only chooses a subset"),
+    ("directResponse", "a direct response answers the request itself; a policy only chooses a subset"),
+    ("delegate", "delegated routes live in other VirtualServices: import those instead"),
+    ("rewrite", "a policy only chooses a subset: the rewrite would be lost"),
+    ("timeout", "a policy only chooses a subset: the timeout would be lost"),
+    ("retries", "a policy only chooses a subset: the retry policy would be lost"),
+    ("fault", "a policy only chooses a subset: the fault injection would be lost"),
+    ("mirror", "a policy only chooses a subset: the mirroring would be lost"),
+    ("mirrors", "a policy only chooses a subset: the mirroring would be lost"),
+    ("mirrorPercent", "a policy only chooses a subset: the mirroring would be lost"),
+    ("mirror_percent", "a policy only chooses a subset: the mirroring would be lost"),
+    ("mirrorPercentage", "a policy only chooses a subset: the mirroring would be lost"),
+    ("corsPolicy", "a policy only chooses a subset: the CORS policy would be lost"),
+    ("headers", "a policy only chooses a subset: the header manipulation would be lost"),
+];
+
+/// Reads the `spec` of a VirtualService in `namespace`. `None` when anything was refused (reported).
+pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Report) -> Option<Routing> {
+    let schema = [
+        Field::Read("hosts"),
+        Field::Read("gateways"),
+        Field::Read("http"),
+        Field::Read("tcp"),
+        Field::Read("exportTo"),
+        Field::Refused("tls", "TLS routes pick a destination by SNI, which a policy cannot read"),
+    ];
+    let errors_before = report.error_count();
+    let fields = spec.fields(report, &schema, "a VirtualService spec")?;
+    let spec_path = fields.path().clone();
+
+    let gateways = match fields.get("gateways") {
+        Some((value, path)) => {
+            let list = names(Node::new(value, path), report, "gateways")?;
+            if list.is_empty() {
+                vec![MESH.to_string()]
+            } else {
+                list
+            }
+        }
+        None => vec![MESH.to_string()],
+    };
+    if let Some((value, path)) = fields.get("exportTo") {
+        let list = names(Node::new(value, path), report, "exportTo")?;
+        report.note(
+            path,
+            format!(
+                "exportTo [{}] is not carried: the policy applies wherever its plugin runs (`canaryc manifest \
+                 --namespace`)",
+                list.join(", ")
+            ),
+        );
+    }
+    let hosts_path = spec_path.key("hosts");
+    let hosts = match fields.get("hosts") {
+        Some((value, path)) => names(Node::new(value, path), report, "hosts")?,
+        None => Vec::new(),
+    };
+    if hosts.is_empty() {
+        report.error(&hosts_path, "a VirtualService needs `hosts`");
+        return None;
+    }
+    // Bound to the mesh, the hosts name the service; bound only to gateways, the destinations do.
+    let mesh = gateways.iter().any(|g| g == MESH);
+    let mut service: Option<ServiceHost> = None;
+    if mesh {
+        for (i, host) in hosts.iter().enumerate() {
+            let at = hosts_path.index(i);
+            match service_host(host, namespace) {
+                Ok(h) => match &service {
+                    Some(first) if !first.same(&h) => {
+                        report.error(
+                            &at,
+                            format!("{h} is another service than {first}: import one VirtualService per service"),
+                        );
+                        return None;
+                    }
+                    Some(_) => {}
+                    None => service = Some(h),
+                },
+                Err(why) => {
+                    report.error(&at, why);
+                    return None;
+                }
+            }
+        }
+    }
+
+    let http = fields.get("http");
+    let tcp = fields.get("tcp");
+    let (protocol, routes) = match (http, tcp) {
+        (Some(_), Some((_, path))) => {
+            report.error(path, "`http` and `tcp` routes in one VirtualService: a canary service is one or the other");
+            return None;
+        }
+        (Some(r), None) => (Protocol::Http, r),
+        (None, Some(r)) => (Protocol::Tcp, r),
+        (None, None) => {
+            report.error(&spec_path, "no `http` or `tcp` routes");
+            return None;
+        }
+    };
+    let mut walk = Walk { report, namespace, service, subsets: Vec::new(), port: None };
+    let routes_node = Node::new(routes.0, routes.1);
+    let (conditional, last) = walk.routes(routes_node, protocol, &gateways)?;
+    let Walk { report, service, subsets, .. } = walk;
+    if report.error_count() > errors_before {
+        return None;
+    }
+    let Some(service) = service else {
+        report.error(&spec_path, "no destination names the service");
+        return None;
+    };
+    if !mesh {
+        report.note(
+            &spec_path.key("gateways"),
+            format!(
+                "bound to gateways only: the policy decides at the gateway (`canaryc manifest --edge {} --gateway \
+                 {}`), and for calls inside the mesh too, where these routes do not apply",
+                service.name,
+                gateways.join(" --gateway ")
+            ),
+        );
+    }
+    let (rules, default) = finish(conditional, last);
+    Some(Routing { service, protocol, rules, default, subsets, gateways })
+}
+
+/// State while walking the routes.
+struct Walk<'r, 'n> {
+    report: &'r mut Report,
+    namespace: Option<&'n str>,
+    /// The service every destination must name (from `hosts`, or the first destination).
+    service: Option<ServiceHost>,
+    subsets: Vec<(String, Path)>,
+    /// The one port named anywhere (match or destination), with where.
+    port: Option<(i64, Path)>,
+}
+
+impl Walk<'_, '_> {
+    /// Conditional rules in order, then the catch-all's target. `None` when refused (reported).
+    #[allow(clippy::type_complexity)]
+    fn routes(
+        &mut self,
+        node: Node<'_>,
+        protocol: Protocol,
+        gateways: &[String],
+    ) -> Option<(Vec<(Cond, Target)>, Target)> {
+        let what = if protocol == Protocol::Http { "http" } else { "tcp" };
+        let errors_before = self.report.error_count();
+        let items = node.seq(self.report, what)?;
+        let mut conditional = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = node.path.index(i);
+            let route = Node::new(item, &path);
+            let fields = match protocol {
+                Protocol::Http => {
+                    let mut schema = vec![Field::Read("match"), Field::Read("route"), Field::Inert("name")];
+                    schema.extend(HTTP_REFUSED.iter().map(|(n, why)| Field::Refused(n, why)));
+                    route.fields(self.report, &schema, "an http route")?
+                }
+                Protocol::Tcp => {
+                    route.fields(self.report, &[Field::Read("match"), Field::Read("route")], "a tcp route")?
+                }
+            };
+            let Some((dest_value, dest_path)) = fields.get("route") else {
+                self.report.error(&path, "a route without `route` destinations");
+                return None;
+            };
+            let blocks: Vec<(Option<&serde_yaml::Value>, Path)> = match fields.get("match") {
+                None => vec![(None, path.clone())],
+                Some((value, match_path)) => {
+                    let list = Node::new(value, match_path).seq(self.report, "match")?;
+                    if list.is_empty() {
+                        vec![(None, path.clone())]
+                    } else {
+                        list.iter().enumerate().map(|(j, v)| (Some(v), match_path.index(j))).collect()
+                    }
+                }
+            };
+            let conds: Vec<(Result<Option<Cond>, ()>, Path)> = blocks
+                .into_iter()
+                .map(|(value, block_path)| {
+                    let cond = match value {
+                        None => Ok(None),
+                        Some(v) => match protocol {
+                            Protocol::Http => http_match::block(Node::new(v, &block_path), gateways, self.report),
+                            Protocol::Tcp => self.tcp_block(Node::new(v, &block_path), gateways),
+                        },
+                    };
+                    (cond, block_path)
+                })
+                .collect();
+            let target = self.destinations(Node::new(dest_value, dest_path), protocol);
+            for (cond, block_path) in conds {
+                match (cond, &target) {
+                    (Err(()), _) | (Ok(Some(_)), None) => {}
+                    (Ok(Some(cond)), Some(target)) => conditional.push((cond, target.clone())),
+                    (Ok(None), None) => return None,
+                    (Ok(None), Some(target)) => {
+                        if i + 1 < items.len() {
+                            self.report.note(
+                                &node.path.index(i + 1),
+                                format!(
+                                    "this and the later routes are never reached: {block_path} matches every \
+                                     request (Istio stops there too)"
+                                ),
+                            );
+                        }
+                        return Some((conditional, target.clone()));
+                    }
+                }
+            }
+        }
+        if self.report.error_count() > errors_before {
+            return None;
+        }
+        self.report.error(
+            node.path,
+            if protocol == Protocol::Http {
+                "no route matches every request: Istio answers 404 to the requests no route matches, which a \
+                 policy cannot say; end with a route without `match`"
+            } else {
+                "no route matches every connection: Istio sends the others to any pod of the service, which a \
+                 policy cannot say; end with a route without `match`"
+            },
+        );
+        None
+    }
+
+    /// A `tcp` match block: only the port (the service's one), source labels and the gateways.
+    fn tcp_block(&mut self, node: Node<'_>, gateways: &[String]) -> Result<Option<Cond>, ()> {
+        let schema = [
+            Field::Read("port"),
+            Field::Read("sourceLabels"),
+            Field::Read("gateways"),
+            Field::Refused("sourceNamespace", "canary's `source` reads the caller's labels, not its namespace"),
+            Field::Refused("destinationSubnets", "a policy cannot match destination addresses"),
+            Field::Refused("sourceSubnet", "a policy cannot match source addresses"),
+        ];
+        if node.value.is_null() {
+            return Ok(None);
+        }
+        let fields = node.fields(self.report, &schema, "a tcp match").ok_or(())?;
+        if let Some((value, path)) = fields.get("gateways") {
+            let listed = names(Node::new(value, path), self.report, "gateways").ok_or(())?;
+            if !http_match::same_set(&listed, gateways) {
+                self.report.error(
+                    path,
+                    "applies at only some of the VirtualService's gateways: a policy decides the same wherever it runs",
+                );
+                return Err(());
+            }
+        }
+        if let Some((value, path)) = fields.get("port") {
+            let port = Node::new(value, path).int(self.report, "port", 1..=65535).ok_or(())?;
+            self.port(port, path)?;
+        }
+        let mut all = Vec::new();
+        if let Some((value, path)) = fields.get("sourceLabels") {
+            let labels = http_match::labels(Node::new(value, path), self.report)?;
+            all.extend(labels.into_iter().map(|(label, value)| Cond::Source { label, value }));
+        }
+        Ok(http_match::conjunction(all))
+    }
+
+    /// The service's port: one value wherever a port is named, since a policy cannot tell ports apart.
+    fn port(&mut self, port: i64, path: &Path) -> Result<(), ()> {
+        match &self.port {
+            Some((p, first)) if *p != port => {
+                self.report.error(
+                    path,
+                    format!("port {port}, but {first} names port {p}: a policy decides for one port of a service"),
+                );
+                Err(())
+            }
+            Some(_) => Ok(()),
+            None => {
+                let service = self.service.as_ref().map_or("SERVICE", |s| s.name.as_str());
+                self.report.note(
+                    path,
+                    format!(
+                        "port {port}: the policy decides for the service as a whole; deploy it with `canaryc manifest \
+                         --port {service}={port}`"
+                    ),
+                );
+                self.port = Some((port, path.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    /// A route's destinations as a target. `None` when refused (reported).
+    fn destinations(&mut self, node: Node<'_>, protocol: Protocol) -> Option<Target> {
+        let items = node.seq(self.report, "route")?;
+        if items.is_empty() {
+            self.report.error(node.path, "a route without destinations");
+            return None;
+        }
+        let mut weights: Vec<(String, i64, Path)> = Vec::new();
+        let mut failed = false;
+        for (i, item) in items.iter().enumerate() {
+            let path = node.path.index(i);
+            let mut schema = vec![Field::Read("destination"), Field::Read("weight")];
+            if protocol == Protocol::Http {
+                schema.push(Field::Refused(
+                    "headers",
+                    "a policy only chooses a subset: the header manipulation would be lost",
+                ));
+            }
+            let Some(fields) = Node::new(item, &path).fields(self.report, &schema, "a destination") else {
+                failed = true;
+                continue;
+            };
+            let weight = match fields.get("weight") {
+                Some((value, at)) => Node::new(value, at).int(self.report, "weight", 0..=i64::from(i32::MAX)),
+                None => Some(0),
+            };
+            let Some((dest, dest_path)) = fields.get("destination") else {
+                self.report.error(&path, "no `destination`");
+                failed = true;
+                continue;
+            };
+            match (self.destination(Node::new(dest, dest_path)), weight) {
+                (Some(subset), Some(weight)) => weights.push((subset, weight, path)),
+                _ => failed = true,
+            }
+        }
+        if failed {
+            return None;
+        }
+        if let [(subset, _, _)] = weights.as_slice() {
+            return Some(Target::Subset(subset.clone()));
+        }
+        // Several destinations: weights are relative (Istio drops the zero ones).
+        let total: i64 = weights.iter().map(|(_, w, _)| w).sum();
+        if total == 0 {
+            self.report.error(node.path, "the destination weights add up to 0 (Istio refuses it)");
+            return None;
+        }
+        let mut by_subset: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        for (subset, w, _) in &weights {
+            if *w > 0 && !order.contains(&subset.as_str()) {
+                order.push(subset);
+            }
+            *by_subset.entry(subset).or_default() += w;
+        }
+        let mut shares = Vec::new();
+        for subset in order {
+            let w = by_subset[subset];
+            let scaled = w * i64::from(BUCKETS);
+            if scaled % total != 0 {
+                self.report.error(
+                    node.path,
+                    format!(
+                        "{subset} gets weight {w} of {total} = {:.4}%: canary splits in steps of 0.01%",
+                        w as f64 * 100.0 / total as f64
+                    ),
+                );
+                return None;
+            }
+            shares.push((subset.to_string(), u32::try_from(scaled / total).ok()?));
+        }
+        Some(match shares.as_slice() {
+            [(only, _)] => Target::Subset(only.clone()),
+            _ => Target::Shares(shares),
+        })
+    }
+
+    /// One `destination`: its subset, after checking that it is the service's.
+    fn destination(&mut self, node: Node<'_>) -> Option<String> {
+        let schema = [Field::Read("host"), Field::Read("subset"), Field::Read("port")];
+        let fields = node.fields(self.report, &schema, "a destination")?;
+        let Some((host_value, host_path)) = fields.get("host") else {
+            self.report.error(node.path, "a destination needs a `host`");
+            return None;
+        };
+        let host = Node::new(host_value, host_path).str(self.report, "host")?;
+        let host = match service_host(host, self.namespace) {
+            Ok(h) => h,
+            Err(why) => {
+                self.report.error(host_path, why);
+                return None;
+            }
+        };
+        match &self.service {
+            Some(service) if !service.same(&host) => {
+                self.report.error(
+                    host_path,
+                    format!("a destination on {host}, not {service}: a policy only chooses subsets of its own service"),
+                );
+                return None;
+            }
+            Some(_) => {}
+            None => self.service = Some(host),
+        }
+        if let Some((value, path)) = fields.get("port") {
+            let port_fields = Node::new(value, path).fields(self.report, &[Field::Read("number")], "a port")?;
+            if let Some((number, at)) = port_fields.get("number") {
+                let n = Node::new(number, at).int(self.report, "port number", 1..=65535)?;
+                self.port(n, at).ok()?;
+            }
+        }
+        let Some((subset_value, subset_path)) = fields.get("subset") else {
+            self.report.error(
+                node.path,
+                "a destination without a `subset` reaches every pod of the service; a policy chooses a subset",
+            );
+            return None;
+        };
+        let subset = Node::new(subset_value, subset_path).str(self.report, "subset")?;
+        let valid = !subset.is_empty()
+            && subset.len() <= 253
+            && subset.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && subset.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            self.report.error(subset_path, format!("{subset:?} is not a subset name a policy can use"));
+            return None;
+        }
+        self.subsets.push((subset.to_string(), subset_path.clone()));
+        Some(subset.to_string())
+    }
+}
+
+/// Rules and default from the conditional routes and the catch-all. The catch-all's biggest share becomes
+/// the default (a split's remainder goes there), and a conditional split leaves out the default's share —
+/// it is the remainder — so S2's 50/50 route reads `50% v2` with `default v1`.
+fn finish(conditional: Vec<(Cond, Target)>, last: Target) -> (Vec<Rule>, String) {
+    let (default, tail) = match last {
+        Target::Subset(s) => (s, None),
+        Target::Shares(shares) => {
+            let top = shares.iter().enumerate().max_by_key(|(i, (_, bp))| (*bp, std::cmp::Reverse(*i)));
+            let default = top.map(|(_, (s, _))| s.clone()).unwrap_or_default();
+            let rest: Vec<(String, u32)> = shares.into_iter().filter(|(s, _)| *s != default).collect();
+            (default, Some(rest))
+        }
+    };
+    let split = |shares: Vec<(String, u32)>, default: &str| {
+        let to =
+            shares.into_iter().filter(|(s, _)| s != default).map(|(subset, weight)| Share { subset, weight }).collect();
+        Action::Split(Split { to, by: None })
+    };
+    let mut rules: Vec<Rule> = conditional
+        .into_iter()
+        .map(|(cond, target)| Rule {
+            line: 0,
+            when: Some(cond),
+            then: match target {
+                Target::Subset(s) => Action::Route(s),
+                Target::Shares(shares) => split(shares, &default),
+            },
+        })
+        .collect();
+    if let Some(rest) = tail {
+        rules.push(Rule { line: 0, when: None, then: split(rest, &default) });
+    }
+    (rules, default)
+}
+
+fn names(node: Node<'_>, report: &mut Report, what: &str) -> Option<Vec<String>> {
+    let items = node.seq(report, what)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = node.path.index(i);
+        out.push(Node::new(item, &path).str(report, what)?.to_string());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_eval::config::Test;
+
+    fn read(yaml: &str) -> (Option<Routing>, Report) {
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let path = Path::root().key("spec");
+        let mut report = Report::new("t.yaml", "doc 1 VirtualService/x");
+        let routing = virtual_service(Node::new(&value, &path), Some("weather"), &mut report);
+        (routing, report)
+    }
+
+    fn ok(yaml: &str) -> Routing {
+        let (routing, report) = read(yaml);
+        assert!(!report.has_errors(), "{yaml}\n{:#?}", report.messages);
+        routing.expect("imported")
+    }
+
+    fn errors(yaml: &str) -> String {
+        let (routing, report) = read(yaml);
+        assert!(routing.is_none(), "{yaml} must be refused");
+        report.messages.iter().map(|m| format!("{}: {}\n", m.path, m.text)).collect()
+    }
+
+    fn split(shares: &[(&str, u32)]) -> Action {
+        Action::Split(Split {
+            to: shares.iter().map(|(s, w)| Share { subset: s.to_string(), weight: *w }).collect(),
+            by: None,
+        })
+    }
+
+    #[test]
+    fn routes_in_order_and_the_catch_all_as_default() {
+        let r = ok("hosts: [forecast]
+http:
+- match: [{headers: {user-agent: {regex: '.*Chrome.*'}}}, {sourceLabels: {version: v2}}]
+  route: [{destination: {host: forecast, subset: v2}}]
+- route: [{destination: {host: forecast.weather.svc.cluster.local, subset: v1}}]");
+        assert_eq!(r.service, ServiceHost { name: "forecast".into(), namespace: Some("weather".into()) });
+        assert_eq!(r.default, "v1");
+        assert_eq!(r.rules.len(), 2);
+        assert_eq!(
+            r.rules[0].when,
+            Some(Cond::Header { name: "user-agent".into(), test: Test::Regex("Chrome".into()) })
+        );
+        assert_eq!(r.rules[1].when, Some(Cond::Source { label: "version".into(), value: "v2".into() }));
+        assert_eq!(r.subsets.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["v2", "v1"]);
+    }
+
+    #[test]
+    fn weights_are_relative_and_the_default_share_is_the_remainder() {
+        let r = ok("hosts: [forecast]
+http:
+- match: [{headers: {x: {exact: a}}}]
+  route:
+  - {destination: {host: forecast, subset: v1}, weight: 1}
+  - {destination: {host: forecast, subset: v2}, weight: 3}
+- route:
+  - {destination: {host: forecast, subset: v1}, weight: 50}
+  - {destination: {host: forecast, subset: v2}, weight: 50}
+  - {destination: {host: forecast, subset: v3}, weight: 0}");
+        assert_eq!(r.default, "v1");
+        assert_eq!(r.rules[0].then, split(&[("v2", 7500)]));
+        assert_eq!(r.rules[1], Rule { line: 0, when: None, then: split(&[("v2", 5000)]) });
+        let r = ok("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v2}, weight: 7}]}]");
+        assert_eq!((r.default.as_str(), r.rules.len()), ("v2", 0), "one destination takes everything");
+        let r = ok("hosts: [f]
+http: [{route: [{destination: {host: f, subset: v1}, weight: 20}, {destination: {host: f, subset: v2}, weight: 80}]}]");
+        assert_eq!(r.default, "v2", "the biggest share is the default");
+        assert_eq!(r.rules[0].then, split(&[("v1", 2000)]));
+    }
+
+    #[test]
+    fn tcp_routes() {
+        let r = ok("hosts: [tcp-echo]
+tcp:
+- match: [{port: 9000}]
+  route:
+  - {destination: {host: tcp-echo, subset: v1, port: {number: 9000}}, weight: 80}
+  - {destination: {host: tcp-echo, subset: v2, port: {number: 9000}}, weight: 20}");
+        assert_eq!((r.protocol, r.default.as_str()), (Protocol::Tcp, "v1"));
+        assert_eq!(r.rules, vec![Rule { line: 0, when: None, then: split(&[("v2", 2000)]) }]);
+        let e = errors(
+            "hosts: [t]
+tcp:
+- match: [{port: 9000}]
+  route: [{destination: {host: t, subset: v1, port: {number: 9001}}}]",
+        );
+        assert!(
+            e.contains("spec.tcp[0].route[0].destination.port.number: port 9001, but spec.tcp[0].match[0].port names port 9000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refusals_name_their_path() {
+        let cases = [
+            ("hosts: [f]\nhttp: [{match: [{uri: {prefix: /a}}], route: [{destination: {host: f, subset: v1}}]}]", "spec.http: no route matches every request"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: g, subset: v1}}]}]", "spec.http[0].route[0].destination.host: a destination on g.weather, not f.weather"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f}}]}]", "spec.http[0].route[0].destination: a destination without a `subset`"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}, weight: 1}, {destination: {host: f, subset: v2}, weight: 2}]}]", "spec.http[0].route: v1 gets weight 1 of 3 = 33.3333%"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], retries: {attempts: 3}}]", "spec.http[0].retries: a policy only chooses a subset"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], rout: []}]", "spec.http[0].rout: unknown field"),
+            ("hosts: [f, g]\nhttp: []", "spec.hosts[1]: g.weather is another service than f.weather"),
+            ("hosts: ['*.example.com']\nhttp: []", "spec.hosts[0]: \"*.example.com\" is a wildcard"),
+            ("hosts: [f]\ntls: []\nhttp: []", "spec.tls: TLS routes"),
+            ("hosts: [f]\nhttp: []\ntcp: []", "spec.tcp: `http` and `tcp` routes"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}, weight: 0}, {destination: {host: f, subset: v2}, weight: 0}]}]", "spec.http[0].route: the destination weights add up to 0"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: 'v 1'}}]}]", "spec.http[0].route[0].destination.subset: \"v 1\" is not a subset name"),
+        ];
+        for (yaml, expected) in cases {
+            let e = errors(yaml);
+            assert!(e.contains(expected), "{yaml}\nwanted {expected}\ngot {e}");
+        }
+    }
+
+    #[test]
+    fn later_routes_after_a_catch_all_are_noted() {
+        let (routing, report) = read(
+            "hosts: [f]
+http:
+- route: [{destination: {host: f, subset: v1}}]
+- match: [{queryParams: {a: {exact: b}}}]
+  route: [{destination: {host: f, subset: v2}}]",
+        );
+        assert!(routing.is_some(), "{:#?}", report.messages);
+        assert!(report.messages.iter().any(|m| m.path == "spec.http[1]" && m.text.contains("never reached")));
+    }
+
+    #[test]
+    fn gateway_bound_services_come_from_the_destinations() {
+        let r = ok("hosts: ['*']
+gateways: [weather-gateway]
+http:
+- match: [{headers: {cookie: {regex: '^(.*?;)?(user=tester)(;.*)?$'}}}]
+  route: [{destination: {host: frontend, subset: v2}}]
+- route: [{destination: {host: frontend, subset: v1}}]");
+        assert_eq!(r.service.name, "frontend");
+        assert_eq!(r.gateways, ["weather-gateway"]);
+    }
+}

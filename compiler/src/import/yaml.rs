@@ -1,0 +1,253 @@
+//! Reading Kubernetes YAML with a path at hand, so that every complaint names the exact place
+//! (`spec.http[2].match[0].queryParams.a`) and no field is ever skipped without a word.
+
+use serde_yaml::Value;
+
+use super::report::Report;
+
+/// A value in a document and where it is.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    pub value: &'a Value,
+    pub path: &'a Path,
+}
+
+/// A YAML path, built as the walk descends (`spec.http[2]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Path(String);
+
+impl Path {
+    pub fn root() -> Path {
+        Path(String::new())
+    }
+
+    pub fn key(&self, key: &str) -> Path {
+        let simple = !key.is_empty()
+            && key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '@')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-@".contains(c));
+        match (simple, self.0.is_empty()) {
+            (true, true) => Path(key.to_string()),
+            (true, false) => Path(format!("{}.{key}", self.0)),
+            (false, _) => Path(format!("{}[{}]", self.0, quote(key))),
+        }
+    }
+
+    pub fn index(&self, i: usize) -> Path {
+        Path(format!("{}[{i}]", self.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `"text"`, escaped so that a hostile key cannot forge a line of the report.
+pub fn quote(s: &str) -> String {
+    format!("\"{}\"", s.escape_debug())
+}
+
+/// What becomes of a field the walk meets.
+pub enum Field {
+    /// Read by the import.
+    Read(&'static str),
+    /// Part of the schema but without effect on which subset a request reaches (a route's `name`).
+    Inert(&'static str),
+    /// Part of the schema, but a policy cannot carry it: the reason.
+    Refused(&'static str, &'static str),
+}
+
+/// The fields of a mapping, after [`Node::fields`] has accounted for every key.
+pub struct Fields<'a> {
+    entries: Vec<(&'a str, &'a Value)>,
+    path: &'a Path,
+    paths: Vec<Path>,
+}
+
+impl<'a> Fields<'a> {
+    /// A present, non-null field. (Kubernetes reads `field: null` as an absent field.)
+    pub fn get(&self, name: &str) -> Option<(&'a Value, &Path)> {
+        self.entries.iter().zip(&self.paths).find(|((k, v), _)| *k == name && !v.is_null()).map(|((_, v), p)| (*v, p))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.path
+    }
+}
+
+impl<'a> Node<'a> {
+    pub fn new(value: &'a Value, path: &'a Path) -> Self {
+        Node { value, path }
+    }
+
+    /// The mapping's fields, each checked against `schema`: unknown and refused fields are reported (and
+    /// left out), so a caller only ever sees what it reads. `None` (reported) when this is not a mapping.
+    pub fn fields(&self, report: &mut Report, schema: &[Field], what: &str) -> Option<Fields<'a>> {
+        let entries = self.entries(report, what)?;
+        let mut kept = Vec::new();
+        let mut paths = Vec::new();
+        for (key, value) in entries {
+            let path = self.path.key(key);
+            let known = schema.iter().find(|f| match f {
+                Field::Read(n) | Field::Inert(n) | Field::Refused(n, _) => *n == key,
+            });
+            match known {
+                Some(Field::Read(_)) => {
+                    kept.push((key, value));
+                    paths.push(path);
+                }
+                Some(Field::Inert(_)) => {}
+                Some(Field::Refused(_, why)) if !value.is_null() => report.error(&path, why.to_string()),
+                Some(Field::Refused(..)) => {}
+                None => {
+                    let known: Vec<&str> = schema
+                        .iter()
+                        .map(|f| match f {
+                            Field::Read(n) | Field::Inert(n) | Field::Refused(n, _) => *n,
+                        })
+                        .collect();
+                    report.error(&path, format!("unknown field in {what} (known: {})", known.join(", ")));
+                }
+            }
+        }
+        Some(Fields { entries: kept, path: self.path, paths })
+    }
+
+    /// The entries of a mapping with string keys, in document order; a free-form map (`sourceLabels`,
+    /// `headers`) is read this way.
+    pub fn entries(&self, report: &mut Report, what: &str) -> Option<Vec<(&'a str, &'a Value)>> {
+        let Value::Mapping(map) = untag(self.value, report, self.path)? else {
+            report.error(self.path, format!("{what} must be a mapping, not {}", kind(self.value)));
+            return None;
+        };
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            match k {
+                Value::String(s) => out.push((s.as_str(), v)),
+                other => report.error(self.path, format!("a key of {what} must be a string, not {}", kind(other))),
+            }
+        }
+        Some(out)
+    }
+
+    pub fn seq(&self, report: &mut Report, what: &str) -> Option<&'a [Value]> {
+        match untag(self.value, report, self.path)? {
+            Value::Sequence(items) => Some(items),
+            other => {
+                report.error(self.path, format!("{what} must be a list, not {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    pub fn str(&self, report: &mut Report, what: &str) -> Option<&'a str> {
+        match untag(self.value, report, self.path)? {
+            Value::String(s) => Some(s),
+            other => {
+                let hint = if matches!(other, Value::Number(_) | Value::Bool(_)) { " (quote it)" } else { "" };
+                report.error(self.path, format!("{what} must be a string, not {}{hint}", kind(other)));
+                None
+            }
+        }
+    }
+
+    pub fn bool(&self, report: &mut Report, what: &str) -> Option<bool> {
+        match untag(self.value, report, self.path)? {
+            Value::Bool(b) => Some(*b),
+            other => {
+                report.error(self.path, format!("{what} must be true or false, not {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    /// An integer in `range` (the schema's `int32`/`uint32` bounds).
+    pub fn int(&self, report: &mut Report, what: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+        let n = match untag(self.value, report, self.path)? {
+            Value::Number(n) => n.as_i64(),
+            other => {
+                report.error(self.path, format!("{what} must be an integer, not {}", kind(other)));
+                return None;
+            }
+        };
+        match n.filter(|n| range.contains(n)) {
+            Some(n) => Some(n),
+            None => {
+                let shown = serde_yaml::to_string(self.value).unwrap_or_default();
+                let message = format!(
+                    "{what} must be an integer from {} to {}, not {}",
+                    range.start(),
+                    range.end(),
+                    shown.trim()
+                );
+                report.error(self.path, message);
+                None
+            }
+        }
+    }
+}
+
+/// The value under a YAML tag is refused: the API server would not see what the tag means.
+fn untag<'a>(value: &'a Value, report: &mut Report, path: &Path) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(t) => {
+            report.error(path, format!("YAML tag {} is not supported in Kubernetes objects", t.tag));
+            None
+        }
+        v => Some(v),
+    }
+}
+
+/// How a value is described in messages.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// The documents of a YAML stream, with YAML merge keys (`<<: *anchor`) applied as kubectl does. `Err` is
+/// serde_yaml's own message (it names the line and column).
+pub fn documents(text: &str) -> Result<Vec<Value>, String> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let mut value = Value::deserialize(doc).map_err(|e| e.to_string())?;
+        value.apply_merge().map_err(|e| e.to_string())?;
+        docs.push(value);
+    }
+    Ok(docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_like_yq() {
+        let p = Path::root().key("spec").key("http").index(2).key("match").index(0);
+        assert_eq!(p.key("headers").key("user-agent").as_str(), "spec.http[2].match[0].headers.user-agent");
+        assert_eq!(p.key("headers").key("x.y").as_str(), "spec.http[2].match[0].headers[\"x.y\"]");
+        assert_eq!(Path::root().key(":path").as_str(), "[\":path\"]");
+        assert_eq!(Path::root().key("a\nb").as_str(), "[\"a\\nb\"]");
+    }
+
+    #[test]
+    fn streams_apply_merge_keys_and_keep_empty_documents() {
+        let docs = documents("a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\n---\n").expect("yaml");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0]["c"]["b"], Value::from(1));
+        assert!(docs[1].is_null());
+        assert!(documents("a: [").is_err());
+    }
+}
