@@ -7,11 +7,14 @@
 pub mod analysis;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod diff;
+pub mod explain;
 pub mod families;
 mod lower;
 #[cfg(feature = "cli")]
 pub mod manifest;
 pub mod native;
+pub mod policy_text;
 pub mod request;
 #[cfg(feature = "cli")]
 mod schema;
