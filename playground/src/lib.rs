@@ -186,12 +186,13 @@ pub fn evaluate(source: &str, request: &Request, seed: u32) -> String {
     }
 }
 
-/// What [`explain`] returns: `canaryc eval --explain --json`'s report plus its text, or `{"error"}`.
+/// What [`explain`] returns: the decided subset and `canaryc eval --explain`'s text, or `{"error"}`. (The
+/// page needs no more; leaving the structured report out keeps its serializer out of the module.)
 #[derive(Serialize, Default)]
 struct Explained {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    report: Option<canary_compiler::explain::Report>,
+    subset: Option<String>,
     /// Exactly what `canaryc eval --explain` prints for this request.
     text: String,
 }
@@ -205,7 +206,7 @@ pub fn explain(source: &str, request: &Request, seed: u32) -> String {
             let mut rng = SmallRng::seed_from_u64(seed.into());
             let report = canary_compiler::explain::explain(&config, &policy, service, &req, &mut rng);
             let text = canary_compiler::explain::text(&report);
-            to_json(&Explained { error: None, report: Some(report), text })
+            to_json(&Explained { error: None, subset: report.subset, text })
         }
         Err(error) => to_json(&Explained { error: Some(error), ..Explained::default() }),
     }
@@ -319,7 +320,7 @@ mod tests {
         let mut req = Request::new("frontend");
         req.cookie("user", "alice");
         let e = parse(&explain(source, &req, 1));
-        assert_eq!(e["report"]["subset"], parse(&evaluate(source, &req, 1))["subset"]);
+        assert_eq!(e["subset"], parse(&evaluate(source, &req, 1))["subset"]);
         let text = e["text"].as_str().unwrap();
         assert!(text.contains("✗ cookie user=tester: cookie user is \"alice\""), "{text}");
         assert!(text.ends_with("decision: v1 (no rule matched: the default)\n"), "{text}");

@@ -406,7 +406,7 @@ function showExplanation(e) {
     .split("\n")
     .map((line) => `<span class="${kind(line)}">${escapeHtml(line)}</span>`)
     .join("\n");
-  el.explain.dataset.subset = e.report?.subset ?? "none";
+  el.explain.dataset.subset = e.subset ?? "none";
 }
 
 function showDecision(d) {
