@@ -21,9 +21,16 @@ step "$CANARYC" eval examples/s5-tester-chain.canary --service frontend --cookie
 step "$CANARYC" eval examples/s5-tester-chain.canary --service forecast --source version=v2
 step "$CANARYC" simulate examples/s4-android-split.canary -n 100000 \
   --header 'user-agent: Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36'
+step "$CANARYC" eval examples/s5-tester-chain.canary --service frontend --cookie user=alice --explain
+step "$CANARYC" diff examples/s2-forecast-50.canary examples/s2-forecast-100.canary
 step "$CANARYC" compile examples/s6-tcp-split.canary
 
 echo
 echo "== the weather mesh in real Envoys (scenarios S1-S6) =="
 cargo build --release -q -p canary-tests --bin demo
-exec target/release/demo
+target/release/demo
+
+# `make demo` built the playground bundle into canaryc: say how to open it.
+echo
+printf '\033[1mThe playground\033[0m (the same compiler and evaluator in your browser):\n'
+printf '  %s playground    # then open http://127.0.0.1:8787/\n' "$CANARYC"

@@ -2,6 +2,8 @@
 //! can reach. Each warning carries an example request (as `canaryc eval` flags) that shows why, and every
 //! example is verified by running the real evaluator on it, so a warning never claims what isn't so.
 
+pub mod region;
+
 use canary_eval::config::{Action, Cond, Config, Protocol, Rule, Test};
 use canary_eval::{Policy, SimpleRequest};
 use rand::rngs::SmallRng;
@@ -100,7 +102,7 @@ fn shadowed(policy: &Policy, service: &str, rule: &Rule, earlier: &[&Rule]) -> O
 }
 
 /// Syntactic implication: `a` matches only requests that `b` matches too. Sound, not complete.
-fn implies(a: &Cond, b: &Cond) -> bool {
+pub(crate) fn implies(a: &Cond, b: &Cond) -> bool {
     if a == b {
         return true;
     }

@@ -7,6 +7,8 @@
 pub mod analysis;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod diff;
+pub mod explain;
 pub mod families;
 #[cfg(feature = "cli")]
 pub mod import;
@@ -14,6 +16,7 @@ mod lower;
 #[cfg(feature = "cli")]
 pub mod manifest;
 pub mod native;
+pub mod policy_text;
 pub mod request;
 #[cfg(feature = "cli")]
 mod schema;

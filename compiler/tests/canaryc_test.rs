@@ -63,7 +63,7 @@ fn a_previous_rollout_step_fails_case_by_case() {
     let file = fixture("rollout-previous-step.tests.yaml");
     // Sticky keys are generated (`sim-0` … `sim-9999`) and bucketed by xxh64: these shares are exact.
     let expected = format!(
-        "{file}:2: case \"a tenth of the users are on v2\": expected {{v1: 90%, v2: 10%}}, got {{v1: 79.55%, v2: 20.45%}} of 10000 draws, `v1` beyond 5σ (decided by line 4)\n\
+        "{file}:2: case \"a tenth of the users are on v2\": expected {{v1: 90%, v2: 10%}}, got {{v1: 79.87%, v2: 20.13%}} of 10000 draws, `v1` beyond 5σ (decided by line 4)\n\
          {file}:6: case \"testers are always on v2\": expected v2 (decided by line 4), got v2 (decided by line 3)\n\
          {file}:12: case \"without x-debug the api gets its default\": expected none, got v1 (no rule matched)\n\
          0 passed, 3 failed\n"

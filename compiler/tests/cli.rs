@@ -137,8 +137,12 @@ fn sticky_simulation_uses_distinct_keys() {
     let out = stdout(&["simulate", &path, "-n", "20000"]);
     let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&out).expect("json");
     assert_binomial(count(&m, "v2"), 20_000, 0.5);
+    // The request's own key is replaced too: simulate means N users unless `--fixed-key`.
+    let out = stdout(&["simulate", &path, "-n", "20000", "--cookie", "user=alice"]);
+    let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&out).expect("json");
+    assert_binomial(count(&m, "v2"), 20_000, 0.5);
     // A fixed key is one user: every request lands on the same side.
-    let out = stdout(&["simulate", &path, "-n", "1000", "--cookie", "user=alice"]);
+    let out = stdout(&["simulate", &path, "-n", "1000", "--cookie", "user=alice", "--fixed-key"]);
     let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&out).expect("json");
     assert_eq!(m.len(), 1, "{out}");
 }

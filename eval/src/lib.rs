@@ -5,6 +5,7 @@
 //! stays small.
 
 pub mod config;
+pub mod explain;
 mod hash;
 mod index;
 mod matcher;

@@ -5,6 +5,7 @@ use std::fmt;
 use rand::RngCore;
 
 use crate::config::{self, Action, Cond, Config, Protocol, Settings, BUCKETS, CONFIG_VERSION};
+use crate::explain::{Explanation, Kind, Recorder, SplitTrace, Trace, Tried};
 use crate::hash::{random_bucket, sticky_bucket, sticky_bucket_all};
 use crate::index::{ExactTable, LiteralIndex, PrefixIndex};
 use crate::matcher::{Extract, Matcher, Memo, Test};
@@ -134,6 +135,9 @@ pub struct Policy {
     rules: Vec<CompiledRule>,
     /// Declared services, then one last entry holding only the global rules (for any other service).
     services: Vec<CompiledService>,
+    /// Per service, the rules its steps cover in evaluation order (global rules first): what `explain`
+    /// walks. Kept apart from [`CompiledService`] so `decide`'s data (and code) stay as they were.
+    service_rules: Vec<Vec<RuleId>>,
     settings: Settings,
 }
 
@@ -192,6 +196,23 @@ impl Policy {
 
     pub fn rule_line(&self, id: RuleId) -> u32 {
         self.rules[id.0 as usize].line
+    }
+
+    /// The rules a service tries, in order: the global rules (HTTP services), then its own.
+    pub fn service_rules(&self, id: ServiceId) -> &[RuleId] {
+        &self.service_rules[id.0 as usize]
+    }
+
+    /// What a service gives when no rule decides: its default, else the global one.
+    pub fn default_subset(&self, id: ServiceId) -> Option<SubsetId> {
+        self.services[id.0 as usize].default
+    }
+
+    /// The rule of `config` that `id` was compiled from; `config` must be the one this policy was built
+    /// from. Rules are numbered as [`Policy::new`] reads them: the global rules, then each service's.
+    pub fn config_rule<'c>(&self, config: &'c Config, id: RuleId) -> Option<&'c config::Rule> {
+        let mut all = config.global.rules.iter().chain(config.services.iter().flat_map(|s| &s.rules.rules));
+        all.nth(id.0 as usize).filter(|r| r.line == self.rule_line(id))
     }
 
     /// All services including the trailing global-only fallback (named `*`).
@@ -259,10 +280,62 @@ impl Policy {
         let svc = &self.services[service.0 as usize];
         let mut memo = Memo::new();
         if let Some(id) = svc.steps.iter().find_map(|step| self.hit(step, req, &mut memo)) {
-            let subset = self.act(&self.rules[id.0 as usize].action, req, rng).or(svc.default);
+            let subset = self.act(&self.rules[id.0 as usize].action, req, rng, &mut ()).or(svc.default);
             return Decision { subset, rule: Some(id) };
         }
         Decision { subset: svc.default, rule: None }
+    }
+
+    /// Decides like [`Policy::decide`] (same rule, same subset, same draws from `rng`) and records how:
+    /// each rule tried in order, the value every test saw, a split's bucket. For `canaryc eval --explain`
+    /// and the playground; the filter never calls it.
+    pub fn explain<Q, G>(&self, service: ServiceId, req: &Q, rng: &mut G) -> Explanation
+    where
+        Q: Request + ?Sized,
+        G: RngCore + ?Sized,
+    {
+        let svc = &self.services[service.0 as usize];
+        let mut memo = Memo::new();
+        let mut tried = Vec::new();
+        for &id in &self.service_rules[service.0 as usize] {
+            let rule = &self.rules[id.0 as usize];
+            let mut rec = Recorder::new();
+            let matched = rule.when.as_ref().is_none_or(|m| self.matches(m, req, &mut memo, &mut rec));
+            let when = rule.when.as_ref().and_then(|_| rec.root());
+            if !matched {
+                tried.push(Tried { rule: id, line: rule.line, when, matched, split: None });
+                continue;
+            }
+            let subset = self.act(&rule.action, req, rng, &mut rec).or(svc.default);
+            let split = match (&rule.action, rec.split.take()) {
+                (CompiledAction::Split { bounds, sticky }, Some((key, bucket))) => {
+                    let mut ranges = Vec::with_capacity(bounds.len() + 1);
+                    let mut start = 0;
+                    for &(end, s) in bounds.iter().filter(|(end, _)| *end > 0) {
+                        if end > start {
+                            ranges.push((start, end, Some(s)));
+                            start = end;
+                        }
+                    }
+                    if start < BUCKETS {
+                        ranges.push((start, BUCKETS, svc.default));
+                    }
+                    Some(SplitTrace { sticky: sticky.is_some(), key, bucket, ranges, subset })
+                }
+                _ => None,
+            };
+            tried.push(Tried { rule: id, line: rule.line, when, matched, split });
+            debug_assert_eq!(Some(id), self.first_hit(service, req), "explain and decide disagree");
+            return Explanation { service, tried, decision: Decision { subset, rule: Some(id) } };
+        }
+        debug_assert_eq!(None, self.first_hit(service, req), "explain and decide disagree");
+        Explanation { service, tried, decision: Decision { subset: svc.default, rule: None } }
+    }
+
+    /// The rule `decide` picks, through the indexes.
+    fn first_hit<Q: Request + ?Sized>(&self, service: ServiceId, req: &Q) -> Option<RuleId> {
+        let mut memo = Memo::new();
+        self.services[service.0 as usize].steps.iter().find_map(|step| self.hit(step, req, &mut memo))
     }
 
     /// The rule a step matches, if any (the earliest, for an index).
@@ -270,7 +343,7 @@ impl Policy {
         match step {
             Step::Rule(id) => {
                 let rule = &self.rules[id.0 as usize];
-                rule.when.as_ref().is_none_or(|m| self.matches(m, req, memo)).then_some(*id)
+                rule.when.as_ref().is_none_or(|m| self.matches(m, req, memo, &mut ())).then_some(*id)
             }
             // A header sent several times: the earliest rule any of its values matches (Envoy matches each
             // value, README "Backends").
@@ -311,19 +384,25 @@ impl Policy {
         }
     }
 
-    fn act<Q, G>(&self, action: &CompiledAction, req: &Q, rng: &mut G) -> Option<SubsetId>
+    fn act<Q, G, T>(&self, action: &CompiledAction, req: &Q, rng: &mut G, trace: &mut T) -> Option<SubsetId>
     where
         Q: Request + ?Sized,
         G: RngCore + ?Sized,
+        T: Trace,
     {
         match action {
             CompiledAction::Route(s) => Some(*s),
             CompiledAction::Split { bounds, sticky } => {
-                let bucket = sticky
-                    .as_ref()
-                    .and_then(|(slot, extract)| self.sticky_bucket(req, *slot, extract))
-                    // Missing sticky key: an independent draw, so such traffic still splits as configured.
-                    .unwrap_or_else(|| random_bucket(rng.next_u32()));
+                let keyed = sticky.as_ref().and_then(|(slot, extract)| self.sticky_bucket(req, *slot, extract));
+                // Missing sticky key: an independent draw, so such traffic still splits as configured.
+                let bucket = keyed.unwrap_or_else(|| random_bucket(rng.next_u32()));
+                trace.split(
+                    || {
+                        let (slot, extract) = sticky.as_ref().filter(|_| keyed.is_some())?;
+                        extract.first(&mut self.values(req, *slot))
+                    },
+                    bucket,
+                );
                 bounds.iter().find(|(bound, _)| bucket < *bound).map(|(_, s)| *s)
             }
         }
@@ -356,22 +435,49 @@ impl Policy {
         Values::new(req, slot, &self.attrs[slot])
     }
 
-    fn matches<'r, Q: Request + ?Sized>(&self, m: &Matcher, req: &'r Q, memo: &mut Memo<'r>) -> bool {
+    /// Whether `m` holds; `trace` sees every test and operator as it is evaluated (`()` for `decide`). A test
+    /// holds when any value of a repeated header passes it (Envoy matches value by value); the trace shows the
+    /// first value.
+    fn matches<'r, Q, T>(&self, m: &Matcher, req: &'r Q, memo: &mut Memo<'r>, trace: &mut T) -> bool
+    where
+        Q: Request + ?Sized,
+        T: Trace,
+    {
         match m {
-            Matcher::Attr { slot, extract: Extract::Whole, test, .. } => test.holds(&mut self.values(req, *slot)),
             Matcher::Attr { slot, extract, memo: key, test } => {
-                let values = &mut self.values(req, *slot);
-                // A joining extract (cookies) reads one value from all; any other reads a pseudo-header, with one
-                // value in Envoy: extracted once per request either way, and value by value otherwise.
-                if extract.joins_values() || req.get(*slot, &self.attrs[*slot], 1).is_none() {
-                    test.matches(memo.get_or(*key, || extract.first(values)))
+                let matched = if *extract == Extract::Whole {
+                    test.holds(&mut self.values(req, *slot))
                 } else {
-                    test.holds(&mut values.filter_map(|v| extract.apply(v)))
-                }
+                    let values = &mut self.values(req, *slot);
+                    // A joining extract (cookies) reads one value from all; any other reads a pseudo-header, with
+                    // one value in Envoy: extracted once per request either way, and value by value otherwise.
+                    if extract.joins_values() || req.get(*slot, &self.attrs[*slot], 1).is_none() {
+                        test.matches(memo.get_or(*key, || extract.first(values)))
+                    } else {
+                        test.holds(&mut values.filter_map(|v| extract.apply(v)))
+                    }
+                };
+                trace.test(|| extract.first(&mut self.values(req, *slot)), matched);
+                matched
             }
-            Matcher::All(ms) => ms.iter().all(|m| self.matches(m, req, memo)),
-            Matcher::Any(ms) => ms.iter().any(|m| self.matches(m, req, memo)),
-            Matcher::Not(m) => !self.matches(m, req, memo),
+            Matcher::All(ms) => {
+                trace.open();
+                let matched = ms.iter().all(|m| self.matches(m, req, memo, trace));
+                trace.close(Kind::All, matched);
+                matched
+            }
+            Matcher::Any(ms) => {
+                trace.open();
+                let matched = ms.iter().any(|m| self.matches(m, req, memo, trace));
+                trace.close(Kind::Any, matched);
+                matched
+            }
+            Matcher::Not(m) => {
+                trace.open();
+                let matched = !self.matches(m, req, memo, trace);
+                trace.close(Kind::Not, matched);
+                matched
+            }
         }
     }
 }
@@ -393,6 +499,7 @@ impl Builder {
         let global = self.rules(&config.global.rules, Protocol::Http, "global")?;
         let mut names: Vec<&str> = Vec::new();
         let mut services = Vec::new();
+        let mut service_rules = Vec::new();
         for (i, svc) in config.services.iter().enumerate() {
             let at = format!("services[{i}]");
             if !valid_name(&svc.name) {
@@ -414,14 +521,17 @@ impl Builder {
                 steps,
                 default: default.or(global_default),
             });
+            service_rules.push(ids);
         }
         let steps = self.steps(&global);
         services.push(CompiledService { name: "*".into(), protocol: Protocol::Http, steps, default: global_default });
+        service_rules.push(global);
         Ok(Policy {
             attrs: self.attrs,
             subsets: self.subsets,
             rules: self.rules,
             services,
+            service_rules,
             settings: config.settings.clone(),
         })
     }

@@ -9,6 +9,7 @@
 //! microseconds, and it means the page can never evaluate against a stale policy.
 
 use canary_compiler::analysis;
+use canary_compiler::request::Keys;
 use canary_dsl::{line_col, Diagnostic};
 use canary_eval::config::Protocol;
 use canary_eval::{Config, Policy, ServiceId, SimpleRequest};
@@ -185,22 +186,52 @@ pub fn evaluate(source: &str, request: &Request, seed: u32) -> String {
     }
 }
 
-/// What [`simulate`] returns: `canaryc simulate`'s counts per subset, or `{"error"}`.
+/// What [`explain`] returns: the decided subset and `canaryc eval --explain`'s text, or `{"error"}`. (The
+/// page needs no more; leaving the structured report out keeps its serializer out of the module.)
+#[derive(Serialize, Default)]
+struct Explained {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    subset: Option<String>,
+    /// Exactly what `canaryc eval --explain` prints for this request.
+    text: String,
+}
+
+/// Decides one request as `canaryc eval --explain` does and explains it; with the `seed` given to
+/// [`evaluate`], a non-sticky split draws the same bucket, so the explanation is of the decision shown.
+#[wasm_bindgen]
+pub fn explain(source: &str, request: &Request, seed: u32) -> String {
+    match prepare(source, request) {
+        Ok((config, policy, service, req)) => {
+            let mut rng = SmallRng::seed_from_u64(seed.into());
+            let report = canary_compiler::explain::explain(&config, &policy, service, &req, &mut rng);
+            let text = canary_compiler::explain::text(&report);
+            to_json(&Explained { error: None, subset: report.subset, text })
+        }
+        Err(error) => to_json(&Explained { error: Some(error), ..Explained::default() }),
+    }
+}
+
+/// What [`simulate`] returns: `canaryc simulate`'s counts per subset and the note it prints, or `{"error"}`.
 #[derive(Serialize, Default)]
 struct Simulated {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     counts: std::collections::BTreeMap<String, u64>,
+    /// What was simulated (users or one fixed key), as `canaryc simulate` says on stderr.
+    note: String,
 }
 
-/// Decides `n` copies of `request` as `canaryc simulate` does.
+/// Decides `n` requests as `canaryc simulate` does: from `n` users (each sticky key generated per
+/// request), or with `fixed_key` the request's own keys (`--fixed-key`).
 #[wasm_bindgen]
-pub fn simulate(source: &str, request: &Request, n: u32, seed: u32) -> String {
+pub fn simulate(source: &str, request: &Request, n: u32, seed: u32, fixed_key: bool) -> String {
     match prepare(source, request) {
         Ok((config, policy, service, req)) => {
             let mut rng = SmallRng::seed_from_u64(seed.into());
-            let counts = canary_compiler::request::simulate(&policy, &config, service, &req, n.into(), &mut rng);
-            to_json(&Simulated { error: None, counts })
+            let keys = if fixed_key { Keys::Fixed } else { Keys::Generated };
+            let sim = canary_compiler::request::simulate(&policy, &config, service, &req, n.into(), keys, &mut rng);
+            to_json(&Simulated { error: None, note: sim.note(), counts: sim.counts })
         }
         Err(error) => to_json(&Simulated { error: Some(error), ..Simulated::default() }),
     }
@@ -259,7 +290,7 @@ mod tests {
         let d = parse(&evaluate(source, &android, 7));
         assert!(d["subset"] == "v1" || d["subset"] == "v2", "{d}");
         assert_eq!(d["rule"], 3);
-        let counts = parse(&simulate(source, &android, 10_000, 7))["counts"].clone();
+        let counts = parse(&simulate(source, &android, 10_000, 7, false))["counts"].clone();
         let v2 = counts["v2"].as_u64().unwrap();
         assert_eq!(counts["v1"].as_u64().unwrap() + v2, 10_000);
         assert!(v2.abs_diff(5_000) <= 250, "{counts}");
@@ -267,6 +298,32 @@ mod tests {
         let mut mac = Request::new("frontend");
         mac.header("user-agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Version/17.4 Safari/605.1.15");
         assert_eq!(parse(&evaluate(source, &mac, 7)), serde_json::json!({ "subset": "v1", "rule": null }));
+    }
+
+    #[test]
+    fn a_sticky_key_in_the_request_is_one_user_only_with_a_fixed_key() {
+        let source = "service web {\n  10% v2 by cookie uid\n  default v1\n}\n";
+        let mut req = Request::new("web");
+        req.cookie("uid", "abc123");
+        let users = parse(&simulate(source, &req, 10_000, 3, false));
+        let v2 = users["counts"]["v2"].as_u64().unwrap();
+        assert!(v2.abs_diff(1_000) <= 150, "{users}");
+        assert!(users["note"].as_str().unwrap().contains("cookie uid=abc123 is replaced"), "{users}");
+        let one = parse(&simulate(source, &req, 1_000, 3, true));
+        assert_eq!(one["counts"].as_object().unwrap().len(), 1, "{one}");
+        assert!(one["note"].as_str().unwrap().contains("one user"), "{one}");
+    }
+
+    #[test]
+    fn explain_is_the_clis_text_for_the_decision_evaluate_shows() {
+        let source = include_str!("../../examples/s5-tester-chain.canary");
+        let mut req = Request::new("frontend");
+        req.cookie("user", "alice");
+        let e = parse(&explain(source, &req, 1));
+        assert_eq!(e["subset"], parse(&evaluate(source, &req, 1))["subset"]);
+        let text = e["text"].as_str().unwrap();
+        assert!(text.contains("✗ cookie user=tester: cookie user is \"alice\""), "{text}");
+        assert!(text.ends_with("decision: v1 (no rule matched: the default)\n"), "{text}");
     }
 
     #[test]

@@ -283,6 +283,71 @@ test("the shared URL restores the policy after a reload and in a new tab", async
   await tab.close();
 });
 
+test("the explanation is canaryc eval --explain's, for the very decision shown", async () => {
+  const policy = `service web {\n  cookie user=tester -> v2\n  android: 10% v2 by cookie uid\n  default v1\n}\n`;
+  await setPolicy(policy);
+  assert.equal(await compiled(), "ok");
+  await page.selectOption("#service", "web");
+  await page.selectOption("#ua-preset", "android");
+  await page.locator("#cookies").fill("user=alice\nuid=abc123");
+  const d = await decision();
+  const ua = await page.evaluate(() => document.getElementById("headers").value.split("\n")[0].split(": ")[1]);
+  const args = ["eval", "FILE", "--service", "web", "--cookie", "user=alice", "--cookie", "uid=abc123", "--header", `user-agent: ${ua}`];
+  const r = cli([...args, "--explain"], policy);
+  assert.equal(r.status, 0, r.stderr);
+  const shown = await page.locator("#explain").textContent();
+  assert.equal(shown, r.stdout, "the page shows exactly what canaryc prints");
+  assert.match(shown, /✗ cookie user=tester: cookie user is "alice"/);
+  assert.match(shown, /✓ android: user-agent is "Mozilla/);
+  assert.match(shown, /split: cookie uid is "abc123": sticky bucket \d+ of 10,000 → v[12]/);
+  assert.equal(d.subset, cli(args, policy).stdout.trim());
+  assert.equal(await page.locator("#explain").getAttribute("data-subset"), d.subset);
+
+  // A per-request draw: every redraw explains the bucket of the decision it shows.
+  await page.selectOption("#scenario", "s4-android-split");
+  assert.equal(await compiled(), "ok");
+  await page.selectOption("#ua-preset", "android");
+  const seen = new Set();
+  for (let i = 0; i < 30 && seen.size < 2; i++) {
+    await page.locator("#redraw").click();
+    const now = await decision();
+    assert.equal(await page.locator("#explain").getAttribute("data-subset"), now.subset);
+    assert.match(await page.locator("#explain").textContent(), new RegExp(`per-request draw: bucket \\d+ of 10,000 → ${now.subset}`));
+    seen.add(now.subset);
+  }
+  assert.deepEqual([...seen].sort(), ["v1", "v2"]);
+});
+
+test("simulate means N users, a fixed key one user: the page, canaryc and its note agree", async () => {
+  const policy = `service web {\n  10% v2 by cookie uid\n  default v1\n}\n`;
+  await setPolicy(policy);
+  assert.equal(await compiled(), "ok");
+  await page.selectOption("#ua-preset", "");
+  await page.locator("#cookies").fill("uid=abc123");
+  assert.equal(await page.locator("#sim-fixed").isChecked(), false);
+
+  // By default the request's uid is replaced by one generated value per request: 10% of users get v2.
+  const users = await simulate(10_000);
+  assertBinomial(users.v2 ?? 0, 10_000, 0.1, "v2 of 10,000 users");
+  const r = cli(["simulate", "FILE", "-n", "10000", "--cookie", "uid=abc123"], policy);
+  assert.equal(r.status, 0, r.stderr);
+  assertBinomial(JSON.parse(r.stdout).v2 ?? 0, 10_000, 0.1, "canaryc's v2");
+  const note = await page.locator("#sim-note").getAttribute("data-note");
+  assert.equal(note, r.stderr.trim(), "the page's note is canaryc's");
+  assert.match(note, /from 10,000 users: cookie uid gets a generated value per request \(the request's cookie uid=abc123 is replaced/);
+
+  // With a fixed key the 10,000 requests are one user: all in the subset canaryc eval gives that user.
+  await page.locator("#sim-fixed").check();
+  const one = await simulate(10_000);
+  const subset = cli(["eval", "FILE", "--cookie", "uid=abc123"], policy).stdout.trim();
+  assert.deepEqual(one, { [subset]: 10_000 });
+  const fixed = cli(["simulate", "FILE", "-n", "10000", "--cookie", "uid=abc123", "--fixed-key"], policy);
+  assert.deepEqual(JSON.parse(fixed.stdout), one);
+  assert.equal(await page.locator("#sim-note").getAttribute("data-note"), fixed.stderr.trim());
+  await page.locator("#sim-fixed").uncheck();
+  await page.locator("#cookies").fill("");
+});
+
 test("screenshot of S4 with an Android request and a 10,000-request split", async () => {
   await page.selectOption("#scenario", "s4-android-split");
   assert.equal(await compiled(), "ok");

@@ -15,7 +15,7 @@ const el = {
   headers: $("headers"), cookies: $("cookies"), query: $("query"), sourceLabels: $("source-labels"),
   request: $("request"), requestKind: $("request-kind"), decisionSubset: $("decision-subset"), decisionWhy: $("decision-why"),
   decisionRule: $("decision-rule"), redraw: $("redraw"), simForm: $("sim-form"), simN: $("sim-n"),
-  chart: $("chart"), simNote: $("sim-note"), bundleInfo: $("bundle-info"),
+  chart: $("chart"), simNote: $("sim-note"), bundleInfo: $("bundle-info"), explain: $("explain"), simFixed: $("sim-fixed"),
 };
 
 // Real user agents, so the family conditions (`android`, `chrome`, …) can be tried with one click.
@@ -383,10 +383,30 @@ function withRequest(fn) {
 function evaluateNow() {
   if (!state.ready || !state.result?.ok) {
     showDecision(null);
+    showExplanation(null);
     return;
   }
-  const d = JSON.parse(withRequest((req) => canary.evaluate(el.source.value, req, seed())));
+  // One seed for both: a non-sticky split draws the same bucket, so the explanation is of this decision.
+  const s = seed();
+  const d = JSON.parse(withRequest((req) => canary.evaluate(el.source.value, req, s)));
   showDecision(d);
+  showExplanation(JSON.parse(withRequest((req) => canary.explain(el.source.value, req, s))));
+}
+
+/** `canaryc eval --explain`'s text, from the same Rust function, with its lines coloured by kind. */
+function showExplanation(e) {
+  if (!e || e.error) {
+    el.explain.textContent = e?.error ?? "";
+    return;
+  }
+  const kind = (line) =>
+    /^line \d+:/.test(line) ? "x-rule" : /^\s+✓/.test(line) ? "x-yes" : /^\s+✗/.test(line) ? "x-no"
+      : /^\s+split:/.test(line) ? "x-split" : /^decision:/.test(line) ? "x-decision" : "";
+  el.explain.innerHTML = e.text
+    .split("\n")
+    .map((line) => `<span class="${kind(line)}">${escapeHtml(line)}</span>`)
+    .join("\n");
+  el.explain.dataset.subset = e.subset ?? "none";
 }
 
 function showDecision(d) {
@@ -429,7 +449,7 @@ function simulateNow() {
   }
   const n = Math.max(1, Math.min(1_000_000, Math.floor(Number(el.simN.value) || 10_000)));
   const started = performance.now();
-  const r = JSON.parse(withRequest((req) => canary.simulate(el.source.value, req, n, seed())));
+  const r = JSON.parse(withRequest((req) => canary.simulate(el.source.value, req, n, seed(), el.simFixed.checked)));
   const ms = performance.now() - started;
   if (r.error) {
     el.chart.innerHTML = `<div class="chart-empty">${escapeHtml(r.error)}</div>`;
@@ -450,12 +470,10 @@ function simulateNow() {
     .join("");
   el.chart.dataset.total = n;
   el.chart.dataset.run = Number(el.chart.dataset.run ?? 0) + 1; // tells a watcher (or a test) a new run is drawn
-  const count = n.toLocaleString("en-US");
+  // The note is canaryc simulate's own (the same Rust function says what was simulated).
   const took = `${ms < 1 ? "<1" : ms.toFixed(0)} ms in the browser`;
-  el.simNote.textContent = el.request.classList.contains("tcp")
-    ? `${count} connections from the source above, each decided independently · ${took}`
-    : `${count} copies of the request above, each decided independently ` +
-      `(a sticky key gets a different value per request, as ${count} users would) · ${took}`;
+  el.simNote.textContent = `${r.note} · ${took}`;
+  el.simNote.dataset.note = r.note;
 }
 
 /** Past this many requests a simulation waits for the Simulate button instead of following every keystroke. */
@@ -565,6 +583,7 @@ function setup() {
     e.preventDefault();
     simulateNow();
   });
+  el.simFixed.addEventListener("change", simulateNow);
   window.addEventListener("hashchange", () => {
     const { policy } = readHash();
     if (policy != null && policy !== el.source.value) {

@@ -1,6 +1,8 @@
 //! The `canaryc` commands (SCENARIOS.md §3). Output forms and exit codes are a contract that scripts rely
 //! on: results on stdout, diagnostics on stderr, exit 1 on any error in the policy.
 
+mod diff;
+mod explain;
 mod fmt;
 mod import;
 mod manifest;
@@ -49,20 +51,28 @@ enum Command {
         /// Print `{"subset": …, "rule": LINE}` instead of the subset alone.
         #[arg(long)]
         json: bool,
+        /// Show every rule tried, whether it matched and why not, and a split's bucket.
+        #[arg(long)]
+        explain: bool,
         /// Seed for non-sticky splits (default: random).
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// Decide N independent requests and print how many went to each subset.
+    /// Decide N requests from N users (each sticky key generated per request) and count the subsets.
     Simulate {
         file: PathBuf,
         #[arg(short = 'n', default_value_t = 10_000)]
         n: u64,
         #[command(flatten)]
         request: request::RequestFlags,
+        /// Keep the request's sticky keys: N requests of one user instead of N users.
+        #[arg(long)]
+        fixed_key: bool,
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Who moves between subsets from OLD to NEW, per service.
+    Diff(diff::DiffArgs),
     /// Print the JSON Schema of the compiled config.
     Schema,
     /// Serve the browser playground (the same compiler and evaluator, compiled to wasm).
@@ -98,7 +108,7 @@ enum Failure {
     /// Diagnostics were already printed.
     Reported,
     Message(String),
-    /// Everything was already printed; exit with this code (`canaryc test`'s 1 and 2).
+    /// Output is complete; exit with this code (`canaryc test`'s 1 and 2, `diff --exit-code`).
     Exit(i32),
 }
 
@@ -128,11 +138,15 @@ fn run(command: Command) -> Result<(), Failure> {
             }
             eprintln!("{}: {} warning(s)", file.display(), warnings.len());
         }
-        Command::Eval { file, request, json, seed } => {
+        Command::Eval { file, request, json, explain, seed } => {
             let config = load(&file)?.0.config;
             let policy = policy(&config)?;
             let service = pick_service(&policy, request.service.as_deref())?;
             let req = request.spec()?.build(policy.service_name(service));
+            if explain {
+                explain::print(&config, &policy, service, &req, &mut rng(seed), json);
+                return Ok(());
+            }
             let d = policy.decide(service, &req, &mut rng(seed));
             let subset = d.subset.map(|s| policy.subset_name(s));
             if json {
@@ -148,13 +162,15 @@ fn run(command: Command) -> Result<(), Failure> {
                 print(&format!("{}\n", subset.unwrap_or("none")));
             }
         }
-        Command::Simulate { file, n, request, seed } => {
+        Command::Simulate { file, n, request, fixed_key, seed } => {
             let config = load(&file)?.0.config;
             let policy = policy(&config)?;
             let service = pick_service(&policy, request.service.as_deref())?;
             let base = request.spec()?.build(policy.service_name(service));
-            let counts = crate::request::simulate(&policy, &config, service, &base, n, &mut rng(seed));
-            print(&format!("{}\n", serde_json::to_string(&counts).unwrap_or_default()));
+            let keys = if fixed_key { crate::request::Keys::Fixed } else { crate::request::Keys::Generated };
+            let sim = crate::request::simulate(&policy, &config, service, &base, n, keys, &mut rng(seed));
+            print(&format!("{}\n", serde_json::to_string(&sim.counts).unwrap_or_default()));
+            eprintln!("{}", sim.note());
         }
         Command::Schema => print(&crate::schema_json()),
         Command::Playground { listen } => playground::serve(listen)?,
@@ -162,6 +178,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Test(args) => return test::run(args),
         Command::Fmt(args) => fmt::run(args)?,
         Command::Import(args) => import::run(args)?,
+        Command::Diff(args) => diff::run(args)?,
     }
     Ok(())
 }

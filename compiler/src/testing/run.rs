@@ -23,7 +23,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::file::{Case, Expect, RuleExpect};
-use crate::request::simulate_each;
+use crate::request::{simulate_each, Keys};
 
 /// Draws per case unless `-n` says otherwise.
 pub const DEFAULT_SAMPLES: u64 = 10_000;
@@ -85,7 +85,9 @@ impl<'p> Runner<'p> {
             seen.add(policy, d);
         };
         match case.expect {
-            Expect::Split(_) => simulate_each(policy, self.config, service, request, self.samples, &mut rng, record),
+            Expect::Split(_) => {
+                simulate_each(policy, self.config, service, request, self.samples, Keys::Missing, &mut rng, record)
+            }
             Expect::Subset(_) | Expect::Nothing => {
                 for _ in 0..self.samples {
                     record(policy.decide(service, request, &mut rng));
