@@ -10,6 +10,8 @@ pub mod cli;
 pub mod families;
 mod lower;
 #[cfg(feature = "cli")]
+pub mod lsp;
+#[cfg(feature = "cli")]
 pub mod manifest;
 pub mod native;
 pub mod request;

@@ -75,6 +75,8 @@ enum Command {
     Test(test::TestArgs),
     /// Rewrite policies in the canonical layout (`--check`: only list those that are not).
     Fmt(fmt::FmtArgs),
+    /// Language server on stdin/stdout, for editors (diagnostics, hover, completion, formatting, rename).
+    Lsp,
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -158,6 +160,10 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Manifest(args) => manifest::run(*args)?,
         Command::Test(args) => return test::run(args),
         Command::Fmt(args) => fmt::run(args)?,
+        Command::Lsp => match crate::lsp::serve_stdio() {
+            0 => {}
+            code => return Err(Failure::Exit(code)),
+        },
     }
     Ok(())
 }
