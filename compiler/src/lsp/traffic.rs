@@ -14,7 +14,7 @@ use rand::SeedableRng;
 
 use crate::{analysis, request, Compiled};
 
-/// Requests simulated per hover: the shares are within ±1 percentage point (2σ) and it takes a few ms.
+/// Requests simulated per hover: each share is then within ±1 percentage point (2σ) of the split's own.
 pub const SAMPLES: u64 = 10_000;
 
 /// What happened to [`SAMPLES`] requests that a rule's condition matches.
@@ -99,10 +99,12 @@ fn simulate(
 pub fn describe(t: &RuleTraffic, default: Option<&str>) -> String {
     let pct = |n: u64| format!("{:.1}%", n as f64 * 100.0 / SAMPLES as f64);
     let service = if t.service == "*" { "any service".to_string() } else { format!("service `{}`", t.service) };
-    let mut out = format!(
-        "**Traffic through this rule** — {SAMPLES} requests like `{}` for {service}, decided by the evaluator:\n",
-        t.example
-    );
+    let like = match t.example.as_str() {
+        "any request" => String::new(), // an unconditional rule: any request reaches it
+        example => format!(" like `{example}`"),
+    };
+    let mut out =
+        format!("**Traffic through this rule** — {SAMPLES} requests{like} for {service}, decided by the evaluator:\n");
     let here: u64 = t.here.values().sum();
     if here > 0 {
         let shares: Vec<String> = t
