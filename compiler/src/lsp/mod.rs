@@ -147,6 +147,80 @@ mod tests {
         assert_eq!(all, keywords);
     }
 
+    /// Policy-like text: tokens of the language, non-ASCII characters, `\r`, brackets and quotes, in any order.
+    fn policy_text() -> impl proptest::strategy::Strategy<Value = String> {
+        let token = proptest::sample::select(vec![
+            "service",
+            "s",
+            "{",
+            "}",
+            "let",
+            "beta",
+            "=",
+            "default",
+            "v1",
+            "->",
+            "50%",
+            "android",
+            "not",
+            "and",
+            "(",
+            ")",
+            "[",
+            "]",
+            "\"é🚀\"",
+            "# 日本",
+            "\n",
+            "\r\n",
+            "\r",
+            " ",
+            ";",
+            ":",
+            ",",
+            "cookie",
+            "u=x",
+            "by",
+            "header",
+            "x",
+            "~",
+            "in",
+            "present",
+            "tcp",
+            "é",
+            "🚀",
+        ]);
+        proptest::collection::vec(token, 0..40).prop_map(|t| t.join(" "))
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every feature, at every kind of position (including past the end and inside surrogate pairs),
+        /// answers every request on any text, without panicking.
+        #[test]
+        fn every_request_gets_an_answer_on_any_text(text in policy_text(), line in 0u32..6, character in 0u32..30) {
+            let mut server = Server::new();
+            let uri = "file:///p.canary";
+            let request = |id: i32, method: &str, params: serde_json::Value| {
+                Message::from(lsp_server::Request { id: id.into(), method: method.into(), params })
+            };
+            server.handle(request(0, "initialize", serde_json::json!({"capabilities": {}})));
+            let open = serde_json::json!({"textDocument": {"uri": uri, "languageId": "canary", "version": 1, "text": text}});
+            let (published, _) = server.handle(lsp_server::Notification::new("textDocument/didOpen".into(), open).into());
+            prop_assert_eq!(published.len(), 1);
+            let at = serde_json::json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+                "newName": "gamma", "context": {"includeDeclaration": true}, "options": {"tabSize": 2, "insertSpaces": true}});
+            for (id, method) in ["textDocument/hover", "textDocument/completion", "textDocument/definition",
+                "textDocument/references", "textDocument/prepareRename", "textDocument/rename", "textDocument/formatting"]
+                .into_iter()
+                .enumerate()
+            {
+                let (out, _) = server.handle(request(id as i32 + 1, method, at.clone()));
+                prop_assert!(matches!(&out[..], [Message::Response(_)]), "{method}: {out:?}");
+            }
+        }
+    }
+
     #[test]
     fn input_that_ends_without_shutdown_exits_1() {
         let mut output = Vec::new();
