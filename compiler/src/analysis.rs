@@ -166,7 +166,7 @@ fn regex_example(pattern: &str) -> Option<String> {
 }
 
 /// The request as `canaryc eval` flags, so the user can paste it.
-fn flags(req: &SimpleRequest) -> String {
+pub fn flags(req: &SimpleRequest) -> String {
     let mut out = Vec::new();
     for (name, value) in &req.headers {
         let value = String::from_utf8_lossy(value);

@@ -14,6 +14,8 @@ pub mod families;
 pub mod import;
 mod lower;
 #[cfg(feature = "cli")]
+pub mod lsp;
+#[cfg(feature = "cli")]
 pub mod manifest;
 pub mod native;
 pub mod policy_text;

@@ -5,6 +5,8 @@
 // draws: the editor with its highlighting, the form, the chart, and the policy kept in the URL.
 import init, * as canary from "./canary_playground.js";
 import { SCENARIOS } from "./scenarios.js";
+// KEYWORDS, ATTRIBUTES, FAMILIES: generated from the VS Code grammar (editors/vscode/syntaxes/) at build time.
+import { KEYWORDS, ATTRIBUTES, FAMILIES } from "./grammar.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -102,10 +104,6 @@ function writeHash() {
 
 // ---------------------------------------------------------------------------------------------------------
 // Editor: syntax colouring, diagnostics underlines and the deciding rule, drawn behind a transparent textarea.
-
-const KEYWORDS = new Set(["service", "default", "tcp", "http", "let", "and", "or", "not", "by", "in", "present", "absent"]);
-const ATTRIBUTES = new Set(["header", "cookie", "query", "path", "method", "host", "source"]);
-const FAMILIES = new Set(["android", "ios", "chrome", "firefox", "safari", "edge", "mobile"]);
 
 /** Splits one line into coloured tokens. Display only: the compiler's diagnostics are the authority. */
 function tokenize(line) {

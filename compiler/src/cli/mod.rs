@@ -88,6 +88,8 @@ enum Command {
     Fmt(fmt::FmtArgs),
     /// Istio VirtualServices (+ DestinationRules) → a policy that decides the same, on stdout.
     Import(import::ImportArgs),
+    /// Language server on stdin/stdout, for editors (diagnostics, hover, completion, formatting, rename).
+    Lsp,
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -179,6 +181,10 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Fmt(args) => fmt::run(args)?,
         Command::Import(args) => import::run(args)?,
         Command::Diff(args) => diff::run(args)?,
+        Command::Lsp => match crate::lsp::serve_stdio() {
+            0 => {}
+            code => return Err(Failure::Exit(code)),
+        },
     }
     Ok(())
 }
