@@ -12,6 +12,7 @@
 //! the labels and the clusters differ. Applying another policy restarts the Envoys on the same ports.
 
 pub mod agents;
+pub mod backends;
 pub mod chain;
 pub mod envoy;
 pub mod load;
