@@ -52,6 +52,7 @@ bench-envoy: setup
 	bench/envoy-bench.sh $(BENCH_ARGS)
 
 ## The same configurations, as Envoy instructions per request under callgrind (exact, noise-free; ~10 min).
+## BENCH_ARGS="--configs scenarios": S1–S6's native lowerings vs hand-written routes vs filter/Lua (~1.5 h).
 bench-envoy-instructions: setup
 	bench/envoy-bench.sh --instructions $(BENCH_ARGS)
 

@@ -4,6 +4,8 @@
 # Builds what it needs (idempotent), then runs bench/envoy_bench.py; extra arguments go to it, e.g.
 #   bench/envoy-bench.sh --rounds 3 --duration 5 --configs native,canary-s3,lua-s3
 #   bench/envoy-bench.sh --instructions          # instructions per request under callgrind instead of wrk
+#   bench/envoy-bench.sh --instructions --configs scenarios   # S1–S6 as proxies serve them: native lowering
+#                                                # vs hand-written routes (bench/native/) vs filter/Lua/floor
 # Results: a markdown table on stdout, raw numbers in bench/results/envoy-<date>.json. See BENCHMARKS.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,9 +15,15 @@ if ! command -v wrk >/dev/null || ! command -v valgrind >/dev/null; then
   apt-get update && apt-get install -y wrk valgrind
 fi
 envoy="$(scripts/setup-envoy.sh 2>/dev/null | tail -n 1)"
+# The scenario configurations read canaryc's YAML bootstraps: PyYAML, in the project's venv (setup-envoy made it).
+python=.venv/bin/python
+"$python" -c 'import yaml' 2>/dev/null ||
+  "$python" -m pip install --quiet --disable-pip-version-check 'PyYAML>=6,<7'
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   scripts/build-filter.sh
   cargo build --release -p canary-compiler --bin canaryc
 fi
 mkdir -p bench/results
-exec python3 bench/envoy_bench.py --envoy "$envoy" --json "bench/results/envoy-$(date +%Y%m%d-%H%M%S).json" "$@"
+kind=envoy
+[[ " $* " == *" --instructions "* ]] && kind=instructions
+exec "$python" bench/envoy_bench.py --envoy "$envoy" --json "bench/results/$kind-$(date +%Y%m%d-%H%M%S).json" "$@"
