@@ -47,7 +47,8 @@ bench: filter
 	$(CARGO) bench -p canary-tests --bench filter_wasmtime
 	$(CARGO) bench -p canary-tests --bench filter_instructions
 
-## Envoy + wrk: native routing vs the canary filter (S3/S4/S5/100 rules) vs Lua vs an empty wasm module.
+## Envoy + wrk: native routing vs the canary filter (S3/S4/S5/100 rules) vs Lua vs the same S3/S4 written
+## with the proxy-wasm Rust SDK (bench/sdk-filter) vs an empty wasm module.
 bench-envoy: setup
 	bench/envoy-bench.sh $(BENCH_ARGS)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Envoy benchmark: native header routing vs the canary filter (S3, S4, S5, a 100-rule policy, a default-only
-# policy) vs a hand-written Lua filter (S3, S4) vs a no-op wasm module, measured in alternation in one run.
+# policy) vs a hand-written Lua filter (S3, S4) vs the same job as an idiomatic proxy-wasm SDK filter
+# (bench/sdk-filter: S3, S4) vs a no-op wasm module, measured in alternation in one run.
 # Builds what it needs (idempotent), then runs bench/envoy_bench.py; extra arguments go to it, e.g.
 #   bench/envoy-bench.sh --rounds 3 --duration 5 --configs native,canary-s3,lua-s3
 #   bench/envoy-bench.sh --instructions          # instructions per request under callgrind instead of wrk
@@ -21,6 +22,7 @@ python=.venv/bin/python
   "$python" -m pip install --quiet --disable-pip-version-check 'PyYAML>=6,<7'
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   scripts/build-filter.sh
+  bench/sdk-filter/build.sh  # after build-filter.sh, which installs wasm-opt
   cargo build --release -p canary-compiler --bin canaryc
 fi
 mkdir -p bench/results

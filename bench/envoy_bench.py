@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Envoy throughput/latency benchmark: native header routing vs the canary wasm filter vs a Lua filter.
+"""Envoy throughput/latency benchmark: native header routing vs the canary wasm filter vs a Lua filter vs the
+same job written with the proxy-wasm Rust SDK (bench/sdk-filter, configurations sdk-s3/sdk-s4).
 
 One run starts one Envoy per configuration (all `--concurrency 1`, pinned to the same core), then measures
 them in alternation — round 1: every configuration once, round 2: every configuration again (rotated
@@ -70,8 +71,11 @@ CONFIGS = {
     "canary-r100": ("wasm", "bench/policies/r100.canary", "frontend", {"v1", "v2"}),
     "lua-s3": ("lua", "bench/lua/s3.lua", None, {"v2"}),
     "lua-s4": ("lua", "bench/lua/s4.lua", None, {"v1", "v2"}),
+    # bench/sdk-filter: S3/S4 as an idiomatic proxy-wasm Rust SDK filter (the source is its configuration)
+    "sdk-s3": ("sdk", "s3", None, {"v2"}),
+    "sdk-s4": ("sdk", "s4", None, {"v1", "v2"}),
 }
-SPLITS = {"canary-s4", "canary-r100", "lua-s4"}  # must show both subsets, roughly half each
+SPLITS = {"canary-s4", "canary-r100", "lua-s4", "sdk-s4"}  # must show both subsets, roughly half each
 DEFAULT_CONFIGS = list(CONFIGS)
 # What each part of the proxy-wasm boundary costs (bench/boundary/*.wat; run them with --instructions):
 # only on request when asked for with --configs.
@@ -170,6 +174,8 @@ def bootstrap(name, port, admin, args, work):
         policy = json.loads(compiled)
         policy.setdefault("settings", {})["service"] = service
         filters.append(wasm_filter(wasm, json.dumps(policy, separators=(",", ":"))))
+    elif kind == "sdk":  # the canary bootstrap with the SDK peer's module, which takes "s3"/"s4" as configuration
+        filters.append(wasm_filter(args.sdk_wasm, source))
     elif kind == "lua":
         with open(os.path.join(ROOT, source)) as f:
             code = f.read()
@@ -600,7 +606,9 @@ def report_instructions(args, names, results):
     native = statistics.median(results["native"])
     print(f"\n{time.strftime('%Y-%m-%d %H:%M:%S')}  Envoy under callgrind, --concurrency 1; "
           f"{args.instr_batches} batches × {args.instr_requests} sequential requests after {args.instr_warmup} "
-          f"warm-up; module {os.path.getsize(args.wasm)} bytes {args.label}")
+          f"warm-up; module {os.path.getsize(args.wasm)} bytes"
+          + (f", SDK peer {os.path.getsize(args.sdk_wasm)} bytes" if any(CONFIGS[n][0] == "sdk" for n in names) else "")
+          + f" {args.label}")
     print()
     print("| configuration | k instructions/request (min–max) | above native | × native by instructions |")
     print("|---|---:|---:|---:|")
@@ -661,6 +669,8 @@ def main():
     p.add_argument("--envoy", required=True)
     p.add_argument("--canaryc", default=os.path.join(ROOT, "target/release/canaryc"))
     p.add_argument("--wasm", default=os.path.join(ROOT, "build/canary_filter.wasm"))
+    p.add_argument("--sdk-wasm", default=os.path.join(ROOT, "build/sdk_filter.wasm"),
+                   help="the proxy-wasm SDK peer (bench/sdk-filter/build.sh) for the sdk-* configurations")
     p.add_argument("--wasm-as", default=os.path.join(ROOT, "build/node/node_modules/.bin/wasm-as"))
     p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
                    help="comma-separated subset of: " + ",".join(CONFIGS))
