@@ -58,7 +58,9 @@ fn ecds_pushes_under_load_are_hitless_and_bad_ones_are_refused() -> Result<()> {
     assert_ne!(broken_regex, good_file, "the emitted policy has the `present` test to break");
     let version_2 = good_file.replacen("{\"version\":1,", "{\"version\":2,", 1);
     assert_ne!(version_2, good_file);
-    let truncated = good_file[..good_file.len() / 2].to_string();
+    // What a writer without the rename could leave: the file cut inside the policy (an unterminated string).
+    let cut = good_file.find("{\"version\":1,").expect("the policy JSON") + 5;
+    let truncated = good_file[..cut].to_string();
     let wrk = spawn_wrk(&url, 8, LOAD_SECS)?;
     std::thread::sleep(Duration::from_millis(500));
     for (i, broken) in [broken_regex, version_2, truncated].iter().enumerate() {
