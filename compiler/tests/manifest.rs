@@ -889,3 +889,171 @@ fn envoyfilter_patches_are_accepted_by_envoy_and_the_filter() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(checked, 3, "sidecar, gateway and tcp-echo filters");
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Push forms: --kind ecds|rds and the bootstraps that watch them (real Envoy: tests/tests/envoy_reload.rs)
+
+const PUSH_WASM: &str = "/var/lib/canary/canary_filter.wasm";
+
+fn envoy_flags<'a>(service: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--service", service, "--listen", "127.0.0.1:10000", "--cluster", "v1=127.0.0.1:8001"];
+    args.extend(["--cluster", "v2=127.0.0.1:8002", "--wasm", PUSH_WASM]);
+    args.extend_from_slice(extra);
+    args
+}
+
+fn listener_filters(bootstrap: &Value) -> &Value {
+    &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+}
+
+#[test]
+fn the_ecds_resource_is_the_inline_filter_pushed_under_the_name_the_bootstrap_discovers() {
+    for (policy, service, tcp) in [("s4-android-split", "frontend", false), ("s6-tcp-split", "tcp-echo", true)] {
+        let path = format!("/etc/canary/{service}.yaml");
+        let ecds = documents(&manifest(policy, "ecds", &["--service", service, "--wasm", PUSH_WASM])).remove(0);
+        let inline = documents(&manifest(policy, "envoy", &envoy_flags(service, &[]))).remove(0);
+        let watching = documents(&manifest(policy, "envoy", &envoy_flags(service, &["--ecds-path", &path]))).remove(0);
+        let resources = ecds["resources"].as_array().expect("resources");
+        assert_eq!(resources.len(), 1, "{policy}");
+        let resource = &resources[0];
+        assert_eq!(resource["@type"], "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig");
+        assert_eq!(resource["name"], format!("canary-{service}"));
+        let version = ecds["version_info"].as_str().expect("version_info");
+        assert!(version.len() == 16 && version.bytes().all(|b| b.is_ascii_hexdigit()), "{version}");
+
+        // The pushed typed_config is exactly what the inline bootstrap runs.
+        let canary_filter = |bootstrap: &Value| match tcp {
+            true => listener_filters(bootstrap)[0].clone(),
+            false => listener_filters(bootstrap)[0]["typed_config"]["http_filters"][0].clone(),
+        };
+        let (inline_filter, discovered) = (canary_filter(&inline), canary_filter(&watching));
+        assert_eq!(resource["typed_config"], inline_filter["typed_config"], "{policy}");
+        // The watching bootstrap discovers it by that name, from that file, watching its directory.
+        assert_eq!(discovered["name"], resource["name"]);
+        let source = &discovered["config_discovery"]["config_source"];
+        assert_eq!(source["path_config_source"]["path"], path.as_str());
+        assert_eq!(source["path_config_source"]["watched_directory"]["path"], "/etc/canary");
+        assert_eq!(discovered["config_discovery"]["type_urls"][0], resource["typed_config"]["@type"]);
+        assert!(
+            discovered.get("typed_config").is_none() && discovered["config_discovery"].get("default_config").is_none()
+        );
+        // Everything else in the bootstrap is unchanged.
+        let mut rest = watching.clone();
+        rest["static_resources"]["listeners"] = Value::Null;
+        let mut inline_rest = inline.clone();
+        inline_rest["static_resources"]["listeners"] = Value::Null;
+        assert_eq!(rest, inline_rest, "{policy}");
+    }
+}
+
+#[test]
+fn the_rds_resource_is_the_native_route_table_pushed_under_the_name_the_bootstrap_discovers() {
+    let path = "/etc/canary/forecast.yaml";
+    let rds = documents(&manifest("s3-chrome", "rds", &["--service", "forecast"])).remove(0);
+    let inline =
+        documents(&manifest("s3-chrome", "envoy", &envoy_flags("forecast", &["--backend", "native"]))).remove(0);
+    let watching =
+        documents(&manifest("s3-chrome", "envoy", &envoy_flags("forecast", &["--rds-path", path]))).remove(0);
+    let resource = &rds["resources"][0];
+    assert_eq!(resource["@type"], "type.googleapis.com/envoy.config.route.v3.RouteConfiguration");
+    assert_eq!(resource["validate_clusters"], true, "a push naming a cluster the proxy lacks is refused");
+    let inline_hcm = &listener_filters(&inline)[0]["typed_config"];
+    let mut routes = resource.clone();
+    routes.as_object_mut().expect("object").retain(|k, _| k != "@type" && k != "validate_clusters");
+    assert_eq!(routes, inline_hcm["route_config"], "the pushed routes are the inline native routes");
+    let hcm = &listener_filters(&watching)[0]["typed_config"];
+    assert!(hcm.get("route_config").is_none());
+    assert_eq!(hcm["rds"]["route_config_name"], resource["name"]);
+    assert_eq!(hcm["rds"]["config_source"]["path_config_source"]["path"], path);
+    assert_eq!(hcm["http_filters"].as_array().map(Vec::len), Some(1), "native: the router alone");
+    assert!(watching["layered_runtime"].is_object(), "pushed host regexes may need the raised RE2 cap");
+
+    // Without a default, --subsets names the proxy's fallback (its first subset) and bounds the choices.
+    let dir = std::env::temp_dir().join(format!("canary-rds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let no_default = dir.join("no-default.canary");
+    std::fs::write(&no_default, "service forecast {\n  header x-beta present -> v2\n}\n").expect("write");
+    let nd = no_default.display().to_string();
+    fails(&["manifest", &nd, "--kind", "rds"], "has no default: name the proxy's subsets with --subsets");
+    fails(&["manifest", &nd, "--kind", "rds", "--subsets", "v1,v3"], "subset `v2`, which is not among --subsets v1,v3");
+    let out = canaryc(&["manifest", &nd, "--kind", "rds", "--subsets", "v1,v2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let y = documents(&String::from_utf8_lossy(&out.stdout)).remove(0);
+    let routes = &y["resources"][0]["virtual_hosts"][0]["routes"];
+    assert_eq!(routes[routes.as_array().expect("routes").len() - 1]["route"]["cluster"], "forecast-v1");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn output_files_are_written_atomically_in_the_format_envoy_parses() {
+    let dir = std::env::temp_dir().join(format!("canary-push-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let s4 = policy_path("s4-android-split");
+    let stdout = manifest("s4-android-split", "ecds", &["--wasm", PUSH_WASM]);
+    let (yaml, json) = (dir.join("frontend.yaml"), dir.join("frontend.json"));
+    for out in [&yaml, &json] {
+        let o = out.display().to_string();
+        let run = canaryc(&["manifest", &s4, "--kind", "ecds", "--wasm", PUSH_WASM, "-o", &o]);
+        assert!(run.status.success() && run.stdout.is_empty(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
+    assert_eq!(std::fs::read_to_string(&yaml).expect("yaml"), stdout, "-o writes what stdout would show");
+    let parsed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("a .json file is JSON");
+    assert_eq!(parsed, documents(&stdout)[0]);
+    // Every kind takes -o; a bootstrap too.
+    let boot = dir.join("envoy.yaml").display().to_string();
+    let mut args = vec!["manifest", s4.as_str(), "--kind", "envoy", "-o", boot.as_str()];
+    args.extend(envoy_flags("frontend", &[]));
+    assert!(canaryc(&args).status.success());
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).expect("dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["envoy.yaml", "frontend.json", "frontend.yaml"], "no temporary file is left behind");
+    // A failed write leaves nothing behind and says where.
+    let missing = dir.join("no/such/dir.yaml").display().to_string();
+    fails(&["manifest", &s4, "--kind", "ecds", "--wasm", PUSH_WASM, "-o", &missing], "cannot write");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn push_forms_refuse_what_they_cannot_push() {
+    let (s3, s4, s6) = (policy_path("s3-chrome"), policy_path("s4-android-split"), policy_path("s6-tcp-split"));
+    fails(&["manifest", &s6, "--kind", "rds"], "is TCP: its native form is tcp_proxy's weighted clusters");
+    let mut args = vec!["manifest", s6.as_str(), "--kind", "envoy", "--rds-path", "/etc/canary/t.yaml"];
+    args.extend(envoy_flags("tcp-echo", &[]));
+    fails(&args, "no route discovery (RDS)");
+    fails(&["manifest", &s4, "--kind", "ecds"], "needs the filter module's path in the proxy: --wasm PATH");
+    fails(&["manifest", &s4, "--kind", "ecds", "--wasm", PUSH_WASM, "--backend", "native"], "pushed with --kind rds");
+    fails(
+        &["manifest", &s4, "--kind", "ecds", "--wasm", PUSH_WASM, "--listen", "127.0.0.1:1"],
+        "--listen does not apply to ecds",
+    );
+    fails(
+        &["manifest", &s4, "--kind", "ecds", "--wasm", PUSH_WASM, "--node-label", "a=b"],
+        "--node-label does not apply to ecds",
+    );
+    fails(
+        &["manifest", &s3, "--kind", "rds", "--service", "forecast", "--backend", "filter"],
+        "--backend filter has none",
+    );
+    fails(
+        &["manifest", &s3, "--kind", "rds", "--service", "forecast", "--wasm", PUSH_WASM],
+        "--wasm does not apply to rds",
+    );
+    fails(&["manifest", &s3, "--kind", "ecds", "--wasm", PUSH_WASM], "name the service this proxy serves");
+    fails(&["manifest", &s3, "--wasm-url", MODULE, "--ecds-path", "/e/x.yaml"], "--ecds-path does not apply");
+    // The Android family has a regex: the filter decides it, and routes cannot carry it.
+    fails(&["manifest", &s4, "--kind", "rds"], "needs the filter");
+    for (extra, message) in [
+        (vec!["--ecds-path", "canary/frontend.yaml"], "give an absolute path"),
+        (vec!["--ecds-path", "/etc/canary/frontend.pb"], "end the name in .yaml or .json"),
+        (vec!["--ecds-path", "/e/a.yaml", "--rds-path", "/e/b.yaml"], "not both"),
+        (vec!["--rds-path", "/e/b.yaml", "--backend", "filter"], "--backend filter has none"),
+        (vec!["--ecds-path", "/e/a.yaml", "--backend", "native"], "served by native routes"),
+    ] {
+        let mut args = vec!["manifest", s3.as_str(), "--kind", "envoy"];
+        args.extend(envoy_flags("forecast", &extra));
+        fails(&args, message);
+    }
+}

@@ -4,4 +4,5 @@
 pub mod host;
 pub mod istio_pilot;
 pub mod mesh;
+pub mod push;
 pub mod reload;

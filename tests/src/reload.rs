@@ -1,11 +1,8 @@
-//! One plain Envoy whose canary filter configuration is pushed the way an operator without a control plane
-//! pushes it: Extension Config Discovery (ECDS) from a watched file.
-//!
-//! The HTTP filter chain names the canary filter by `config_discovery` with a filesystem `path_config_source`;
-//! Envoy watches the directory and reloads the filter's `TypedExtensionConfig` when a new file is moved into it
-//! (write elsewhere, then `rename` — an atomic replace). The listener is never drained: new streams get the new
-//! filter, streams in flight finish with the old one. A configuration the filter refuses is an ECDS rejection
-//! (`update_rejected`), and the last good configuration keeps serving.
+//! One plain Envoy for hostile-request tests: the canary filter discovered over ECDS from a watched file, in
+//! the forms `canaryc manifest` emits (the `config_discovery` entry of `--kind envoy --ecds-path` and the
+//! `--kind ecds` resource, written with its atomic `-o` writer), around a hand-built listener that raises
+//! Envoy's header limits (`max_request_headers_kb`, `max_headers_count`), which canaryc's bootstrap leaves at
+//! Envoy's defaults. The policy-push tests use `canary_tests::push`, which runs canaryc's own command lines.
 //!
 //! The routes answer directly (`direct_response`) with the subset the filter chose (`subset=v2`, or
 //! `subset=none` on the default route), so a test needs no upstream services and every answer shows the
@@ -18,14 +15,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use canary_compiler::manifest::push::{ecds_resource, filter_discovery, render, Format, PushOptions};
+use canary_compiler::manifest::write_atomic;
+use canary_eval::config::{Config, Protocol};
 use serde_json::{json, Value};
 
 use crate::mesh::envoy::{find_envoy, find_wasm, free_port, wait_ready};
 use crate::mesh::procs::Procs;
 
-/// Name of the discovered filter config (the ECDS resource name).
-pub const FILTER_NAME: &str = "canary";
-const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+/// The service the proxy serves (requests are sent with `host: frontend`).
+pub const SERVICE: &str = "frontend";
 
 /// What the proxy looks like; the policy comes separately (it is what gets pushed).
 #[derive(Debug, Clone)]
@@ -51,31 +50,13 @@ impl Default for ReloadOptions {
     }
 }
 
-/// The ECDS file: a `DiscoveryResponse` holding the wasm filter with `policy_json` as its plugin configuration.
-pub fn ecds_resource(policy_json: &str, wasm: &Path, version: &str) -> String {
-    let resource = json!({
-        "version_info": version,
-        "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": FILTER_NAME,
-            "typed_config": {
-                "@type": WASM_TYPE,
-                "config": {
-                    "name": "canary",
-                    "vm_config": {
-                        "vm_id": "canary",
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": { "local": { "filename": wasm.to_string_lossy() } },
-                    },
-                    "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": policy_json,
-                    },
-                },
-            },
-        }],
-    });
-    serde_json::to_string_pretty(&resource).expect("JSON values serialize")
+/// The ECDS file for `policy_json` (a compiled policy), exactly as `canaryc manifest --kind ecds` writes it.
+pub fn ecds_file(policy_json: &str, wasm: &Path) -> Result<String> {
+    let config: Config = serde_json::from_str(policy_json).context("the compiled policy")?;
+    let mut opts = PushOptions::new(SERVICE);
+    opts.wasm_path = wasm.to_path_buf();
+    let resource = ecds_resource(&config, &opts).map_err(anyhow::Error::msg)?;
+    render(&resource, Format::Json, "").map_err(anyhow::Error::msg)
 }
 
 /// The bootstrap: one listener whose HTTP filter chain discovers the canary filter from `ecds_file` (watched
@@ -96,25 +77,12 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
     routes.push(json!({ "match": { "prefix": "/" }, "direct_response": answer("subset=none\n".into()) }));
     let hcm_type =
         "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-    let watched = ecds_file.parent().expect("the ECDS file is in a directory");
     let mut hcm = json!({
         "@type": hcm_type,
         "stat_prefix": "reload",
         "route_config": { "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] },
         "http_filters": [
-            {
-                "name": FILTER_NAME,
-                "config_discovery": {
-                    "config_source": {
-                        "path_config_source": {
-                            "path": ecds_file.to_string_lossy(),
-                            "watched_directory": { "path": watched.to_string_lossy() },
-                        },
-                        "resource_api_version": "V3",
-                    },
-                    "type_urls": [WASM_TYPE],
-                },
-            },
+            filter_discovery(SERVICE, Protocol::Http, ecds_file),
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
@@ -151,8 +119,6 @@ pub struct ReloadableEnvoy {
     pub admin: SocketAddr,
     wasm: PathBuf,
     ecds_file: PathBuf,
-    staging: PathBuf,
-    pushes: u32,
     procs: Procs,
 }
 
@@ -161,16 +127,13 @@ impl ReloadableEnvoy {
     pub fn start(policy_json: &str, opts: &ReloadOptions) -> Result<ReloadableEnvoy> {
         let (envoy, wasm) = (find_envoy()?, find_wasm()?);
         let procs = Procs::new("reload")?;
-        let (watched, staging) = (procs.dir().join("ecds"), procs.dir().join("staging"));
+        let watched = procs.dir().join("ecds");
         std::fs::create_dir_all(&watched)?;
-        std::fs::create_dir_all(&staging)?;
         let mut me = ReloadableEnvoy {
             listen: free_port()?,
             admin: free_port()?,
             wasm,
             ecds_file: watched.join("canary.json"),
-            staging,
-            pushes: 0,
             procs,
         };
         me.push(policy_json)?;
@@ -184,18 +147,14 @@ impl ReloadableEnvoy {
         Ok(me)
     }
 
-    /// Replaces the filter configuration: writes the ECDS file beside the watched directory, then renames it
-    /// in (atomic: Envoy never reads a half-written file). Returns the version pushed.
-    pub fn push(&mut self, policy_json: &str) -> Result<String> {
-        self.pushes += 1;
-        let version = format!("push-{}", self.pushes);
-        let tmp = self.staging.join("canary.json");
-        std::fs::write(&tmp, ecds_resource(policy_json, &self.wasm, &version))?;
-        std::fs::rename(&tmp, &self.ecds_file).context("renaming the ECDS file into place")?;
-        Ok(version)
+    /// Replaces the filter configuration with canaryc's atomic writer (Envoy never reads a half-written file).
+    pub fn push(&mut self, policy_json: &str) -> Result<()> {
+        let file = ecds_file(policy_json, &self.wasm)?;
+        write_atomic(&self.ecds_file, file.as_bytes()).context("writing the ECDS file")
     }
 
-    /// One admin stat's value (e.g. `extension_config_discovery.http_filter.canary.config_reload`), 0 if absent.
+    /// One admin stat's value (e.g. `extension_config_discovery.http_filter.canary-frontend.config_reload`), 0
+    /// if absent.
     pub fn stat(&self, name: &str) -> Result<u64> {
         let body = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[])?.1;
         Ok(body

@@ -1,9 +1,12 @@
-//! `canaryc manifest FILE [--kind wasmplugin|envoyfilter|istio-routes|envoy] …`: deployment YAML on stdout.
+//! `canaryc manifest FILE [--kind wasmplugin|envoyfilter|istio-routes|envoy|ecds|rds] … [-o OUT]`: deployment
+//! YAML on stdout, or written atomically to OUT.
 //!
 //! The Istio kinds share one set of flags, so one command line per kind differs only in `--kind` (a script can
 //! generate all three). The module comes from `--wasm-url`, which the proxies fetch; `--kind envoy` instead
-//! needs a file Envoy reads itself (`--wasm PATH`, or a `file://` `--wasm-url`). Flags that only one side uses
-//! are refused on the other, so a mistyped command does not silently produce something else.
+//! needs a file Envoy reads itself (`--wasm PATH`, or a `file://` `--wasm-url`). `ecds` and `rds` are the push
+//! forms for a plain Envoy whose bootstrap (`--kind envoy --ecds-path|--rds-path PATH`) watches PATH: they take
+//! the flags of `--kind envoy` that describe the pushed resource. Flags a kind does not use are refused, so a
+//! mistyped command does not silently produce something else.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +23,8 @@ use crate::manifest::envoy::{
 use crate::manifest::istio::{
     istio_manifest, istio_services, local_module_path, Edge, IstioKind, IstioOptions, WasmModule,
 };
+use crate::manifest::push::{self, Format, PushOptions};
+use crate::manifest::write_atomic;
 use crate::native::{self, Dialect, EnvoyVersion, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,8 +35,25 @@ pub enum Kind {
     Envoyfilter,
     /// DestinationRules and VirtualServices that route on the filter's subset header.
     IstioRoutes,
-    /// A static bootstrap for one plain Envoy.
+    /// A bootstrap for one plain Envoy (the policy inline, or pushed: --ecds-path / --rds-path).
     Envoy,
+    /// The filter's configuration as an ECDS resource, for a bootstrap made with --ecds-path (push it with -o).
+    Ecds,
+    /// A natively lowered HTTP service's routes as an RDS resource, for a bootstrap made with --rds-path.
+    Rds,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Wasmplugin => "wasmplugin",
+            Kind::Envoyfilter => "envoyfilter",
+            Kind::IstioRoutes => "istio-routes",
+            Kind::Envoy => "envoy",
+            Kind::Ecds => "ecds",
+            Kind::Rds => "rds",
+        }
+    }
 }
 
 /// Who decides: the canary filter, Envoy's own routes, or the cheapest exact one per service.
@@ -57,9 +79,14 @@ pub struct ManifestArgs {
     file: PathBuf,
     #[arg(long, value_enum, default_value_t = Kind::Wasmplugin)]
     kind: Kind,
-    /// Who decides (see README "Backends"). The default stays `filter`, so existing scripts keep their output.
-    #[arg(long, value_enum, default_value_t = Backend::Filter)]
-    backend: Backend,
+    /// Who decides (see README "Backends") [default: filter; native for --kind rds and --rds-path]. The default
+    /// stays `filter`, so existing scripts keep their output.
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+    /// Write the output to OUT instead of stdout, atomically: a temporary file beside OUT, renamed over it (what
+    /// a watching Envoy needs). `--kind ecds|rds` write JSON when OUT ends in .json, else YAML.
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
     /// The oldest Envoy the generated routes must run on: native features newer than it are left to the
     /// filter, with the reason (Istio 1.28 ships Envoy 1.36).
     #[arg(long, default_value = "1.40", value_name = "X.Y", value_parser = EnvoyVersion::parse)]
@@ -84,7 +111,8 @@ pub struct ManifestArgs {
     #[arg(long = "port", value_name = "SERVICE=PORT", value_parser = parse_port, help_heading = "Istio")]
     ports: Vec<(String, u16)>,
     /// Subsets deployed for every service (the first is where undecided requests go when the policy has no
-    /// default), merged with those the policy names.
+    /// default), merged with those the policy names. With --kind ecds|rds: the subsets the proxy has clusters
+    /// for; a policy that can choose another is refused.
     #[arg(long, value_delimiter = ',', value_name = "V1,V2", help_heading = "Istio")]
     subsets: Vec<String>,
     /// The service the ingress gateway calls: also run the filter in the gateway (deciding for this service) and
@@ -125,6 +153,14 @@ pub struct ManifestArgs {
     /// Serve the service as HTTP or TCP [default: as the policy declares it].
     #[arg(long, value_enum, help_heading = "Envoy")]
     protocol: Option<ProtocolArg>,
+    /// The filter's policy is read from this watched file (ECDS; write it with --kind ecds -o PATH) instead of
+    /// being inlined. Absolute; ends in .yaml or .json.
+    #[arg(long, value_name = "PATH", help_heading = "Envoy")]
+    ecds_path: Option<PathBuf>,
+    /// The native routes are read from this watched file (RDS; write it with --kind rds -o PATH) instead of
+    /// being inlined. HTTP only. Absolute; ends in .yaml or .json.
+    #[arg(long, value_name = "PATH", help_heading = "Envoy")]
+    rds_path: Option<PathBuf>,
 }
 
 fn parse_port(value: &str) -> Result<(String, u16), String> {
@@ -137,13 +173,14 @@ fn parse_port(value: &str) -> Result<(String, u16), String> {
     }
 }
 
-/// Runs `canaryc manifest`: YAML on stdout, notes as warnings on stderr.
+/// Runs `canaryc manifest`: YAML on stdout (or atomically into `-o OUT`), notes as warnings on stderr.
 pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     misplaced_flags(&args)?;
+    let backend = effective_backend(&args)?;
     let (compiled, text) = load(&args.file)?;
     let config = &compiled.config;
     let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
-    if args.backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
+    if backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
         return Err("--backend native deploys no filter: generate the routes with --kind istio-routes --backend \
                     native (or use --backend auto here: plugins only for the services that need the filter)"
             .to_string()
@@ -151,15 +188,16 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     }
     let yaml = match args.kind {
         Kind::Envoy => {
-            let mut opts = envoy_options(&args, config)?;
-            if args.backend != Backend::Filter {
+            let mut opts = envoy_options(&args, backend, config)?;
+            if backend != Backend::Filter {
                 let protocol = resolve_protocol(config, &opts)?;
                 let target = Target { labels: Some(&opts.node_labels), ..Target::envoy(args.envoy_version) };
-                let lowered = choose(&args, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
+                let lowered = choose(&args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
                 opts.native = lowered.into_values().next();
             }
             envoy_bootstrap(config, &opts)?
         }
+        Kind::Ecds | Kind::Rds => pushed_resource(&args, backend, &compiled, &text)?,
         Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
             let kind = match args.kind {
                 Kind::Wasmplugin => IstioKind::WasmPlugin,
@@ -167,10 +205,11 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
                 _ => IstioKind::Routes,
             };
             let opts = istio_options(&args);
-            let native = match args.backend {
+            let native = match backend {
                 Backend::Filter => BTreeMap::new(),
                 _ => choose(
                     &args,
+                    backend,
                     &compiled,
                     &text,
                     &istio_services(config, &opts)?,
@@ -191,8 +230,79 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
             manifest.yaml
         }
     };
-    print(&yaml);
+    match &args.output {
+        Some(out) => write_atomic(out, yaml.as_bytes()).map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
+        None => print(&yaml),
+    }
     Ok(())
+}
+
+/// `--backend` as given, else what the kind implies: native routes for `--kind rds` and `--rds-path`, the
+/// filter everywhere else. Refuses combinations that cannot push what they name.
+fn effective_backend(args: &ManifestArgs) -> Result<Backend, Failure> {
+    let routes = args.kind == Kind::Rds || args.rds_path.is_some();
+    let what = if args.kind == Kind::Rds { "--kind rds" } else { "--rds-path" };
+    match (args.backend, routes) {
+        (Some(Backend::Filter), true) => Err(format!(
+            "{what} pushes native routes, and --backend filter has none: push the filter's policy with --kind ecds \
+             (--ecds-path in the bootstrap)"
+        )
+        .into()),
+        (Some(Backend::Native | Backend::Auto), false) if args.kind == Kind::Ecds => {
+            Err("--kind ecds pushes the filter's policy: native routes are pushed with --kind rds (--rds-path in the \
+             bootstrap)"
+                .to_string()
+                .into())
+        }
+        (Some(backend), _) => Ok(backend),
+        (None, true) => Ok(Backend::Native),
+        (None, false) => Ok(Backend::Filter),
+    }
+}
+
+/// `--kind ecds|rds`: the resource a watching proxy reads, in the format its file name tells Envoy to parse.
+fn pushed_resource(
+    args: &ManifestArgs,
+    backend: Backend,
+    compiled: &crate::Compiled,
+    text: &str,
+) -> Result<String, Failure> {
+    let config = &compiled.config;
+    let mut opts = PushOptions::new(&proxy_service(args, config)?);
+    opts.protocol = args.protocol.map(protocol);
+    opts.subsets = args.subsets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let format = Format::for_path(args.output.as_deref());
+    let (response, what) = if args.kind == Kind::Ecds {
+        opts.wasm_path = match (&args.wasm, &args.wasm_url) {
+            (Some(path), _) => path.clone(),
+            (None, Some(url)) => local_module_path(url)
+                .ok_or_else(|| format!("--kind ecds loads the module from a file: pass --wasm PATH, not {url}"))?,
+            (None, None) => {
+                return Err("--kind ecds needs the filter module's path in the proxy: --wasm PATH".to_string().into())
+            }
+        };
+        (push::ecds_resource(config, &opts)?, format!("ECDS resource: the canary filter of `{}`", opts.service))
+    } else {
+        let protocol = crate::manifest::envoy::protocol_of(config, &opts.service, opts.protocol)?;
+        let target = Target { labels: Some(&args.node_labels), ..Target::envoy(args.envoy_version) };
+        let lowered = choose(args, backend, compiled, text, &[(opts.service.clone(), protocol)], &target)?;
+        opts.native = Some(lowered.into_values().next().ok_or_else(|| {
+            format!(
+                "--kind rds: service `{}` needs the filter (above), which routes cannot carry: push its policy with \
+                 --kind ecds to a proxy made with --ecds-path",
+                opts.service
+            )
+        })?);
+        (push::rds_resource(config, &opts)?, format!("RDS resource: the native routes of `{}`", opts.service))
+    };
+    Ok(push::render(&response, format, &what)?)
+}
+
+fn protocol(p: ProtocolArg) -> Protocol {
+    match p {
+        ProtocolArg::Http => Protocol::Http,
+        ProtocolArg::Tcp => Protocol::Tcp,
+    }
 }
 
 /// `--backend native|auto`: each service's policy as native routes for `target` (an Envoy specialised by its
@@ -201,6 +311,7 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
 /// service, which backend each got and why.
 fn choose(
     args: &ManifestArgs,
+    backend: Backend,
     compiled: &crate::Compiled,
     text: &str,
     services: &[(String, Protocol)],
@@ -216,12 +327,12 @@ fn choose(
     for (service, protocol) in services {
         match native::lower_service(&compiled.config, &compiled.spans, service, *protocol, target) {
             Ok(routes) => {
-                if args.backend == Backend::Auto {
+                if backend == Backend::Auto {
                     eprintln!("{service}: {what} (every rule has an exact form on Envoy {})", args.envoy_version);
                 }
                 lowered.insert(service.clone(), routes);
             }
-            Err(refusals) if args.backend == Backend::Native => {
+            Err(refusals) if backend == Backend::Native => {
                 diagnostics.extend(native::diagnostics(service, &refusals, "native"));
             }
             Err(refusals) => {
@@ -263,31 +374,34 @@ fn istio_options(args: &ManifestArgs) -> IstioOptions {
     opts
 }
 
-fn envoy_options(args: &ManifestArgs, config: &Config) -> Result<EnvoyOptions, Failure> {
-    let service = match (args.services.as_slice(), config.services.as_slice()) {
-        ([one], _) => one.clone(),
-        ([], [only]) => only.name.clone(),
-        ([], _) => {
-            return Err("--kind envoy: name the service this proxy serves with --service NAME".to_string().into())
-        }
-        _ => return Err("--kind envoy generates one proxy: give --service once".to_string().into()),
-    };
+/// The one service a proxy (or a pushed resource) is for: `--service`, or the policy's only service.
+fn proxy_service(args: &ManifestArgs, config: &Config) -> Result<String, Failure> {
+    let kind = args.kind.name();
+    match (args.services.as_slice(), config.services.as_slice()) {
+        ([one], _) => Ok(one.clone()),
+        ([], [only]) => Ok(only.name.clone()),
+        ([], _) => Err(format!("--kind {kind}: name the service this proxy serves with --service NAME").into()),
+        _ => Err(format!("--kind {kind} is for one proxy: give --service once").into()),
+    }
+}
+
+fn envoy_options(args: &ManifestArgs, backend: Backend, config: &Config) -> Result<EnvoyOptions, Failure> {
+    let service = proxy_service(args, config)?;
     let listen = args.listen.ok_or_else(|| "--kind envoy needs --listen IP:PORT".to_string())?;
     let wasm = match (&args.wasm, &args.wasm_url) {
         (Some(path), _) => path.clone(),
         (None, Some(url)) => local_module_path(url)
             .ok_or_else(|| format!("--kind envoy loads the module from a file: pass --wasm PATH, not {url}"))?,
         // Native routes load no module; `auto` may still need one, and says so if it does.
-        (None, None) if args.backend == Backend::Native => PathBuf::new(),
+        (None, None) if backend == Backend::Native => PathBuf::new(),
         (None, None) => return Err("--kind envoy needs the filter module: --wasm PATH".to_string().into()),
     };
     let mut opts = EnvoyOptions::new(&service, listen, args.admin, wasm);
     opts.clusters = args.clusters.clone();
     opts.node_labels = args.node_labels.clone();
-    opts.protocol = args.protocol.map(|p| match p {
-        ProtocolArg::Http => Protocol::Http,
-        ProtocolArg::Tcp => Protocol::Tcp,
-    });
+    opts.protocol = args.protocol.map(protocol);
+    opts.ecds_path = args.ecds_path.clone();
+    opts.rds_path = args.rds_path.clone();
     // Undecided requests (or a skipped filter) take the policy's default when it has a cluster.
     let declared = config.services.iter().find(|s| s.name == service);
     let default = declared.and_then(|s| s.rules.default.clone()).or_else(|| config.global.default.clone());
@@ -297,27 +411,31 @@ fn envoy_options(args: &ManifestArgs, config: &Config) -> Result<EnvoyOptions, F
 
 /// Refuses flags the chosen kind would ignore.
 fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
-    let envoy_only = [
-        ("--wasm", args.wasm.is_some()),
-        ("--listen", args.listen.is_some()),
-        ("--cluster", !args.clusters.is_empty()),
-        ("--node-label", !args.node_labels.is_empty()),
-        ("--protocol", args.protocol.is_some()),
+    use Kind::*;
+    const ISTIO: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes];
+    let flags: [(&str, bool, &[Kind]); 15] = [
+        ("--wasm", args.wasm.is_some(), &[Envoy, Ecds]),
+        ("--listen", args.listen.is_some(), &[Envoy]),
+        ("--cluster", !args.clusters.is_empty(), &[Envoy]),
+        ("--node-label", !args.node_labels.is_empty(), &[Envoy, Rds]),
+        ("--protocol", args.protocol.is_some(), &[Envoy, Ecds, Rds]),
+        ("--ecds-path", args.ecds_path.is_some(), &[Envoy]),
+        ("--rds-path", args.rds_path.is_some(), &[Envoy]),
+        ("--wasm-url", args.wasm_url.is_some(), &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds]),
+        ("--sha256", args.sha256.is_some(), ISTIO),
+        ("--port", !args.ports.is_empty(), ISTIO),
+        ("--subsets", !args.subsets.is_empty(), &[Wasmplugin, Envoyfilter, IstioRoutes, Ecds, Rds]),
+        ("--edge", args.edge.is_some(), ISTIO),
+        ("--gateway", args.gateway.is_some(), ISTIO),
+        ("--edge-host", !args.edge_hosts.is_empty(), ISTIO),
+        ("--gateway-label", !args.gateway_labels.is_empty(), ISTIO),
     ];
-    let istio_only = [
-        ("--port", !args.ports.is_empty()),
-        ("--subsets", !args.subsets.is_empty()),
-        ("--edge", args.edge.is_some()),
-        ("--gateway", args.gateway.is_some()),
-        ("--edge-host", !args.edge_hosts.is_empty()),
-        ("--gateway-label", !args.gateway_labels.is_empty()),
-    ];
-    let (wrong, kind) = match args.kind {
-        Kind::Envoy => (&istio_only[..], "envoy"),
-        _ => (&envoy_only[..], "an Istio kind"),
+    let kind = match args.kind {
+        Envoy | Ecds | Rds => args.kind.name(),
+        _ => "an Istio kind",
     };
-    match wrong.iter().find(|(_, given)| *given) {
-        Some((flag, _)) => Err(format!("{flag} does not apply to {kind} (see canaryc manifest --help)").into()),
+    match flags.iter().find(|(_, given, kinds)| *given && !kinds.contains(&args.kind)) {
+        Some((flag, ..)) => Err(format!("{flag} does not apply to {kind} (see canaryc manifest --help)").into()),
         None => Ok(()),
     }
 }

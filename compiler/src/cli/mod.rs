@@ -94,7 +94,23 @@ enum Command {
 
 /// Runs the CLI with the process arguments; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    run_with(std::env::args_os())
+}
+
+/// Runs the CLI with `args` (the program name first), exactly as the binary would; returns the exit code.
+/// Harnesses (the real-Envoy push tests) call it to run the very command lines the README shows.
+pub fn run_with<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
     match run(cli.command) {
         Ok(()) => 0,
         Err(Failure::Reported) => 1,

@@ -3,15 +3,19 @@
 //! Each kind lives in its own module so the CLI only picks one by `--kind`; every generator takes the
 //! already-compiled [`canary_eval::Config`], so what is deployed is exactly what `canaryc compile` prints.
 
+pub mod atomic;
 pub mod envoy;
 pub mod envoy_routes;
 pub mod istio;
+pub mod push;
 
 use std::collections::BTreeSet;
 
 use canary_eval::config::{Action, Config, Protocol, Rule};
 
+pub use atomic::write_atomic;
 pub use envoy::{envoy_bootstrap, EnvoyOptions};
+pub use push::{ecds_resource, rds_resource, PushOptions};
 
 /// Subsets the filter may choose for `service`, by the evaluator's rules: an HTTP service tries the top-level
 /// rules and then its own; a TCP service only its own (top-level rules read headers); either falls back to its
