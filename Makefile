@@ -57,7 +57,9 @@ bench-envoy: setup
 bench-envoy-instructions: setup
 	bench/envoy-bench.sh --instructions $(BENCH_ARGS)
 
-## Fuzz each target (policy parser, config loaders, evaluator vs filter) for FUZZ_SECS seconds (default 60);
-## prints executions per target. A failure prints the shrunk input: add it under tests/corpus/.
-fuzz: filter
+## libFuzzer (cargo-fuzz, nightly; both installed if missing): parse_compile, config_json, eval_vs_filter,
+## import_yaml for FUZZ_SECS seconds of wall clock in all (default 600, two lanes side by side); prints
+## executions per target, exits non-zero on a crash with the input to minimise and copy into tests/corpus/.
+## FUZZ_SANITIZER=address for ASan (slower). The short proptest fuzz run stays in `make test`.
+fuzz:
 	scripts/fuzz.sh

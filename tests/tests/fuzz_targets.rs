@@ -1,5 +1,7 @@
-//! Fuzzing on stable Rust: proptest at scale, one target per attack surface, plus the replay of the regression
-//! corpus in `tests/corpus/`.
+//! Property-based fuzzing on stable Rust through the real wasm module under wasmtime, plus the replay of the
+//! regression corpus in `tests/corpus/` through it. The libFuzzer targets (`fuzz/`, `make fuzz`) reach far more
+//! inputs but drive the filter's engine natively; `checks/tests/corpus.rs` replays the corpus through their
+//! oracles. Both stay: only these reach the module itself.
 //!
 //! - `fuzz_policy_parser`: token soups and arbitrary bytes into `canary_compiler::compile`. Never a panic; every
 //!   diagnostic inside the input; whatever compiles loads in the evaluator AND in the filter.
