@@ -598,7 +598,11 @@ def callgrind_instructions(args, names, work):
                 results[name + suffix] = values
         finally:
             proc.terminate()
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=600)  # callgrind writes its profiles on exit: minutes on a loaded machine
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     return results
 
 

@@ -33,7 +33,7 @@ kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
 raw_size=$(stat -c %s "$raw")
 out_size=$(stat -c %s "$out")
 echo "canary_filter.wasm: ${raw_size} bytes ($(kib "$raw_size")) from cargo, ${out_size} bytes ($(kib "$out_size")) after wasm-opt -> $out"
-budget=$((150 * 1024))
+budget=$((256 * 1024))
 if (( out_size > budget )); then
-  echo "warning: the module is over its ${budget}-byte (150 KiB) budget; see filter/src/lib.rs for what was traded to fit" >&2
+  echo "warning: the module is over its ${budget}-byte (256 KiB) budget; BENCHMARKS.md \"Module size\" says what it holds" >&2
 fi

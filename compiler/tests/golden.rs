@@ -41,6 +41,21 @@ fn examples_match_their_golden_json() {
     }
 }
 
+/// What `canaryc compile` prints reads back as the same config: services are written with their rule set
+/// flattened and read through `ServiceFields` (see `canary_eval::config`), so the two must stay in step.
+#[test]
+fn golden_json_reads_back_as_the_compiled_config() {
+    for path in examples() {
+        let config = compile(&path);
+        let json = canary_compiler::config_json(&config);
+        let read: canary_eval::Config =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{}: {e}\n{json}", path.display()));
+        assert_eq!(read, config, "{}", path.display());
+        let pretty = serde_json::to_string_pretty(&config).expect("config serializes");
+        assert_eq!(serde_json::from_str::<canary_eval::Config>(&pretty).expect("pretty JSON reads"), config);
+    }
+}
+
 #[test]
 fn compiled_examples_validate_against_the_published_schema() {
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/config.v1.json");

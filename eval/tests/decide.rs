@@ -153,6 +153,58 @@ fn bad_configs_are_refused_with_a_place() {
     assert!(Policy::from_json(b"\xff{").is_err());
 }
 
+/// Hostile JSON is refused with serde_json's reason and its position, never accepted half-read. These are the
+/// cases the filter's former hand-written decoder needed (it now decodes through this same `from_json`).
+#[test]
+fn hostile_json_is_refused_with_its_position() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "EOF while parsing a value at line 1 column 0"),
+        (br#"{"version":1,"version":1}"#, "duplicate field `version` at line 1 column 22"),
+        (br#"{"version":1,"services":[{"name":"a","name":"b"}]}"#, "duplicate field `name` at line 1 column 43"),
+        // Fields the service reads from its rule set (written flattened) are still checked for duplicates.
+        (br#"{"version":1,"services":[{"name":"a","rules":[],"rules":[]}]}"#, "duplicate field `rules`"),
+        (br#"{"version":1,"services":[{"name":"a","default":"v1","default":"v2"}]}"#, "duplicate field `default`"),
+        (
+            br#"{"version":1,"services":[{"name":"a","colour":"red"}]}"#,
+            "unknown field `colour`, expected one of `name`, `protocol`, `rules`, `default` at line 1 column 45",
+        ),
+        // Lone surrogates: a high one not followed by a low one, and a low one alone.
+        (br#"{"version":1,"global":{"default":"v\ud800"}}"#, "unexpected end of hex escape at line 1 column 42"),
+        (br#"{"version":1,"global":{"default":"v\udc00x"}}"#, "lone leading surrogate in hex escape at line 1 column 41"),
+        (br#"{"version":1,"global":{"default":"\x"}}"#, "invalid escape at line 1 column 36"),
+        (b"{\"version\":1,\"global\":{\"default\":\"a\x01\"}}", "control character"),
+        (b"{\"version\":1,\"global\":{\"default\":\"\xff\"}}", "invalid unicode code point"),
+        (b"\xef\xbb\xbf{\"version\":1}", "expected value at line 1 column 1"),
+        (br#"{"version":1.0}"#, "invalid type: floating point `1.0`, expected u32"),
+        (br#"{"version":-1}"#, "invalid value: integer `-1`, expected u32"),
+        (br#"{"version":4294967297}"#, "invalid value: integer `4294967297`, expected u32"),
+        (br#"{"version":01}"#, "invalid number"),
+        (br#"{"version":1,}"#, "trailing comma"),
+        (br#"{"version":1} x"#, "trailing characters at line 1 column 15"),
+        (br#"{"version":1,"services":[{"name":"a","protocol":"udp"}]}"#, "unknown variant `udp`"),
+        (br#"{"version":1,"global":{"rules":[{"line":1,"then":{"teleport":"v2"}}]}}"#, "unknown variant `teleport`"),
+        (
+            br#"{"version":1,"global":{"rules":[{"line":1,"when":{"header":{"name":"x","test":{"present":1}}},"then":{"route":"v"}}]}}"#,
+            "invalid type: integer `1`, expected unit",
+        ),
+    ];
+    for &(json, want) in cases {
+        let err = Policy::from_json(json).expect_err(want);
+        assert!(err.0.contains(want), "{:?}: {err} should contain {want}", String::from_utf8_lossy(json));
+        assert!(err.0.starts_with("config is not valid canary JSON: "), "{err}");
+    }
+    // serde_json's nesting limit (128) bounds recursion on hostile input.
+    let deep = r#"{"version":1,"global":{"rules":[{"line":1,"when":"#.to_string()
+        + &r#"{"not":"#.repeat(200)
+        + r#"{"method":"GET"}"#
+        + &"}".repeat(200)
+        + r#","then":{"route":"v2"}}]}}"#;
+    assert!(Policy::from_json(deep.as_bytes()).expect_err("too deep").0.contains("recursion limit exceeded"));
+    let shallow =
+        deep.replace(&r#"{"not":"#.repeat(200), &r#"{"not":"#.repeat(100)).replace(&"}".repeat(200), &"}".repeat(100));
+    assert!(Policy::from_json(shallow.as_bytes()).is_ok(), "100 levels are fine");
+}
+
 /// Tables (runs of exact-match rules) must decide exactly as the plain rule-by-rule scan would.
 #[test]
 fn tables_preserve_first_match_order() {

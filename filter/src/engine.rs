@@ -10,7 +10,6 @@ use rand::SeedableRng;
 
 use crate::filter_state::{self, LifeSpan};
 use crate::header_map::{Found, HeaderMap};
-use crate::json;
 use crate::metrics::counter_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +116,7 @@ pub struct Filter {
 impl Filter {
     /// Parses and validates a plugin configuration; the error is the reason to log.
     pub fn new(config: &[u8], seed: u64) -> Result<Filter, String> {
-        let policy = Policy::new(&json::decode(config)?).map_err(|e| e.0)?;
+        let policy = Policy::from_json(config).map_err(|e| e.0)?;
         let served = Served::of(&policy);
         let authority_slot = policy.attrs().iter().position(|k| matches!(k, AttrKey::Header(h) if h == ":authority"));
         let repeatable = |k: &AttrKey| matches!(k, AttrKey::Header(h) if !ONE_ENTRY.contains(&h.as_str()));

@@ -3,10 +3,11 @@
 //!
 //! Everything that decides anything lives in plain Rust behind the [`Host`] trait ([`Filter`]), so it is
 //! unit-tested natively; `glue` (wasm32 only) implements the proxy-wasm ABI 0.2.1 surface it needs and maps
-//! it onto [`Filter`]. The module size budget (≤ 150 KB) shaped three choices, each explained where it
-//! lives: the ABI glue is hand-written rather than the proxy-wasm SDK (`glue`, ~46 KB saved), the config
-//! JSON is read by a small decoder differentially tested against serde's rather than serde_json (`json`,
-//! ~94 KB), and memory comes from a size-class allocator rather than dlmalloc ([`heap`], ~8 KB).
+//! it onto [`Filter`]. The ABI glue is hand-written rather than the proxy-wasm SDK (`glue`, ~46 KB saved).
+//! The configuration is decoded by serde_json through [`canary_eval::Policy::from_json`], the same `Config`
+//! type and derives as the CLI (one decoder for all; it runs once per configure, so it costs no per-request
+//! time), and memory comes from std's allocator (dlmalloc on wasm32). Module budget: 256 KiB after wasm-opt
+//! (`scripts/build-filter.sh` warns above it).
 //!
 //! # Behaviour
 //! * **Configuration** (plugin configuration = the JSON `canaryc compile` prints, optionally with
@@ -60,8 +61,6 @@
 mod engine;
 pub mod filter_state;
 pub mod header_map;
-pub mod heap;
-mod json;
 pub mod metrics;
 
 #[cfg(target_arch = "wasm32")]

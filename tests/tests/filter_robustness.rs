@@ -71,11 +71,19 @@ fn refusal(config: &[u8]) -> Result<String> {
 
 #[test]
 fn a_bad_configuration_is_refused_with_its_reason() -> Result<()> {
-    let cases: [(&[u8], &str); 9] = [
-        (b"", "config is not valid JSON: unexpected end at byte 0"),
-        (b"{\"version\": 1,", "config is not valid JSON"),
+    let deep = [br#"{"version":1,"global":{"rules":[{"line":1,"when":"#.as_slice(), &b"{\"not\":".repeat(200)].concat();
+    let cases: [(&[u8], &str); 13] = [
+        (b"", "config is not valid canary JSON: EOF while parsing a value at line 1 column 0"),
+        (b"{\"version\": 1,", "config is not valid canary JSON: EOF while parsing"),
         (br#"{"version":2}"#, "config version 2 is not supported"),
-        (br#"{"version":1,"services":[{"name":"a","colour":"red"}]}"#, r#"services[0]: unknown field "colour""#),
+        (
+            br#"{"version":1,"services":[{"name":"a","colour":"red"}]}"#,
+            "unknown field `colour`, expected one of `name`, `protocol`, `rules`, `default` at line 1 column 45",
+        ),
+        (br#"{"version":1,"version":1}"#, "duplicate field `version` at line 1 column 22"),
+        (br#"{"version":1,"services":[{"name":"a","rules":[],"rules":[]}]}"#, "duplicate field `rules`"),
+        (br#"{"version":1,"global":{"default":"v\udc00"}}"#, "lone leading surrogate in hex escape at line 1 column 41"),
+        (&deep, "recursion limit exceeded"),
         (br#"{"version":1,"settings":{"header":"X-Bad Header"}}"#, "settings.header: invalid header name"),
         (
             br#"{"version":1,"global":{"rules":[{"line":4,"when":{"header":{"name":"ua","test":{"regex":"("}}},"then":{"route":"v2"}}]}}"#,
@@ -86,7 +94,7 @@ fn a_bad_configuration_is_refused_with_its_reason() -> Result<()> {
             "over 100%",
         ),
         (br#"{"version":1,"global":{"default":"not a subset!"}}"#, "invalid subset name"),
-        (b"\xff\xfe{}", "config is not valid JSON"),
+        (b"\xff\xfe{}", "config is not valid canary JSON: expected value at line 1 column 1"),
     ];
     for (config, want) in cases {
         let reason = refusal(config)?;
