@@ -1,13 +1,13 @@
-//! Configuration bytes → the evaluator's `Config`/`Policy::new`, and the filter's own decoding.
+//! Configuration bytes → the evaluator's `Config`/`Policy::new`, and the filter's own loading.
 
 use canary_eval::config::Config;
 use canary_eval::Policy;
 use canary_filter::Filter;
 
 /// Loads `json` as the evaluator does (serde into the shared `Config`, then `Policy::new`) and as the filter
-/// does (`Filter::new`): neither panics, both accept or both refuse, and a refusal's byte positions lie
-/// inside the input. A config that loads is also serialized back and must load again (what the control
-/// plane would push after a round trip).
+/// does (`Filter::new`): neither panics, both accept or both refuse for the same reason, and a position a
+/// refusal names (`at line L column C`) lies inside the input. A config that loads is also serialized back and
+/// must load again (what the control plane would push after a round trip).
 pub fn check_config(json: &[u8]) -> Result<(), String> {
     let reference = serde_json::from_slice::<Config>(json)
         .map_err(|e| e.to_string())
@@ -19,9 +19,18 @@ pub fn check_config(json: &[u8]) -> Result<(), String> {
             Policy::from_json(&again).map(drop).map_err(|e| format!("refused after a round trip: {e}"))
         }
         (Err(_), Err(reason)) => {
-            for pos in byte_positions(&reason) {
-                if pos > json.len() {
-                    return Err(format!("the filter names byte {pos} of {} bytes: {reason}", json.len()));
+            let evaluator = Policy::from_json(json).err().map(|e| e.0).unwrap_or_default();
+            if reason != evaluator {
+                return Err(format!("the filter refuses for another reason: {reason:?} vs {evaluator:?}"));
+            }
+            if let Some((line, column)) = position(&reason) {
+                let text = String::from_utf8_lossy(json);
+                let lines: Vec<&str> = text.split('\n').collect();
+                let inside = line >= 1
+                    && line <= lines.len()
+                    && column <= lines[line - 1].chars().count() + 1;
+                if !inside {
+                    return Err(format!("the refusal names line {line} column {column}, outside the input: {reason}"));
                 }
             }
             Ok(())
@@ -31,14 +40,11 @@ pub fn check_config(json: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Every `byte N` / `offset N` a message mentions.
-fn byte_positions(message: &str) -> Vec<usize> {
-    let words: Vec<&str> = message.split_whitespace().collect();
-    words
-        .windows(2)
-        .filter(|w| w[0] == "byte" || w[0] == "offset")
-        .filter_map(|w| w[1].trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
-        .collect()
+/// The `at line L column C` serde_json appends to a message, if any.
+fn position(message: &str) -> Option<(usize, usize)> {
+    let rest = message.rsplit_once(" at line ")?.1;
+    let (line, column) = rest.split_once(" column ")?;
+    Some((line.parse().ok()?, column.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?))
 }
 
 #[cfg(test)]
@@ -54,6 +60,7 @@ mod tests {
 
     #[test]
     fn positions_are_read_from_messages() {
-        assert_eq!(byte_positions("unexpected end at byte 14, offset 3."), vec![14, 3]);
+        assert_eq!(position("config is not valid canary JSON: EOF while parsing at line 1 column 14"), Some((1, 14)));
+        assert_eq!(position("service `a`: unknown subset"), None);
     }
 }
