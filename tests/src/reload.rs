@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::mesh::envoy::{find_envoy, find_wasm, free_port, wait_ready};
+use crate::mesh::envoy::{find_envoy, find_wasm, free_port, spawn, wait_ready};
 use crate::mesh::procs::Procs;
 
 /// Name of the discovered filter config (the ECDS resource name).
@@ -145,14 +145,81 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
     serde_json::to_string_pretty(&bootstrap).expect("JSON values serialize")
 }
 
+/// One watched ECDS file and how a push replaces it; shared by [`ReloadableEnvoy`] and the fleet
+/// (`crate::fleet`), where many Envoys watch the same file.
+#[derive(Debug)]
+pub struct EcdsFile {
+    /// The file Envoys read (`<dir>/canary.json`); its directory is the one they watch.
+    pub path: PathBuf,
+    /// Where a push is written before the rename: a sibling directory, so the rename stays on one filesystem
+    /// and no half-written file ever appears in the watched one.
+    staging: PathBuf,
+    wasm: PathBuf,
+    pushes: u32,
+}
+
+impl EcdsFile {
+    /// Creates `<dir>/ecds` (watched) and `<dir>/staging`; nothing is written until the first push.
+    pub fn new(dir: &Path, wasm: &Path) -> Result<EcdsFile> {
+        let (watched, staging) = (dir.join("ecds"), dir.join("staging"));
+        std::fs::create_dir_all(&watched).with_context(|| format!("creating {}", watched.display()))?;
+        std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        Ok(EcdsFile { path: watched.join("canary.json"), staging, wasm: wasm.to_path_buf(), pushes: 0 })
+    }
+
+    /// Writes the next version into the staging directory without making it visible; [`Staged::publish`]
+    /// renames it in. Split in two so a fleet can stage every service's file first and then publish them all
+    /// within microseconds.
+    pub fn stage(&mut self, policy_json: &str) -> Result<Staged> {
+        self.pushes += 1;
+        let version = format!("push-{}", self.pushes);
+        let tmp = self.staging.join("canary.json");
+        std::fs::write(&tmp, ecds_resource(policy_json, &self.wasm, &version))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        Ok(Staged { tmp, path: self.path.clone(), version })
+    }
+
+    /// Stages and publishes at once. Returns the version pushed.
+    pub fn push(&mut self, policy_json: &str) -> Result<String> {
+        self.stage(policy_json)?.publish()
+    }
+}
+
+/// A written, not yet visible, version of an [`EcdsFile`].
+#[must_use = "a staged push does nothing until it is published"]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    version: String,
+}
+
+impl Staged {
+    /// Renames the file into the watched directory (atomic: Envoy never reads a half-written file).
+    pub fn publish(self) -> Result<String> {
+        std::fs::rename(&self.tmp, &self.path).context("renaming the ECDS file into place")?;
+        Ok(self.version)
+    }
+}
+
+/// One admin counter's value (e.g. `extension_config_discovery.http_filter.canary.config_reload`), 0 if absent.
+pub fn admin_stat(admin: SocketAddr, name: &str) -> Result<u64> {
+    let body = http_get(admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[])?.1;
+    Ok(stat_value(&body, name).unwrap_or(0))
+}
+
+/// `name`'s value in the admin `/stats` text format (`name: 12` lines).
+pub fn stat_value(stats: &str, name: &str) -> Option<u64> {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// A running Envoy with a pushable canary policy; dropping it stops Envoy.
 pub struct ReloadableEnvoy {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
-    wasm: PathBuf,
-    ecds_file: PathBuf,
-    staging: PathBuf,
-    pushes: u32,
+    ecds: EcdsFile,
     procs: Procs,
 }
 
@@ -160,49 +227,23 @@ impl ReloadableEnvoy {
     /// Starts Envoy serving `policy_json` (the compiled policy, settings included) and waits until it is ready.
     pub fn start(policy_json: &str, opts: &ReloadOptions) -> Result<ReloadableEnvoy> {
         let (envoy, wasm) = (find_envoy()?, find_wasm()?);
-        let procs = Procs::new("reload")?;
-        let (watched, staging) = (procs.dir().join("ecds"), procs.dir().join("staging"));
-        std::fs::create_dir_all(&watched)?;
-        std::fs::create_dir_all(&staging)?;
-        let mut me = ReloadableEnvoy {
-            listen: free_port()?,
-            admin: free_port()?,
-            wasm,
-            ecds_file: watched.join("canary.json"),
-            staging,
-            pushes: 0,
-            procs,
-        };
-        me.push(policy_json)?;
-        let config = me.procs.dir().join("envoy.yaml");
-        std::fs::write(&config, bootstrap(opts, me.listen, me.admin, &me.ecds_file))?;
-        let mut cmd = Command::new(envoy);
-        cmd.arg("-c").arg(&config).args(["--concurrency", "1", "--disable-hot-restart"]);
-        cmd.args(["--log-level", "info", "--component-log-level", "main:warning"]);
-        me.procs.spawn("envoy", cmd)?;
-        wait_ready(&mut me.procs, "envoy", me.admin)?;
-        Ok(me)
+        let mut procs = Procs::new("reload")?;
+        let mut ecds = EcdsFile::new(procs.dir(), &wasm)?;
+        ecds.push(policy_json)?;
+        let (listen, admin) = (free_port()?, free_port()?);
+        spawn(&mut procs, &envoy, "envoy", &bootstrap(opts, listen, admin, &ecds.path))?;
+        wait_ready(&mut procs, "envoy", admin)?;
+        Ok(ReloadableEnvoy { listen, admin, ecds, procs })
     }
 
-    /// Replaces the filter configuration: writes the ECDS file beside the watched directory, then renames it
-    /// in (atomic: Envoy never reads a half-written file). Returns the version pushed.
+    /// Replaces the filter configuration (see [`EcdsFile::push`]). Returns the version pushed.
     pub fn push(&mut self, policy_json: &str) -> Result<String> {
-        self.pushes += 1;
-        let version = format!("push-{}", self.pushes);
-        let tmp = self.staging.join("canary.json");
-        std::fs::write(&tmp, ecds_resource(policy_json, &self.wasm, &version))?;
-        std::fs::rename(&tmp, &self.ecds_file).context("renaming the ECDS file into place")?;
-        Ok(version)
+        self.ecds.push(policy_json)
     }
 
     /// One admin stat's value (e.g. `extension_config_discovery.http_filter.canary.config_reload`), 0 if absent.
     pub fn stat(&self, name: &str) -> Result<u64> {
-        let body = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[])?.1;
-        Ok(body
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0))
+        admin_stat(self.admin, name)
     }
 
     /// Waits until `stat` reaches at least `value`.
