@@ -461,7 +461,7 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "| load | {} requests in {:.1} s ({:.0}/s) over {} connections ({} needed) |",
+            "| load | {} requests in {:.1} s ({:.0}/s) over {} connections (at most {} if none closed) |",
             v.requests,
             self.load_secs,
             v.requests as f64 / self.load_secs.max(1e-9),
