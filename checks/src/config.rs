@@ -26,9 +26,7 @@ pub fn check_config(json: &[u8]) -> Result<(), String> {
             if let Some((line, column)) = position(&reason) {
                 let text = String::from_utf8_lossy(json);
                 let lines: Vec<&str> = text.split('\n').collect();
-                let inside = line >= 1
-                    && line <= lines.len()
-                    && column <= lines[line - 1].chars().count() + 1;
+                let inside = line >= 1 && line <= lines.len() && column <= lines[line - 1].chars().count() + 1;
                 if !inside {
                     return Err(format!("the refusal names line {line} column {column}, outside the input: {reason}"));
                 }

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use canary_compiler::manifest::envoy::{filter_name, wasm_typed_config};
 use canary_compiler::manifest::push::{ecds_resource, filter_discovery, render, Format, PushOptions};
 use canary_compiler::manifest::write_atomic;
 use canary_eval::config::{Config, Protocol};
@@ -37,6 +38,8 @@ pub struct ReloadOptions {
     pub max_headers_count: Option<u32>,
     /// Node metadata `LABELS` (what `source` conditions read).
     pub node_labels: Vec<(String, String)>,
+    /// The service whose canary filter the proxy discovers (names the filter: `canary-SERVICE`).
+    pub service: String,
 }
 
 impl Default for ReloadOptions {
@@ -46,6 +49,7 @@ impl Default for ReloadOptions {
             max_request_headers_kb: None,
             max_headers_count: None,
             node_labels: Vec::new(),
+            service: SERVICE.to_string(),
         }
     }
 }
@@ -82,7 +86,7 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
         "stat_prefix": "reload",
         "route_config": { "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] },
         "http_filters": [
-            filter_discovery(SERVICE, Protocol::Http, ecds_file),
+            filter_discovery(&opts.service, Protocol::Http, ecds_file),
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
@@ -111,6 +115,97 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
         },
     });
     serde_json::to_string_pretty(&bootstrap).expect("JSON values serialize")
+}
+
+/// An ECDS file holding `policy_json` as is, in canaryc's form (its filter name and typed config) but without
+/// its checks: how a fleet pushes exactly the bytes it wants, a configuration the filter must refuse included.
+pub fn raw_ecds_file(policy_json: &str, wasm: &Path, service: &str, version: &str) -> String {
+    let resource = json!({
+        "version_info": version,
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": filter_name(service),
+            "typed_config": wasm_typed_config(service, Protocol::Http, wasm, policy_json),
+        }],
+    });
+    serde_json::to_string_pretty(&resource).expect("JSON values serialize")
+}
+
+/// One watched ECDS file and how a push replaces it; shared by [`ReloadableEnvoy`] and the fleet
+/// (`crate::fleet`), where many Envoys watch the same file.
+#[derive(Debug)]
+pub struct EcdsFile {
+    /// The file Envoys read (`<dir>/canary.json`); its directory is the one they watch.
+    pub path: PathBuf,
+    /// Where a push is written before the rename: a sibling directory, so the rename stays on one filesystem
+    /// and no half-written file ever appears in the watched one.
+    staging: PathBuf,
+    wasm: PathBuf,
+    service: String,
+    pushes: u32,
+}
+
+impl EcdsFile {
+    /// Creates `<dir>/ecds` (watched) and `<dir>/staging`; nothing is written until the first push.
+    pub fn new(dir: &Path, wasm: &Path, service: &str) -> Result<EcdsFile> {
+        let (watched, staging) = (dir.join("ecds"), dir.join("staging"));
+        std::fs::create_dir_all(&watched).with_context(|| format!("creating {}", watched.display()))?;
+        std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        Ok(EcdsFile {
+            path: watched.join("canary.json"),
+            staging,
+            wasm: wasm.to_path_buf(),
+            service: service.to_string(),
+            pushes: 0,
+        })
+    }
+
+    /// Writes the next version into the staging directory without making it visible; [`Staged::publish`]
+    /// renames it in. Split in two so a fleet can stage every service's file first and then publish them all
+    /// within microseconds.
+    pub fn stage(&mut self, policy_json: &str) -> Result<Staged> {
+        self.pushes += 1;
+        let version = format!("push-{}", self.pushes);
+        let tmp = self.staging.join("canary.json");
+        std::fs::write(&tmp, raw_ecds_file(policy_json, &self.wasm, &self.service, &version))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        Ok(Staged { tmp, path: self.path.clone(), version })
+    }
+
+    /// Stages and publishes at once. Returns the version pushed.
+    pub fn push(&mut self, policy_json: &str) -> Result<String> {
+        self.stage(policy_json)?.publish()
+    }
+}
+
+/// A written, not yet visible, version of an [`EcdsFile`].
+#[must_use = "a staged push does nothing until it is published"]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    version: String,
+}
+
+impl Staged {
+    /// Renames the file into the watched directory (atomic: Envoy never reads a half-written file).
+    pub fn publish(self) -> Result<String> {
+        std::fs::rename(&self.tmp, &self.path).context("renaming the ECDS file into place")?;
+        Ok(self.version)
+    }
+}
+
+/// One admin counter's value (e.g. `extension_config_discovery.http_filter.canary-frontend.config_reload`), 0 if absent.
+pub fn admin_stat(admin: SocketAddr, name: &str) -> Result<u64> {
+    let body = http_get(admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[])?.1;
+    Ok(stat_value(&body, name).unwrap_or(0))
+}
+
+/// `name`'s value in the admin `/stats` text format (`name: 12` lines).
+pub fn stat_value(stats: &str, name: &str) -> Option<u64> {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A running Envoy with a pushable canary policy; dropping it stops Envoy.
@@ -156,12 +251,7 @@ impl ReloadableEnvoy {
     /// One admin stat's value (e.g. `extension_config_discovery.http_filter.canary-frontend.config_reload`), 0
     /// if absent.
     pub fn stat(&self, name: &str) -> Result<u64> {
-        let body = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[])?.1;
-        Ok(body
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0))
+        admin_stat(self.admin, name)
     }
 
     /// Waits until `stat` reaches at least `value`.

@@ -238,7 +238,7 @@ pub fn both(pair: &Pair, reqs: &[Req]) -> Result<Vec<(String, String)>> {
 // ----- the evaluator's view: which answers a request may get ------------------------------------------
 
 /// Hands out the 32 random bits that make `random_bucket` return `bucket`.
-pub struct FixedBucket(u32);
+pub struct FixedBucket(pub u32);
 
 impl rand::RngCore for FixedBucket {
     fn next_u32(&mut self) -> u32 {

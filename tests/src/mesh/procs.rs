@@ -77,6 +77,14 @@ impl Procs {
         self.list.iter_mut().any(|p| p.name == name && matches!(p.child.try_wait(), Ok(None)))
     }
 
+    /// The process id of `name` while it runs (e.g. to read its memory from `/proc`).
+    pub fn pid(&mut self, name: &str) -> Option<u32> {
+        self.list
+            .iter_mut()
+            .filter(|p| p.name == name)
+            .find_map(|p| matches!(p.child.try_wait(), Ok(None)).then(|| p.child.id()))
+    }
+
     /// Stops every child whose name satisfies `which`: SIGTERM, then SIGKILL after a grace period.
     pub fn stop(&mut self, which: impl Fn(&str) -> bool) {
         let (stopping, kept): (Vec<Proc>, Vec<Proc>) = self.list.drain(..).partition(|p| which(&p.name));
