@@ -1041,10 +1041,14 @@ fn push_forms_refuse_what_they_cannot_push() {
         &["manifest", &s3, "--kind", "rds", "--service", "forecast", "--wasm", PUSH_WASM],
         "--wasm does not apply to rds",
     );
-    fails(&["manifest", &s3, "--kind", "ecds", "--wasm", PUSH_WASM], "name the service this proxy serves");
+    let weather = policy_path("weather");
+    fails(&["manifest", &weather, "--kind", "ecds", "--wasm", PUSH_WASM], "name the service this proxy serves");
     fails(&["manifest", &s3, "--wasm-url", MODULE, "--ecds-path", "/e/x.yaml"], "--ecds-path does not apply");
-    // The Android family has a regex: the filter decides it, and routes cannot carry it.
-    fails(&["manifest", &s4, "--kind", "rds"], "needs the filter");
+    // Envoy 1.36 has no cookie matcher: S5's frontend needs the filter there, which routes cannot carry.
+    let s5 = policy_path("s5-tester-chain");
+    let old_envoy = ["manifest", s5.as_str(), "--kind", "rds", "--service", "frontend", "--envoy-version", "1.36"];
+    fails(&old_envoy, "no exact native form for service `frontend`");
+    fails(&[&old_envoy[..], &["--backend", "auto"]].concat(), "needs the filter (above), which routes cannot carry");
     for (extra, message) in [
         (vec!["--ecds-path", "canary/frontend.yaml"], "give an absolute path"),
         (vec!["--ecds-path", "/etc/canary/frontend.pb"], "end the name in .yaml or .json"),
