@@ -20,8 +20,9 @@ playground: setup
 	scripts/build-playground.sh
 	$(CARGO) build -p canary-compiler --bin canaryc
 
-## Boot the weather mesh in real Envoys and walk through scenarios S1–S6. canaryc is built with the
-## playground bundle embedded, so `canaryc playground` works afterwards (the demo ends saying how to open it).
+## Boot the weather mesh in real Envoys and walk through scenarios S1–S6 (the `demo` binary of mesh/, which
+## does not compile wasmtime). canaryc is built with the playground bundle embedded, so `canaryc playground`
+## works afterwards (the demo ends saying how to open it).
 demo: filter
 	scripts/build-playground.sh
 	$(CARGO) build --release -p canary-compiler --bin canaryc

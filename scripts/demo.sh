@@ -27,7 +27,8 @@ step "$CANARYC" compile examples/s6-tcp-split.canary
 
 echo
 echo "== the weather mesh in real Envoys (scenarios S1-S6) =="
-cargo build --release -q -p canary-tests --bin demo
+# canary-mesh, not canary-tests: the demo needs no wasmtime (the tests' proxy-wasm host), which is most of a build.
+cargo build --release -q -p canary-mesh --bin demo
 target/release/demo
 
 # `make demo` built the playground bundle into canaryc: say how to open it.

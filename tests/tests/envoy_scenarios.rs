@@ -21,9 +21,10 @@ fn ok<T>(result: anyhow::Result<T>) -> T {
     result.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// A mesh running `examples/<name>.canary`; the services are started from the `demo` binary Cargo built.
+/// A mesh running `examples/<name>.canary`; the services are started from the `weather-service` binary Cargo
+/// built.
 fn mesh(name: &str) -> Mesh {
-    let opts = ok(MeshOptions::locate(Launcher::new(env!("CARGO_BIN_EXE_demo"), &["weather"])));
+    let opts = ok(MeshOptions::locate(Launcher::new(env!("CARGO_BIN_EXE_weather-service"), &[])));
     ok(Mesh::start(&ok(policy::example(name)), opts))
 }
 

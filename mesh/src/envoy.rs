@@ -15,9 +15,9 @@ use super::procs::Procs;
 /// How long an Envoy may take to compile the module and open its listener; generous for a loaded 2-core CI.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The workspace checkout (the tests crate's parent).
+/// The workspace checkout (the mesh crate's parent).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("mesh/ has a parent").to_path_buf()
 }
 
 /// `ENVOY_BIN`, else the binary that `scripts/setup-envoy.sh` installs into `.venv` (never whatever is on PATH:

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX, MACOS};
-use canary_tests::mesh::chain::{binomial_bounds, tally, Chain};
-use canary_tests::mesh::load::{http_many, tcp_many, HttpRequest};
-use canary_tests::mesh::{policy, Launcher, Mesh, MeshOptions};
+use canary_mesh::agents::{ANDROID, CHROME, FIREFOX, MACOS};
+use canary_mesh::chain::{binomial_bounds, tally, Chain};
+use canary_mesh::load::{http_many, tcp_many, HttpRequest};
+use canary_mesh::{policy, Launcher, Mesh, MeshOptions};
 
 /// What one probe must show: every answer on one chain, or a share of answers on a chain (5-sigma bounds).
 enum Expect {

@@ -35,8 +35,8 @@ use procs::Procs;
 const VERSIONS: [&str; 2] = ["v1", "v2"];
 const ROLES: [Role; 4] = [Role::Frontend, Role::Forecast, Role::Recommendation, Role::TcpEcho];
 
-/// How to start a stand-in service: a binary plus leading arguments before `--role …`
-/// (the `weather` binary with none, or the `demo` binary with `weather`).
+/// How to start a stand-in service: a binary plus leading arguments before `--role …` (the `weather` or
+/// canary-tests' `weather-service` binary with none, or the `demo` binary with `weather`).
 #[derive(Debug, Clone)]
 pub struct Launcher {
     pub program: PathBuf,
