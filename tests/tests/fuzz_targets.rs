@@ -157,12 +157,28 @@ fn check_decisions(config_json: &str, requests: &[Req]) -> Result<(), TestCaseEr
                 proxies.len() - 1
             }
         };
-        let headers: Vec<(&str, &[u8])> = req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        // Envoy hands a filter each pseudo-header once (HTTP/2 forbids repeats; HTTP/1's Host becomes one
+        // `:authority`): a generated repeat keeps its first value for both sides, as the checks crate's host does.
+        let mut seen_pseudo: Vec<&str> = Vec::new();
+        let req_headers: Vec<(String, Vec<u8>)> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                if !k.starts_with(':') {
+                    return true;
+                }
+                let first = !seen_pseudo.contains(&k.as_str());
+                seen_pseudo.push(k.as_str());
+                first
+            })
+            .cloned()
+            .collect();
+        let headers: Vec<(&str, &[u8])> = req_headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         let out = proxies[at].1.request_bytes(&headers).map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
 
         // The reference: the evaluator reads every value of a repeated header, as the filter must.
         let mut simple = SimpleRequest::new();
-        simple.headers = req.headers.clone();
+        simple.headers = req_headers.clone();
         if let Some(v) = &req.version {
             simple = simple.source("version", v);
         }
