@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use crate::mesh::backends::upstreams;
 use crate::mesh::envoy::{find_envoy, find_wasm, free_port, wait_ready};
 use crate::mesh::procs::Procs;
-use crate::reload::http_get;
+use crate::reload::{admin_stat, http_get, wait_admin_stat};
 
 /// What the watched file carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,27 +143,12 @@ impl PushedEnvoy {
 
     /// One admin stat's value, 0 if absent.
     pub fn stat(&self, name: &str) -> Result<u64> {
-        let body = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[])?.1;
-        Ok(body
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0))
+        admin_stat(self.admin, name)
     }
 
     /// Waits until `stat` reaches at least `value`.
     pub fn wait_stat(&self, stat: &str, value: u64, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let now = self.stat(stat)?;
-            if now >= value {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("{stat} is {now}, not {value}, after {timeout:?}; Envoy log:\n{}", self.tail());
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        wait_admin_stat(self.admin, stat, value, timeout, || self.tail())
     }
 
     /// The subset that answered one HTTP request (`recommendation=vN` → `vN`).

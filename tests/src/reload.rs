@@ -200,6 +200,27 @@ pub fn admin_stat(admin: SocketAddr, name: &str) -> Result<u64> {
     Ok(stat_value(&body, name).unwrap_or(0))
 }
 
+/// Waits until the admin counter `stat` reaches at least `value`; on timeout the error carries `log_tail()`.
+pub fn wait_admin_stat(
+    admin: SocketAddr,
+    stat: &str,
+    value: u64,
+    timeout: Duration,
+    log_tail: impl Fn() -> String,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = admin_stat(admin, stat)?;
+        if now >= value {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{stat} is {now}, not {value}, after {timeout:?}; Envoy log:\n{}", log_tail());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// `name`'s value in the admin `/stats` text format (`name: 12` lines).
 pub fn stat_value(stats: &str, name: &str) -> Option<u64> {
     stats
@@ -256,17 +277,7 @@ impl ReloadableEnvoy {
 
     /// Waits until `stat` reaches at least `value`.
     pub fn wait_stat(&self, stat: &str, value: u64, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let now = self.stat(stat)?;
-            if now >= value {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("{stat} is {now}, not {value}, after {timeout:?}; Envoy log:\n{}", self.procs.tail("envoy"));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        wait_admin_stat(self.admin, stat, value, timeout, || self.tail())
     }
 
     /// Envoy's whole log.
