@@ -15,8 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use canary_compiler::manifest::envoy::{filter_name, wasm_typed_config};
-use canary_compiler::manifest::push::{ecds_resource, filter_discovery, render, Format, PushOptions};
+use canary_compiler::manifest::push::{ecds_resource, ecds_response, filter_discovery, render, Format, PushOptions};
 use canary_compiler::manifest::write_atomic;
 use canary_eval::config::{Config, Protocol};
 use serde_json::{json, Value};
@@ -120,15 +119,9 @@ pub fn bootstrap(opts: &ReloadOptions, listen: SocketAddr, admin: SocketAddr, ec
 /// An ECDS file holding `policy_json` as is, in canaryc's form (its filter name and typed config) but without
 /// its checks: how a fleet pushes exactly the bytes it wants, a configuration the filter must refuse included.
 pub fn raw_ecds_file(policy_json: &str, wasm: &Path, service: &str, version: &str) -> String {
-    let resource = json!({
-        "version_info": version,
-        "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": filter_name(service),
-            "typed_config": wasm_typed_config(service, Protocol::Http, wasm, policy_json),
-        }],
-    });
-    serde_json::to_string_pretty(&resource).expect("JSON values serialize")
+    let mut response = ecds_response(service, Protocol::Http, wasm, policy_json);
+    response["version_info"] = json!(version);
+    serde_json::to_string_pretty(&response).expect("JSON values serialize")
 }
 
 /// One watched ECDS file and how a push replaces it; shared by [`ReloadableEnvoy`] and the fleet

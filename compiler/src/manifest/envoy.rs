@@ -332,7 +332,12 @@ fn canary_http_filter(opts: &EnvoyOptions, policy_json: &str) -> Value {
 }
 
 /// The wasm filter's `typed_config` (HTTP or network), as inlined in a bootstrap or pushed over ECDS.
-pub fn wasm_typed_config(service: &str, protocol: Protocol, wasm_path: &std::path::Path, policy_json: &str) -> Value {
+pub(crate) fn wasm_typed_config(
+    service: &str,
+    protocol: Protocol,
+    wasm_path: &std::path::Path,
+    policy_json: &str,
+) -> Value {
     json!({ "@type": wasm_type_url(protocol), "config": wasm_plugin(service, wasm_path, policy_json) })
 }
 

@@ -87,12 +87,17 @@ pub fn ecds_resource(config: &Config, opts: &PushOptions) -> Result<Value, Strin
     check_subsets(&opts.subsets, policy_subsets(config, &opts.service, protocol), &opts.service)?;
     let policy = proxy_policy(config, &opts.service, protocol);
     let json = serde_json::to_string(&policy).map_err(|e| format!("cannot serialize the policy: {e}"))?;
-    let resource = json!({
+    Ok(ecds_response(&opts.service, protocol, &opts.wasm_path, &json))
+}
+
+/// The ECDS `DiscoveryResponse` around an already serialized plugin configuration, unchecked: the form
+/// [`ecds_resource`] writes, and what a test harness pushes when it wants exact bytes (a broken policy too).
+pub fn ecds_response(service: &str, protocol: Protocol, wasm_path: &Path, policy_json: &str) -> Value {
+    discovery_response(json!({
         "@type": TYPED_EXTENSION_CONFIG,
-        "name": filter_name(&opts.service),
-        "typed_config": wasm_typed_config(&opts.service, protocol, &opts.wasm_path, &json),
-    });
-    Ok(discovery_response(resource))
+        "name": filter_name(service),
+        "typed_config": wasm_typed_config(service, protocol, wasm_path, policy_json),
+    }))
 }
 
 /// The RDS `DiscoveryResponse` for a natively lowered HTTP service: its `RouteConfiguration`, named after the
