@@ -65,6 +65,7 @@ CONFIGS = {
     "wasm-hostcalls": ("noop", "bench/hostcalls.wat", None, {"v2"}),
     "canary-default": ("wasm", "bench/policies/default.canary", "frontend", {"v2"}),
     "canary-s3": ("wasm", "examples/s3-chrome.canary", "forecast", {"v2"}),
+    "canary-s3-log": ("wasm", "examples/s3-chrome.canary", "forecast", {"v2"}),
     "canary-s4": ("wasm", "examples/s4-android-split.canary", "frontend", {"v1", "v2"}),
     "canary-s5": ("wasm", "examples/s5-tester-chain.canary", "frontend", {"v2"}),
     "canary-r100": ("wasm", "bench/policies/r100.canary", "frontend", {"v1", "v2"}),
@@ -72,7 +73,10 @@ CONFIGS = {
     "lua-s4": ("lua", "bench/lua/s4.lua", None, {"v1", "v2"}),
 }
 SPLITS = {"canary-s4", "canary-r100", "lua-s4"}  # must show both subsets, roughly half each
-DEFAULT_CONFIGS = list(CONFIGS)
+# Settings added to a configuration's policy: canary-s3-log is canary-s3 with the decision written into filter
+# state for access logs (settings.access_log; no access logger, so only the filter's cost is measured).
+EXTRA_SETTINGS = {"canary-s3-log": {"access_log": True}}
+DEFAULT_CONFIGS = [n for n in CONFIGS if n not in EXTRA_SETTINGS]
 # What each part of the proxy-wasm boundary costs (bench/boundary/*.wat; run them with --instructions):
 # only on request when asked for with --configs.
 for _part in ("callback", "callback-create", "read", "write", "read-write"):
@@ -169,6 +173,7 @@ def bootstrap(name, port, admin, args, work):
                                   capture_output=True, text=True).stdout
         policy = json.loads(compiled)
         policy.setdefault("settings", {})["service"] = service
+        policy["settings"].update(EXTRA_SETTINGS.get(name.partition("@")[0], {}))
         filters.append(wasm_filter(wasm, json.dumps(policy, separators=(",", ":"))))
     elif kind == "lua":
         with open(os.path.join(ROOT, source)) as f:

@@ -395,6 +395,11 @@ fn settings(v: Json, at: &str) -> Result<Settings, String> {
             Some((_, at)) => return Err(format!("{at}: expected a boolean")),
         },
         cluster: f.opt_string("cluster")?,
+        access_log: match f.take("access_log") {
+            None => false,
+            Some((Json::Bool(b), _)) => b,
+            Some((_, at)) => return Err(format!("{at}: expected a boolean")),
+        },
     };
     f.finish()?;
     Ok(settings)
@@ -579,7 +584,8 @@ mod tests {
         {"name": "tcp-echo", "protocol": "tcp", "rules": [{"line": 9, "when": {"source": {"label": "version", "value": "v2"}},
           "then": {"split": {"to": [{"subset": "v2", "weight": 2000}], "by": null}}}], "default": null}
       ],
-      "settings": {"service": "frontend", "header": "x-v", "trust_incoming": true, "cluster": "{service}-{subset}"}
+      "settings": {"service": "frontend", "header": "x-v", "trust_incoming": true, "cluster": "{service}-{subset}",
+                   "access_log": true}
     }"#;
 
     #[test]
@@ -635,6 +641,7 @@ mod tests {
             r#"{"version":1,"global":{"rules":[{"line":1,"when":{"cookie":{"name":"x"}},"then":{"route":"v"}}]}}"#,
             r#"{"version":1,"global":{"rules":[{"line":1,"when":{"cookie":{"name":"x","value":"y","z":1}},"then":{"route":"v"}}]}}"#,
             r#"{"version":1,"settings":{"trust_incoming":"yes"}}"#,
+            r#"{"version":1,"settings":{"access_log":1}}"#,
             r#"{"version":1,"settings":{"header":"\x"}}"#,
             r#"{"version":1,"settings":{"header":"\ud800"}}"#,
             "{\"version\":1,\"settings\":{\"header\":\"a\u{1}\"}}",

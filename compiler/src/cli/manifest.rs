@@ -125,6 +125,11 @@ pub struct ManifestArgs {
     /// Serve the service as HTTP or TCP [default: as the policy declares it].
     #[arg(long, value_enum, help_heading = "Envoy")]
     protocol: Option<ProtocolArg>,
+    /// Make the filter write each decision into filter state `wasm.canary_decision` (one host call per
+    /// request); with --kind envoy also log every request with it to stdout. For Istio, print it with
+    /// `%FILTER_STATE(wasm.canary_decision:PLAIN)%` in meshConfig.accessLogFormat (README "Metrics and access log").
+    #[arg(long)]
+    access_log: bool,
 }
 
 fn parse_port(value: &str) -> Result<(String, u16), String> {
@@ -140,7 +145,11 @@ fn parse_port(value: &str) -> Result<(String, u16), String> {
 /// Runs `canaryc manifest`: YAML on stdout, notes as warnings on stderr.
 pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     misplaced_flags(&args)?;
-    let (compiled, text) = load(&args.file)?;
+    let (mut compiled, text) = load(&args.file)?;
+    if args.access_log && args.kind != Kind::Envoy {
+        // The Istio plugins carry the setting; `--kind envoy` sets it with the log it writes.
+        compiled.config.settings.access_log = true;
+    }
     let config = &compiled.config;
     let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
     if args.backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
@@ -284,6 +293,7 @@ fn envoy_options(args: &ManifestArgs, config: &Config) -> Result<EnvoyOptions, F
     let mut opts = EnvoyOptions::new(&service, listen, args.admin, wasm);
     opts.clusters = args.clusters.clone();
     opts.node_labels = args.node_labels.clone();
+    opts.access_log = args.access_log;
     opts.protocol = args.protocol.map(|p| match p {
         ProtocolArg::Http => Protocol::Http,
         ProtocolArg::Tcp => Protocol::Tcp,
