@@ -569,7 +569,7 @@ def callgrind_instructions(args, names, work):
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "--smc-check=all-non-file",
             "--separate-threads=yes"))
         try:
-            ready_and_routing(name, work, proc, port, admin, timeout=900)  # V8 under valgrind, on a busy machine
+            ready_and_routing(name, work, proc, port, admin, timeout=1800)  # V8 under valgrind, on a busy machine
             send_to(name, port, args.instr_warmup)  # until V8 code, caches and pools reach their steady state
             subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
             t0 = time.time()
@@ -596,9 +596,19 @@ def callgrind_instructions(args, names, work):
             for suffix, values in runs.items():
                 results[name + suffix] = values
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            stop(proc)
     return results
+
+
+def stop(proc, grace=60):
+    """SIGTERM, then SIGKILL: on a loaded machine Envoy under valgrind can take minutes to exit, and a timeout
+    here used to abort the whole run with the measured figures unreported."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
 
 
 def report_instructions(args, names, results):

@@ -168,11 +168,10 @@ pub fn promql_refs(expr: &str) -> Result<Refs, String> {
                 }
             }
             Token::Ident(word) if KEYWORDS.contains(&word.as_str()) => i += 1,
+            // An aggregation may put its `by (…)` between its name and its argument: `sum by (l) (…)`.
+            Token::Ident(word) if FUNCTIONS.split_whitespace().any(|f| f == word) => i += 1,
             Token::Ident(word) if toks.get(i + 1) == Some(&Token::Punct('(')) => {
-                if !FUNCTIONS.split_whitespace().any(|f| f == word) {
-                    return Err(format!("unknown function `{word}`"));
-                }
-                i += 2;
+                return Err(format!("unknown function `{word}`"));
             }
             Token::Ident(word) => {
                 refs.metrics.insert(word.clone());
