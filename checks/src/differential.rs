@@ -1,6 +1,7 @@
 //! The evaluator against the filter's engine: a policy, settings, a node label and a run of requests; the
 //! filter (linked natively, behind [`RequestHost`]) must leave exactly the subset header that
-//! `Policy::decide` chooses, report the same decision, and touch no other header.
+//! `Policy::decide` chooses, report the same decision, write the same decision for the access log
+//! (`settings.access_log`, always on here) and touch no other header.
 //!
 //! [`Case`] is what the fuzzer generates (`arbitrary` turns its bytes into one); it renders to a
 //! [`Scenario`], plain data that is also the corpus format (`tests/corpus/cases/*.json`), so a failing
@@ -9,6 +10,7 @@
 //! decides, so the same draws land on the same requests.
 
 use arbitrary::Arbitrary;
+use canary_eval::telemetry::{Labels, FILTER_STATE_PROPERTY};
 use canary_eval::{Policy, SimpleRequest};
 use canary_filter::{Filter, LogLevel};
 use rand::rngs::SmallRng;
@@ -355,6 +357,8 @@ pub fn check_scenario(s: &Scenario) -> Result<(), String> {
     let mut config = compiled.config;
     config.settings.service = s.service.clone();
     config.settings.trust_incoming = s.trust_incoming;
+    // Always on: the decision the filter writes for the access log is checked below as well.
+    config.settings.access_log = true;
     let json = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
     let policy = Policy::new(&config).map_err(|e| format!("the evaluator refuses the config: {e}"))?;
     let filter = Filter::new(&json, s.seed).map_err(|e| format!("the filter refuses the config: {e}"))?;
@@ -373,8 +377,8 @@ pub fn check_scenario(s: &Scenario) -> Result<(), String> {
             simple = simple.source("version", l);
         }
         let incoming: Vec<Vec<u8>> = simple.values(&header).map(<[u8]>::to_vec).collect();
-        let (want, want_values) = if s.trust_incoming && !incoming.is_empty() {
-            (None, incoming)
+        let (want, want_values, want_log) = if s.trust_incoming && !incoming.is_empty() {
+            (None, incoming, None)
         } else {
             let service = match &s.service {
                 Some(name) => policy.service_or_global(name),
@@ -382,7 +386,8 @@ pub fn check_scenario(s: &Scenario) -> Result<(), String> {
             };
             let decision = policy.decide(service, &simple, &mut rng);
             let values = decision.subset.map(|id| policy.subset_name(id).as_bytes().to_vec()).into_iter().collect();
-            (Some(decision), values)
+            let log = Labels::of(&policy, service, decision).log_value().into_bytes();
+            (Some(decision), values, Some(log))
         };
         if got != want {
             return Err(format!("request {i}: the filter decided {got:?}, the evaluator {want:?}"));
@@ -394,6 +399,15 @@ pub fn check_scenario(s: &Scenario) -> Result<(), String> {
                 "request {i}: {header} is {:?}, the evaluator says {:?}",
                 show(&values),
                 show(&want_values)
+            ));
+        }
+        let logged = host.properties.borrow().iter().find(|(p, _)| p == FILTER_STATE_PROPERTY).map(|(_, v)| v.clone());
+        if logged != want_log {
+            let show = |v: &Option<Vec<u8>>| v.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+            return Err(format!(
+                "request {i}: the access-log decision is {:?}, the evaluator's is {:?}",
+                show(&logged),
+                show(&want_log)
             ));
         }
         let others = |h: &[(String, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {

@@ -12,6 +12,8 @@ pub struct RequestHost {
     pub headers: RefCell<Vec<(String, Vec<u8>)>>,
     pub labels: Vec<(String, Vec<u8>)>,
     pub logs: RefCell<Vec<(LogLevel, String)>>,
+    /// Stream properties the filter set (path, value), last write per path (`settings.access_log`).
+    pub properties: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 impl RequestHost {
@@ -68,6 +70,13 @@ impl Host for RequestHost {
     fn increment_counter(&self, _id: u32, _by: u64) {}
 
     fn call_foreign_function(&self, _name: &str, _args: &[u8]) -> bool {
+        true
+    }
+
+    fn set_property(&self, path: &str, value: &[u8]) -> bool {
+        let mut properties = self.properties.borrow_mut();
+        properties.retain(|(p, _)| p != path);
+        properties.push((path.to_string(), value.to_vec()));
         true
     }
 

@@ -1017,6 +1017,33 @@ fn output_files_are_written_atomically_in_the_format_envoy_parses() {
 }
 
 #[test]
+fn the_access_log_setting_travels_in_the_pushed_file_and_only_where_a_filter_runs() {
+    let (s4, s3) = (policy_path("s4-android-split"), policy_path("s3-chrome"));
+    let pushed = documents(&manifest(
+        "s4-android-split",
+        "ecds",
+        &["--service", "frontend", "--wasm", PUSH_WASM, "--access-log"],
+    ))
+    .remove(0);
+    let inline =
+        documents(&manifest("s4-android-split", "envoy", &envoy_flags("frontend", &["--access-log"]))).remove(0);
+    let inline_filter = &listener_filters(&inline)[0]["typed_config"]["http_filters"][0];
+    assert_eq!(pushed["resources"][0]["typed_config"], inline_filter["typed_config"]);
+    let configuration = inline_filter["typed_config"]["config"]["configuration"]["value"].as_str().expect("policy");
+    assert!(configuration.contains(r#""access_log":true"#), "{configuration}");
+    let hcm = &listener_filters(&inline)[0]["typed_config"];
+    assert!(hcm["access_log"][0]["typed_config"]["log_format"].to_string().contains("wasm.canary_decision"));
+
+    fails(
+        &["manifest", &s3, "--kind", "rds", "--service", "forecast", "--access-log"],
+        "--access-log does not apply to rds",
+    );
+    let mut native = vec!["manifest", s4.as_str(), "--kind", "envoy", "--backend", "native", "--access-log"];
+    native.extend(envoy_flags("frontend", &[]));
+    fails(&native, "--access-log logs the filter's decisions, but this service got native routes");
+}
+
+#[test]
 fn push_forms_refuse_what_they_cannot_push() {
     let (s3, s4, s6) = (policy_path("s3-chrome"), policy_path("s4-android-split"), policy_path("s6-tcp-split"));
     fails(&["manifest", &s6, "--kind", "rds"], "is TCP: its native form is tcp_proxy's weighted clusters");

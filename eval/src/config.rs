@@ -48,6 +48,11 @@ pub struct Settings {
     /// for Istio use e.g. `outbound|9000|{subset}|tcp-echo.weather.svc.cluster.local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Write each decision (`service=… rule=… subset=…`) into filter state `wasm.canary_decision`, which an
+    /// access log prints with `%FILTER_STATE(wasm.canary_decision:PLAIN)%`. Off by default: it costs one host
+    /// call per request (BENCHMARKS.md, "Decisions in the access log").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub access_log: bool,
 }
 
 impl Settings {

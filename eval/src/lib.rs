@@ -11,6 +11,7 @@ mod index;
 mod matcher;
 mod policy;
 mod request;
+pub mod telemetry;
 mod wire;
 
 pub use config::{Config, BUCKETS, CONFIG_VERSION};

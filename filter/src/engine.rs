@@ -10,7 +10,7 @@ use rand::SeedableRng;
 
 use crate::filter_state::{self, LifeSpan};
 use crate::header_map::{Found, HeaderMap};
-use crate::metrics::counter_name;
+use crate::metrics::{counter_name, log_value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -39,6 +39,8 @@ pub trait Host {
     fn increment_counter(&self, id: u32, by: u64);
     /// Calls a proxy foreign function; `false` if it failed.
     fn call_foreign_function(&self, name: &str, args: &[u8]) -> bool;
+    /// Sets a property of the current stream (Envoy keeps it as filter state `wasm.<path>`); `false` if refused.
+    fn set_property(&self, path: &str, value: &[u8]) -> bool;
     fn log(&self, level: LogLevel, message: &str);
 }
 
@@ -89,6 +91,18 @@ pub enum HeaderReads {
 /// (service, rule or `u32::MAX`, subset or `u32::MAX`): one counter each.
 type CounterKey = (u32, u32, u32);
 
+/// One outcome seen so far: its counter and what to report for it, all worked out when it first happens so a
+/// request that repeats it only adds one.
+struct Outcome {
+    key: CounterKey,
+    /// `None` when the proxy refused the definition.
+    counter: Option<u32>,
+    /// Decisions counted since the last flush.
+    pending: u64,
+    /// The access-log value ([`log_value`]); empty unless `settings.access_log`.
+    log: String,
+}
+
 /// A configured filter: one per root context (per Envoy worker and plugin config), shared by the
 /// request/connection contexts it creates.
 pub struct Filter {
@@ -101,16 +115,17 @@ pub struct Filter {
     rng: RefCell<SmallRng>,
     /// Node-metadata labels by attribute slot, fetched on first use: they never change during a VM's life.
     labels: Vec<OnceCell<Option<Vec<u8>>>>,
-    /// Counter ids by (service, rule or MAX, subset or MAX) — `None` when the proxy refused the definition —
-    /// and the decisions counted since the last flush. A plain list: it holds one entry per outcome seen (a
-    /// handful), and a map would cost module size.
-    counters: RefCell<Vec<(CounterKey, Option<u32>, u64)>>,
+    /// Every outcome seen. A plain list: it holds one entry per outcome seen (a handful), and a map would cost
+    /// module size.
+    counters: RefCell<Vec<Outcome>>,
     /// TCP: the serialized `set_envoy_filter_state` argument for each subset, built once at configure time.
     cluster_args: Vec<Vec<u8>>,
     /// Whether a failed `set_envoy_filter_state` was already logged (logging every connection would flood).
     filter_state_failed: Cell<bool>,
     /// Whether a connection without a tcp service to serve was already logged.
     no_tcp_service_logged: Cell<bool>,
+    /// Whether a refused access-log property was already logged.
+    property_failed: Cell<bool>,
 }
 
 impl Filter {
@@ -142,6 +157,7 @@ impl Filter {
             cluster_args,
             filter_state_failed: Cell::new(false),
             no_tcp_service_logged: Cell::new(false),
+            property_failed: Cell::new(false),
         })
     }
 
@@ -248,27 +264,44 @@ impl Filter {
 
     /// Counts a decision in the module; [`Filter::flush_counters`] hands the counts to the proxy. Batching
     /// saves a host call on every request (each costs a few % of throughput); the proxy's view lags by at most
-    /// one tick (1 s), well inside Envoy's own stats flush interval (5 s by default).
+    /// one tick (1 s), well inside Envoy's own stats flush interval (5 s by default). With
+    /// `settings.access_log` it also writes the decision into filter state for the access log: one host call,
+    /// with a value built when the outcome was first seen.
     fn count(&self, host: &impl Host, service: ServiceId, decision: Decision) {
         let key = (service.0, decision.rule.map_or(u32::MAX, |r| r.0), decision.subset.map_or(u32::MAX, |s| s.0));
+        let access_log = self.policy.settings().access_log;
         let mut counters = self.counters.borrow_mut();
-        match counters.iter_mut().find(|(k, _, _)| *k == key) {
-            Some(entry) => entry.2 += 1,
+        let i = match counters.iter().position(|o| o.key == key) {
+            Some(i) => i,
             None => {
-                let id = host.define_counter(&counter_name(&self.policy, service, decision));
-                counters.push((key, id, 1));
+                let counter = host.define_counter(&counter_name(&self.policy, service, decision));
+                let log = if access_log { log_value(&self.policy, service, decision) } else { String::new() };
+                counters.push(Outcome { key, counter, pending: 0, log });
+                counters.len() - 1
             }
+        };
+        let outcome = &mut counters[i];
+        outcome.pending += 1;
+        if access_log
+            && !host.set_property(canary_eval::telemetry::FILTER_STATE_PROPERTY, outcome.log.as_bytes())
+            && !self.property_failed.replace(true)
+        {
+            host.log(
+                LogLevel::Error,
+                "canary: the proxy refused the canary_decision property; access logs will not show decisions \
+                 (logged once)",
+            );
         }
     }
 
     /// Adds the decisions counted since the last flush to the proxy's counters (on every tick, and before the
     /// root context goes away).
     pub fn flush_counters(&self, host: &impl Host) {
-        for (_, id, pending) in self.counters.borrow_mut().iter_mut() {
-            if let (Some(id), 1..) = (*id, *pending) {
-                host.increment_counter(id, *pending);
+        for outcome in self.counters.borrow_mut().iter_mut() {
+            if let (Some(id), 1..) = (outcome.counter, outcome.pending) {
+                host.increment_counter(id, outcome.pending);
             }
-            *pending = 0;
+            outcome.pending = 0;
         }
     }
 }
@@ -358,6 +391,7 @@ mod tests {
         counters: RefCell<Vec<(String, u64)>>,
         foreign: RefCell<Vec<(String, Vec<u8>)>>,
         foreign_fails: bool,
+        properties: RefCell<Vec<(String, String)>>,
         logs: RefCell<Vec<(LogLevel, String)>>,
     }
 
@@ -414,6 +448,11 @@ mod tests {
             self.foreign.borrow_mut().push((name.to_string(), args.to_vec()));
             !self.foreign_fails
         }
+        fn set_property(&self, path: &str, value: &[u8]) -> bool {
+            self.calls.borrow_mut().push(format!("set {path}"));
+            self.properties.borrow_mut().push((path.to_string(), String::from_utf8_lossy(value).into_owned()));
+            true
+        }
         fn log(&self, level: LogLevel, message: &str) {
             self.logs.borrow_mut().push((level, message.to_string()));
         }
@@ -427,6 +466,32 @@ mod tests {
         Filter::new(json.as_bytes(), 7).unwrap()
     }
 
+    /// A decision counter's name, spelled out (not via `telemetry`) so a change of encoding fails here.
+    fn counter(service: &str, rule: &str, subset: &str) -> String {
+        format!("canary.service=.={service};.;rule=.={rule};.;subset=.={subset};.;decisions_total")
+    }
+
+    #[test]
+    fn access_log_sets_the_decision_property_only_when_asked() {
+        let host = Mock::with(&[(":authority", "frontend"), ("cookie", "user=tester")]);
+        filter(S5).on_request_headers(&host);
+        assert!(host.properties.borrow().is_empty());
+        assert_eq!(host.calls(), ["get headers", "replace x-canary-subset"]);
+
+        let f = filter(&S5.replace(r#""services""#, r#""settings":{"access_log":true},"services""#));
+        for (headers, want) in [
+            (&[(":authority", "frontend"), ("cookie", "user=tester")][..], "service=frontend rule=2 subset=v2"),
+            (&[(":authority", "frontend")][..], "service=frontend rule=default subset=v1"),
+            (&[(":authority", "elsewhere")][..], "service=* rule=none subset="),
+            (&[(":authority", "frontend"), ("cookie", "user=tester")][..], "service=frontend rule=2 subset=v2"),
+        ] {
+            let host = Mock::with(headers);
+            f.on_request_headers(&host);
+            assert_eq!(host.properties.take(), [("canary_decision".to_string(), want.to_string())], "{headers:?}");
+            assert_eq!(host.calls().iter().filter(|c| c.starts_with("set ")).count(), 1);
+        }
+    }
+
     #[test]
     fn http_fetches_only_what_the_deciding_path_reads() {
         let f = filter(S5);
@@ -437,7 +502,7 @@ mod tests {
         assert_eq!(host.calls(), ["get headers", "replace x-canary-subset"]);
         assert_eq!(host.header("x-canary-subset").as_deref(), Some("v2"));
         f.flush_counters(&host);
-        assert_eq!(host.counter("canary.frontend.rule_2.v2"), 1);
+        assert_eq!(host.counter(&counter("frontend", "2", "v2")), 1);
 
         // forecast never reads headers beyond :authority; the label is fetched once per filter, not per request.
         let host = Mock { labels: vec![("version".into(), "v2".into())], ..Mock::with(&[(":authority", "forecast")]) };
@@ -446,7 +511,7 @@ mod tests {
         f.on_request_headers(&host);
         assert_eq!(host.calls(), ["get headers", "replace x-canary-subset"]);
         f.flush_counters(&host);
-        assert_eq!(host.counter("canary.forecast.rule_6.v2"), 2);
+        assert_eq!(host.counter(&counter("forecast", "6", "v2")), 2);
     }
 
     #[test]
@@ -457,7 +522,7 @@ mod tests {
         assert_eq!(f.on_request_headers(&host).unwrap().subset, None);
         assert_eq!(host.header("x-canary-subset"), None);
         f.flush_counters(&host);
-        assert_eq!(host.counter("canary.a.no_decision"), 1);
+        assert_eq!(host.counter(&counter("a", "none", "")), 1);
 
         let trusted = json.replace(r#""services""#, r#""settings":{"trust_incoming":true},"services""#);
         let f = filter(&trusted);
@@ -553,6 +618,9 @@ mod tests {
             fn call_foreign_function(&self, name: &str, args: &[u8]) -> bool {
                 self.0.call_foreign_function(name, args)
             }
+            fn set_property(&self, path: &str, value: &[u8]) -> bool {
+                self.0.set_property(path, value)
+            }
             fn log(&self, level: LogLevel, message: &str) {
                 self.0.log(level, message)
             }
@@ -590,7 +658,7 @@ mod tests {
             filter_state::encode("envoy.tcp_proxy.cluster", "tcp-echo-v2", LifeSpan::DownstreamConnection)
         );
         f.flush_counters(&host);
-        assert_eq!(host.counter("canary.tcp-echo.rule_2.v2"), 1);
+        assert_eq!(host.counter(&counter("tcp-echo", "2", "v2")), 1);
     }
 
     #[test]
@@ -607,7 +675,7 @@ mod tests {
         assert_eq!(f.on_new_connection(&host).subset, None);
         assert!(host.foreign.borrow().is_empty());
         f.flush_counters(&host);
-        assert_eq!(host.counter("canary.tcp-echo.no_decision"), 1);
+        assert_eq!(host.counter(&counter("tcp-echo", "none", "")), 1);
     }
 
     #[test]
@@ -637,7 +705,7 @@ mod tests {
         assert!(host.foreign.borrow().is_empty());
         assert_eq!(host.logs.borrow().len(), 1);
         f.flush_counters(&host);
-        assert_eq!(host.counter("canary._global.no_decision"), 2);
+        assert_eq!(host.counter(&counter("*", "none", "")), 2);
     }
 
     #[test]

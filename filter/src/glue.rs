@@ -5,7 +5,7 @@
 //! thread-local (~46 KB of module, a third of the size budget), must fix at root-context creation whether
 //! children are HTTP or stream contexts (which a root cannot know: see [`crate::Served`]), and panics — a
 //! trap that kills the VM — on any host status it does not expect. The subset of the ABI this filter
-//! needs is small: twelve imports and the callbacks below. Every host status is absorbed here, so nothing a
+//! needs is small: thirteen imports and the callbacks below. Every host status is absorbed here, so nothing a
 //! host returns can trap the module.
 
 use std::cell::RefCell;
@@ -39,6 +39,7 @@ extern "C" {
     fn proxy_replace_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, size: usize) -> u32;
     fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
     fn proxy_get_property(path: *const u8, path_size: usize, data: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
@@ -148,6 +149,11 @@ impl Host for Envoy {
             proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), data, size)
         })
         .is_some()
+    }
+
+    fn set_property(&self, path: &str, value: &[u8]) -> bool {
+        // SAFETY: both slices outlive the call.
+        unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) == STATUS_OK }
     }
 
     fn log(&self, level: LogLevel, message: &str) {

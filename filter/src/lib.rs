@@ -44,19 +44,19 @@
 //! # Metrics
 //! One counter per (service, deciding rule, subset), defined on the first decision it counts (so only
 //! outcomes that happen create stats). Decisions are counted in the module and added to Envoy's counters on
-//! a 1 s tick and when the root context goes away, saving a host call per request:
+//! a 1 s tick and when the root context goes away, saving a host call per request. The names encode their
+//! labels ([`canary_eval::telemetry`]): `canary.service=.=frontend;.;rule=.=3;.;subset=.=v2;.;decisions_total`,
+//! which Envoy's tag extraction (the `stats_tags` `canaryc manifest --kind envoy` writes, or Istio's
+//! `extraStatTags`) shows in Prometheus as `canary_decisions_total{service="frontend",rule="3",subset="v2"}`.
+//! `rule` is the policy line, `default` (the default applied) or `none` (nothing decided); `subset` is empty
+//! when nothing was decided; `service` is `*` for HTTP requests whose `:authority` names no declared service
+//! (only top-level rules apply; a per-host name would let clients create unbounded stats).
 //!
-//! | name | counts |
-//! |---|---|
-//! | `canary.<service>.rule_<line>.<subset>` | the rule on policy line `<line>` decided `<subset>` (a split's remainder counts here with the default subset) |
-//! | `canary.<service>.default.<subset>` | no rule matched; the default subset applied |
-//! | `canary.<service>.rule_<line>.no_decision` | a split's remainder with no default: no subset set |
-//! | `canary.<service>.no_decision` | nothing decided: the subset header was removed / no cluster set |
-//!
-//! `<service>` is the served service's name, or `_global` for HTTP requests whose `:authority` names no
-//! declared service (only top-level rules apply; a per-host name would let clients create unbounded
-//! stats). Current Envoy puts custom wasm stats in the `wasmcustom` namespace: its admin `/stats` page shows
-//! `wasmcustom.canary.frontend.rule_3.v2`, its Prometheus output `canary_frontend_rule_3_v2`.
+//! # Access log
+//! With `settings.access_log`, each decision is also written as the property `canary_decision`
+//! (`proxy_set_property`), which Envoy keeps as filter state `wasm.canary_decision` for access logs
+//! (`%FILTER_STATE(wasm.canary_decision:PLAIN)%` prints `service=frontend rule=3 subset=v2`). The value is built
+//! once per outcome; the host call is per request, hence opt-in (BENCHMARKS.md, "Decisions in the access log").
 
 mod engine;
 pub mod filter_state;

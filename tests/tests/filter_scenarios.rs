@@ -2,7 +2,7 @@
 //! with policies written in the canary language. Split proportions are checked in `filter_splits.rs`.
 
 use anyhow::Result;
-use canary_tests::host::{compile, Proxy, Settings};
+use canary_tests::host::{compile, decision_counter, Proxy, Settings};
 
 const CHROME: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
@@ -26,8 +26,8 @@ fn s1_everything_to_v1() -> Result<()> {
             assert_eq!(subset_for(&mut proxy, &[(":authority", host), ("user-agent", ua)])?.as_deref(), Some("v1"));
         }
     }
-    // Undeclared services are served by the top-level rules and counted under `_global`.
-    assert_eq!(proxy.counter("canary._global.default.v1")?, 8);
+    // Undeclared services are served by the top-level rules and counted under service `*`.
+    assert_eq!(proxy.counter(&decision_counter("*", "default", "v1"))?, 8);
     Ok(())
 }
 
@@ -38,7 +38,7 @@ fn s2_forecast_percentages() -> Result<()> {
         assert_eq!(subset_for(&mut all, &[(":authority", "forecast")])?.as_deref(), Some("v2"));
         assert_eq!(subset_for(&mut all, &[(":authority", "frontend")])?.as_deref(), Some("v1"));
     }
-    assert_eq!(all.counter("canary.forecast.rule_2.v2")?, 200);
+    assert_eq!(all.counter(&decision_counter("forecast", "2", "v2"))?, 200);
 
     let mut half = Proxy::http(policy("service forecast {\n  50% v2\n  default v1\n}\ndefault v1\n")).start()?;
     let mut seen = std::collections::BTreeSet::new();
@@ -48,7 +48,8 @@ fn s2_forecast_percentages() -> Result<()> {
     }
     assert_eq!(seen, [Some("v1".to_string()), Some("v2".to_string())].into());
     // A split's remainder is counted on the split's own rule, with the default subset.
-    let total = half.counter("canary.forecast.rule_2.v1")? + half.counter("canary.forecast.rule_2.v2")?;
+    let total = half.counter(&decision_counter("forecast", "2", "v1"))?
+        + half.counter(&decision_counter("forecast", "2", "v2"))?;
     assert_eq!(total, 200);
     Ok(())
 }
@@ -64,8 +65,8 @@ fn s3_chrome_to_v2() -> Result<()> {
         assert_eq!(subset_for(&mut proxy, &firefox)?.as_deref(), Some("v1"));
         assert_eq!(subset_for(&mut proxy, &[(":authority", "forecast")])?.as_deref(), Some("v1"));
     }
-    assert_eq!(proxy.counter("canary.forecast.rule_2.v2")?, 50);
-    assert_eq!(proxy.counter("canary.forecast.default.v1")?, 100);
+    assert_eq!(proxy.counter(&decision_counter("forecast", "2", "v2"))?, 50);
+    assert_eq!(proxy.counter(&decision_counter("forecast", "default", "v1"))?, 100);
     Ok(())
 }
 
@@ -81,7 +82,7 @@ fn s4_android_split_others_v1() -> Result<()> {
         *android.entry(subset_for(&mut proxy, &phone)?).or_insert(0) += 1;
     }
     assert_eq!(android.len(), 2, "Android users see both versions: {android:?}");
-    assert_eq!(proxy.counter("canary.frontend.default.v1")?, 400);
+    assert_eq!(proxy.counter(&decision_counter("frontend", "default", "v1"))?, 400);
     Ok(())
 }
 
@@ -126,9 +127,9 @@ fn s5_tester_chain_never_mixes_versions() -> Result<()> {
             assert_eq!(frontend == "v2", tester, "cookie {cookie:?}");
         }
     }
-    assert_eq!(ingress.counter("canary.frontend.rule_2.v2")?, 60);
-    assert_eq!(sidecar_v2.counter("canary.forecast.rule_6.v2")?, 60);
-    assert_eq!(sidecar_v1.counter("canary.forecast.default.v1")?, 60);
+    assert_eq!(ingress.counter(&decision_counter("frontend", "2", "v2"))?, 60);
+    assert_eq!(sidecar_v2.counter(&decision_counter("forecast", "6", "v2"))?, 60);
+    assert_eq!(sidecar_v1.counter(&decision_counter("forecast", "default", "v1"))?, 60);
     Ok(())
 }
 
@@ -179,8 +180,8 @@ fn shutting_down_hands_over_counts_not_yet_ticked() -> Result<()> {
         proxy.request(&[(":authority", "frontend"), ("cookie", cookie)])?;
     }
     let metrics = proxy.shut_down()?;
-    assert_eq!(metrics.get("canary.frontend.rule_2.v2"), Some(&2), "{metrics:?}");
-    assert_eq!(metrics.get("canary.frontend.default.v1"), Some(&1), "{metrics:?}");
+    assert_eq!(metrics.get(&decision_counter("frontend", "2", "v2")), Some(&2), "{metrics:?}");
+    assert_eq!(metrics.get(&decision_counter("frontend", "default", "v1")), Some(&1), "{metrics:?}");
     Ok(())
 }
 
@@ -210,7 +211,8 @@ fn s6_tcp_connections_pick_clusters_through_filter_state() -> Result<()> {
         *clusters.entry(cluster).or_insert(0) += 1;
     }
     assert_eq!(clusters.keys().collect::<Vec<_>>(), ["tcp-echo-v1", "tcp-echo-v2"]);
-    let counted = proxy.counter("canary.tcp-echo.rule_2.v1")? + proxy.counter("canary.tcp-echo.rule_2.v2")?;
+    let counted = proxy.counter(&decision_counter("tcp-echo", "2", "v1"))?
+        + proxy.counter(&decision_counter("tcp-echo", "2", "v2"))?;
     assert_eq!(counted, 200);
     Ok(())
 }
@@ -234,7 +236,7 @@ fn s6_istio_cluster_names_and_source_rules() -> Result<()> {
     let mut none = Proxy::tcp(policy("service tcp-echo tcp {\n  source version=v2 -> v2\n}\n")).start()?;
     let conn = none.connection()?;
     assert!(conn.filter_state.is_empty() && !conn.calls.iter().any(|c| c.contains("foreign")));
-    assert_eq!(none.counter("canary.tcp-echo.no_decision")?, 1);
+    assert_eq!(none.counter(&decision_counter("tcp-echo", "none", ""))?, 1);
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use canary_tests::host::{compile, Proxy, Settings};
+use canary_tests::host::{compile, decision_counter, Proxy, Settings};
 
 const N: u64 = 10_000;
 
@@ -33,8 +33,8 @@ fn s2_fifty_percent_of_forecast_traffic() -> Result<()> {
     assert_eq!(counts.values().sum::<u64>(), N);
     assert_binomial(counts["v2"], N, 0.5, "forecast v2");
     // The counters Envoy exposes tell the same story.
-    assert_eq!(proxy.counter("canary.forecast.rule_2.v2")?, counts["v2"]);
-    assert_eq!(proxy.counter("canary.forecast.rule_2.v1")?, counts["v1"]);
+    assert_eq!(proxy.counter(&decision_counter("forecast", "2", "v2"))?, counts["v2"]);
+    assert_eq!(proxy.counter(&decision_counter("forecast", "2", "v1"))?, counts["v1"]);
     Ok(())
 }
 
@@ -166,9 +166,12 @@ service frontend {
     }
     let counters = proxy.counters()?;
     assert_eq!(counters.values().sum::<u64>(), 300, "{counters:?}");
-    assert_eq!(counters["canary.frontend.rule_2.v2"], 100);
-    assert_eq!(counters["canary.frontend.rule_3.v2"] + counters["canary.frontend.rule_3.v1"], 100);
-    assert_eq!(counters["canary.frontend.default.v1"], 100);
+    assert_eq!(counters[&decision_counter("frontend", "2", "v2")], 100);
+    assert_eq!(
+        counters[&decision_counter("frontend", "3", "v2")] + counters[&decision_counter("frontend", "3", "v1")],
+        100
+    );
+    assert_eq!(counters[&decision_counter("frontend", "default", "v1")], 100);
     assert_eq!(counters.len(), 4, "{counters:?}");
     Ok(())
 }

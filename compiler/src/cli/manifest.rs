@@ -161,6 +161,11 @@ pub struct ManifestArgs {
     /// being inlined. HTTP only. Absolute; ends in .yaml or .json.
     #[arg(long, value_name = "PATH", help_heading = "Envoy")]
     rds_path: Option<PathBuf>,
+    /// Make the filter write each decision into filter state `wasm.canary_decision` (one host call per
+    /// request); with --kind envoy also log every request with it to stdout. For Istio, print it with
+    /// `%FILTER_STATE(wasm.canary_decision:PLAIN)%` in meshConfig.accessLogFormat (README "Metrics and access log").
+    #[arg(long)]
+    access_log: bool,
 }
 
 fn parse_port(value: &str) -> Result<(String, u16), String> {
@@ -177,7 +182,11 @@ fn parse_port(value: &str) -> Result<(String, u16), String> {
 pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     misplaced_flags(&args)?;
     let backend = effective_backend(&args)?;
-    let (compiled, text) = load(&args.file)?;
+    let (mut compiled, text) = load(&args.file)?;
+    if args.access_log && args.kind != Kind::Envoy {
+        // The Istio plugins and the ECDS resource carry the setting; `--kind envoy` sets it with the log it writes.
+        compiled.config.settings.access_log = true;
+    }
     let config = &compiled.config;
     let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
     if backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
@@ -194,6 +203,12 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
                 let target = Target { labels: Some(&opts.node_labels), ..Target::envoy(args.envoy_version) };
                 let lowered = choose(&args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
                 opts.native = lowered.into_values().next();
+            }
+            if opts.access_log && opts.native.is_some() {
+                return Err("--access-log logs the filter's decisions, but this service got native routes (no \
+                            filter runs): use --backend filter, or Envoy's own access log"
+                    .to_string()
+                    .into());
             }
             envoy_bootstrap(config, &opts)?
         }
@@ -399,6 +414,7 @@ fn envoy_options(args: &ManifestArgs, backend: Backend, config: &Config) -> Resu
     let mut opts = EnvoyOptions::new(&service, listen, args.admin, wasm);
     opts.clusters = args.clusters.clone();
     opts.node_labels = args.node_labels.clone();
+    opts.access_log = args.access_log;
     opts.protocol = args.protocol.map(protocol);
     opts.ecds_path = args.ecds_path.clone();
     opts.rds_path = args.rds_path.clone();
@@ -413,7 +429,7 @@ fn envoy_options(args: &ManifestArgs, backend: Backend, config: &Config) -> Resu
 fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
     use Kind::*;
     const ISTIO: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes];
-    let flags: [(&str, bool, &[Kind]); 15] = [
+    let flags: [(&str, bool, &[Kind]); 16] = [
         ("--wasm", args.wasm.is_some(), &[Envoy, Ecds]),
         ("--listen", args.listen.is_some(), &[Envoy]),
         ("--cluster", !args.clusters.is_empty(), &[Envoy]),
@@ -421,6 +437,7 @@ fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
         ("--protocol", args.protocol.is_some(), &[Envoy, Ecds, Rds]),
         ("--ecds-path", args.ecds_path.is_some(), &[Envoy]),
         ("--rds-path", args.rds_path.is_some(), &[Envoy]),
+        ("--access-log", args.access_log, &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds]),
         ("--wasm-url", args.wasm_url.is_some(), &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds]),
         ("--sha256", args.sha256.is_some(), ISTIO),
         ("--port", !args.ports.is_empty(), ISTIO),

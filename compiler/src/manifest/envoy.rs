@@ -50,6 +50,9 @@ pub struct EnvoyOptions {
     pub ecds_path: Option<PathBuf>,
     /// `--rds-path`: the native routes are discovered from this watched file (RDS), not inlined.
     pub rds_path: Option<PathBuf>,
+    /// `--access-log`: the filter writes each decision into filter state (`settings.access_log`) and the
+    /// listener logs every request or connection with it to stdout ([`ACCESS_LOG_FORMAT`]).
+    pub access_log: bool,
 }
 
 impl EnvoyOptions {
@@ -69,6 +72,7 @@ impl EnvoyOptions {
             native: None,
             ecds_path: None,
             rds_path: None,
+            access_log: false,
         }
     }
 }
@@ -113,7 +117,8 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
     check_clusters(config, opts, protocol)?;
     push::check_paths(opts, protocol)?;
 
-    let policy = proxy_policy(config, service, protocol);
+    let mut policy = proxy_policy(config, service, protocol);
+    policy.settings.access_log |= opts.access_log && opts.native.is_none();
     let filters = match &opts.native {
         None => {
             let json = serde_json::to_string(&policy).map_err(|e| format!("cannot serialize the policy: {e}"))?;
@@ -148,6 +153,9 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
             "clusters": clusters(&policy, opts),
         },
     });
+    if opts.native.is_none() {
+        add_filter_telemetry(&mut bootstrap, opts, protocol);
+    }
     if opts.native.as_ref().is_some_and(envoy_routes::uses_regex) || opts.rds_path.is_some() {
         // Host matches are small RE2 programs, but a long host name can pass plain Envoy's cap of 100 (Istio
         // raises it the same way). Routes pushed over RDS may need it later, so such a proxy always has it.
@@ -423,6 +431,43 @@ fn clusters(policy: &Config, opts: &EnvoyOptions) -> Vec<Value> {
         .collect()
 }
 
+/// What `--access-log` prints per request (HTTP) or connection (TCP): a `canary-access` marker (the proxy's own
+/// log shares stdout), the request, where it went, and the filter's decision (`service=… rule=… subset=…`;
+/// `-` when the filter set none, e.g. a trusted incoming header).
+pub const ACCESS_LOG_FORMAT: &str =
+    "canary-access %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %FILTER_STATE(wasm.canary_decision:PLAIN)%\n";
+/// The TCP form of [`ACCESS_LOG_FORMAT`]: a connection has no method, path or status.
+pub const TCP_ACCESS_LOG_FORMAT: &str =
+    "canary-access tcp %UPSTREAM_CLUSTER% %FILTER_STATE(wasm.canary_decision:PLAIN)%\n";
+
+/// With the filter: the `stats_tags` that turn its counter names into `canary_decisions_total{service,rule,subset}`
+/// in Prometheus output (the encoding is `canary_eval::telemetry`'s), and with `--access-log` the stdout access
+/// log on the listener's HTTP connection manager or `tcp_proxy`.
+fn add_filter_telemetry(bootstrap: &mut Value, opts: &EnvoyOptions, protocol: Protocol) {
+    use canary_eval::telemetry::{tag_regex, TAGS};
+    let tags: Vec<Value> = TAGS.iter().map(|tag| json!({ "tag_name": tag, "regex": tag_regex(tag) })).collect();
+    bootstrap["stats_config"] = json!({ "stats_tags": tags });
+    if !opts.access_log {
+        return;
+    }
+    let format = match protocol {
+        Protocol::Http => ACCESS_LOG_FORMAT,
+        Protocol::Tcp => TCP_ACCESS_LOG_FORMAT,
+    };
+    let log = json!([{
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": { "text_format_source": { "inline_string": format } },
+        },
+    }]);
+    let filters = &mut bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"];
+    if let Some(last) = filters.as_array_mut().and_then(|f| f.last_mut()) {
+        // The HTTP connection manager or tcp_proxy: the last network filter either way.
+        last["typed_config"]["access_log"] = log;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,6 +570,26 @@ mod tests {
         p.settings.cluster = Some("outbound|80|{subset}|{service}.weather".into());
         let y = yaml(&p, &opts("forecast"));
         assert_eq!(y["static_resources"]["clusters"][0]["name"], "outbound|80|v1|forecast.weather");
+    }
+
+    #[test]
+    fn stats_tags_and_the_access_log() {
+        let y = yaml(&policy(SPLIT), &opts("forecast"));
+        let tags = y["stats_config"]["stats_tags"].as_sequence().unwrap();
+        let names: Vec<&str> = tags.iter().map(|t| t["tag_name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["service", "rule", "subset"]);
+        assert_eq!(tags[1]["regex"], r"(rule=\.=(.*?);\.;)");
+        let hcm = &y["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        assert!(hcm.get("access_log").is_none(), "the access log is opt-in");
+
+        let mut o = opts("forecast");
+        o.access_log = true;
+        let y = yaml(&policy(SPLIT), &o);
+        let hcm = &y["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let format = &hcm["access_log"][0]["typed_config"]["log_format"]["text_format_source"]["inline_string"];
+        assert!(format.as_str().unwrap().contains("%FILTER_STATE(wasm.canary_decision:PLAIN)%"));
+        let conf = hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"].as_str().unwrap();
+        assert!(serde_json::from_str::<Config>(conf).unwrap().settings.access_log);
     }
 
     #[test]
