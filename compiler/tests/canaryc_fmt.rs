@@ -80,6 +80,29 @@ fn rewrites_in_place_and_formats_stdin() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn rewrites_through_a_symlink_keeping_the_mode_and_leaving_no_temporary() {
+    use std::os::unix::fs::PermissionsExt;
+    let file = tmp("linked.canary", "default  v1\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let link = format!("{file}.link.canary");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&file, &link).expect("symlink");
+    let out = canaryc(&["fmt", &link], "");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "default v1\n");
+    assert!(std::fs::symlink_metadata(&link).expect("link").file_type().is_symlink(), "the link stays a link");
+    assert_eq!(std::fs::metadata(&file).expect("mode").permissions().mode() & 0o777, 0o600);
+    let dir = std::path::Path::new(&file).parent().expect("dir");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn a_policy_that_does_not_parse_is_left_untouched() {
     let text = "service a {\n  android => v2\n}\n";

@@ -165,6 +165,21 @@ fn compile_prints_json_and_errors_print_nothing_on_stdout() {
     assert!(first.starts_with(&format!("{}:2:", bad.display())), "{stderr}");
     assert!(first.contains(": error: "), "{stderr}");
     assert!(stderr.contains("->"), "hint mentions `->`: {stderr}");
+
+    // -o replaces the file atomically (a watcher never reads half a config); a refused policy leaves it alone.
+    let json = dir.join("weather.json");
+    std::fs::write(&json, "old").expect("write");
+    let written = canaryc(&["compile", &example("weather.canary"), "-o", &json.display().to_string()]);
+    assert!(written.status.success() && written.stdout.is_empty(), "{written:?}");
+    assert_eq!(std::fs::read_to_string(&json).expect("read"), stdout(&["compile", &example("weather.canary")]));
+    let refused = canaryc(&["compile", &bad.display().to_string(), "-o", &json.display().to_string()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&json).expect("read"), stdout(&["compile", &example("weather.canary")]));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
 }
 
 #[test]

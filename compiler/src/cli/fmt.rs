@@ -78,7 +78,11 @@ fn one(file: &std::path::Path, check: bool) -> Result<Outcome, Failure> {
         return Ok(Outcome::Formatted);
     }
     if !stdin && !check {
-        std::fs::write(file, &formatted).map_err(|e| format!("{name}: cannot write: {e}"))?;
+        // Atomically (a full disk or a kill never leaves the policy half-written), through a symlink to the file
+        // it names, keeping that file's permissions.
+        let target = std::fs::canonicalize(file).map_err(|e| format!("{name}: cannot write: {e}"))?;
+        crate::manifest::write_atomic(&target, formatted.as_bytes())
+            .map_err(|e| format!("{name}: cannot write: {e}"))?;
     }
     Ok(Outcome::Changed)
 }

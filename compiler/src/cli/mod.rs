@@ -142,7 +142,8 @@ fn run(command: Command) -> Result<(), Failure> {
             let config = load(&file)?.0.config;
             let json = crate::config_json(&config);
             match output {
-                Some(out) => std::fs::write(&out, json).map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
+                Some(out) => crate::manifest::write_atomic(&out, json.as_bytes())
+                    .map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
                 None => print(&json),
             }
         }

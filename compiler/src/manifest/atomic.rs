@@ -1,10 +1,14 @@
-//! Atomic file replacement for everything `canaryc` writes with `-o`.
+//! Atomic file replacement for everything `canaryc` writes: `-o` of `manifest` and `compile`, and the policy
+//! `fmt` rewrites.
 //!
 //! Envoy reloads a watched file (ECDS, RDS) when a file is *moved* into its directory, and a ConfigMap sync or
 //! a file watcher may read at any moment: a file written in place can be seen half-written. So the new content
 //! goes to a temporary file in the same directory (a rename is atomic only within one file system), is flushed
 //! to disk, and is renamed over the target. A reader sees the old file or the new one, never a mix; on any
-//! error the temporary file is removed and the target is untouched.
+//! error the temporary file is removed and the target is untouched (for `fmt`: the user's policy is never left
+//! half-written by a full disk or a kill). A target that exists keeps its permissions. A symlink at `path` is
+//! replaced, not written through: the rename must land in the directory Envoy watches; `fmt` resolves its
+//! files first, so a linked policy file is rewritten where it lives.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -15,7 +19,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// `PATH.tmp-PID-N` beside it.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = temp_path(path)?;
-    let written = write_synced(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    let written = write_synced(&tmp, contents)
+        .and_then(|()| match std::fs::metadata(path) {
+            Ok(old) => std::fs::set_permissions(&tmp, old.permissions()),
+            Err(_) => Ok(()),
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -66,6 +75,21 @@ mod tests {
             std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keeps_the_permissions_of_the_file_it_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir("perms");
+        let target = d.join("policy.canary");
+        std::fs::write(&target, b"old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&target, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(entries(&d), ["policy.canary"]);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
