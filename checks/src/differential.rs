@@ -35,8 +35,9 @@ const HOSTS: &[&str] = &["frontend", "forecast", "FRONTEND", "x.frontend"];
 const FAMILIES: &[&str] = &["android", "ios", "chrome", "firefox", "safari", "edge", "mobile"];
 const SUBSETS: &[&str] = &["v1", "v2", "v3"];
 const SERVICES: &[&str] = &["frontend", "forecast", "unknown"];
-/// Request header values that the conditions above can match, and some that almost do.
-const VALUES: &[&[u8]] = &[
+/// Request header values that the conditions above can match, and some that almost do (also the proptest
+/// generator's pool in `tests/tests/fuzz_targets.rs`).
+pub const VALUES: &[&[u8]] = &[
     b"beta",
     b"tester",
     b"a b",
@@ -47,6 +48,7 @@ const VALUES: &[&[u8]] = &[
     b"user=\"tester\"",
     b"user=tester;user=x",
     b" user = tester ",
+    b"%75ser=tester",
     b"uid=abc123",
     b"/api?q=beta",
     b"/api/v1?x=1&q=a+b&q=beta",
@@ -56,6 +58,7 @@ const VALUES: &[&[u8]] = &[
     b"frontend:8080",
     b"FRONTEND",
     b"forecast.weather.svc.cluster.local",
+    b"frontend.weather.svc.cluster.local",
     b"POST",
     b"GET",
     b"v2",
@@ -66,7 +69,8 @@ const VALUES: &[&[u8]] = &[
     b"\xff\xfe\x00",
     b"Android\xffMobile",
 ];
-const UNITS: &[&[u8]] = &[b"a=b; ", b"&q=", b"x", b"\xff", b"user=tester;"];
+/// Units a long value repeats (hundreds of cookies, query parameters, invalid bytes).
+pub const UNITS: &[&[u8]] = &[b"a=b; ", b"&q=", b"x", b"\xff", b"user=tester;"];
 
 fn pick<'a, T: ?Sized>(pool: &'a [&'a T], i: u8) -> &'a T {
     pool[i as usize % pool.len()]

@@ -9,6 +9,7 @@
 //! the evaluator under wasmtime by the proptest targets in `make test`.
 
 pub mod config;
+pub mod corpus;
 pub mod differential;
 pub mod import;
 pub mod policy;

@@ -9,19 +9,7 @@
 //! | `imports/*.yaml` | `import_yaml` | `canaryc import` input |
 //! | `cases/*.json` | `eval_vs_filter` | the scenario JSON the target prints on a failure |
 
-use std::path::{Path, PathBuf};
-
-fn corpus(kind: &str, ext: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus").join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{}: no .{ext} files (the corpus went missing)", dir.display());
-    files
-}
+use canary_checks::corpus::files as corpus;
 
 #[test]
 fn policies() {

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use canary_checks::corpus::files as corpus;
 use canary_eval::{Policy, SimpleRequest};
 use canary_tests::host::{LogLevel, Proxy};
 use proptest::prelude::*;
@@ -337,39 +338,14 @@ fn deterministic_policy() -> impl Strategy<Value = String> {
         })
 }
 
+/// Values from the libFuzzer differential's pool (`canary_checks::differential::VALUES`), random bytes, or one
+/// of its units repeated.
 fn header_value() -> impl Strategy<Value = Vec<u8>> {
-    let pool: Vec<&[u8]> = vec![
-        b"beta",
-        b"tester",
-        b"a b",
-        b"",
-        "é".as_bytes(),
-        b"user=tester",
-        b"a=1; user=tester",
-        b"user=\"tester\"",
-        b"user=tester;user=x",
-        b" user = tester ",
-        b"%75ser=tester",
-        b"/api?q=beta",
-        b"/api/v1?x=1&q=a+b&q=beta",
-        b"/?q=%62eta",
-        b"/API",
-        b"frontend",
-        b"frontend:8080",
-        b"FRONTEND",
-        b"frontend.weather.svc.cluster.local",
-        b"POST",
-        b"v2",
-        b"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/124.0 Mobile Safari/537.36",
-        b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1",
-        b"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-        b"\xff\xfe\x00",
-        b"Android\xffMobile",
-    ];
+    use canary_checks::differential::{UNITS, VALUES};
     prop_oneof![
-        4 => prop::sample::select(pool).prop_map(<[u8]>::to_vec),
+        4 => prop::sample::select(VALUES).prop_map(<[u8]>::to_vec),
         2 => prop::collection::vec(any::<u8>(), 0..40),
-        1 => (prop::sample::select(vec![b"a=b; ".as_slice(), b"&q=", b"x", b"\xff"]), 1usize..400)
+        1 => (prop::sample::select(UNITS), 1usize..400)
             .prop_map(|(unit, n)| unit.repeat(n)),
     ]
 }
@@ -506,17 +482,6 @@ fn fuzz_evaluator() {
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
-}
-
-fn corpus(kind: &str, ext: &str) -> Vec<PathBuf> {
-    let dir = workspace().join("tests/corpus").join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .collect();
-    files.sort();
-    files
 }
 
 /// A request value in the corpus: a string, `{"hex": "ff00"}`, `{"repeat": VALUE, "times": 10000}`, or
