@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use canary_filter::{Host, LogLevel};
+use canary_filter::{header_map, Host, LogLevel};
 
 #[derive(Debug, Default)]
 pub struct RequestHost {
@@ -23,30 +23,13 @@ impl RequestHost {
     }
 }
 
-/// The proxy-wasm pairs serialization (`PairsUtil::marshalPairs`): count, then (name length, value length)
-/// per pair, then each name and value NUL-terminated. The filter's decoder reads exactly this.
-pub fn marshal_pairs(pairs: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-    for (name, value) in pairs {
-        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    }
-    for (name, value) in pairs {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value);
-        out.push(0);
-    }
-    out
-}
-
 impl Host for RequestHost {
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
         self.headers.borrow().iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     }
 
     fn request_headers(&self) -> Option<Vec<u8>> {
-        Some(marshal_pairs(&self.headers.borrow()))
+        Some(header_map::encode(self.headers.borrow().iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))))
     }
 
     fn replace_request_header(&self, name: &str, value: &str) {
@@ -97,11 +80,5 @@ mod tests {
         assert_eq!(host.values("x"), vec![b"3".to_vec()]);
         host.remove_request_header("x");
         assert!(host.values("x").is_empty());
-    }
-
-    #[test]
-    fn pairs_are_marshalled_as_the_host_does() {
-        let bytes = marshal_pairs(&[("a".into(), b"bc".to_vec())]);
-        assert_eq!(bytes, [1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'b', b'c', 0]);
     }
 }

@@ -198,20 +198,9 @@ fn map_index(caller: &mut Ctx<'_>, map: u32) -> Result<usize, u32> {
     }
 }
 
-/// Serializes header pairs: count, (key len, value len)…, then each key and value NUL-terminated.
+/// Serializes header pairs as Envoy does (`canary_filter::header_map::encode`, the format the filter decodes).
 pub fn serialize_pairs(pairs: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v);
-        out.push(0);
-    }
-    out
+    canary_filter::header_map::encode(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
 }
 
 fn deserialize_pairs(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
