@@ -160,7 +160,7 @@ fn regex_example(pattern: &str) -> Option<String> {
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0",
     ];
-    let re = regex_lite::Regex::new(pattern).ok()?;
+    let re = canary_eval::compile_regex(pattern).ok()?;
     let stripped: String = pattern.chars().filter(|c| !"\\^$.*+?()[]{}|".contains(*c)).collect();
     CANDIDATES.iter().map(|s| s.to_string()).chain([stripped]).find(|s| re.is_match(s))
 }

@@ -154,6 +154,11 @@ error_class!(invalid_regex:
     "header user-agent ~ \"Chrome(\" -> v2\n"
     => "input.canary:1:21: error: invalid regex: found open group without closing ')'");
 
+error_class!(regex_too_large:
+    "header user-agent ~ \"a{1000}{1000}\" -> v2\n"
+    => "input.canary:1:21: error: regex too large: it compiles to more than 64 KiB (counted repetitions expand)",
+    hint: "`x{n}` copies x n times and stacked counts multiply; bound the repetition, or test a prefix with a shorter regex");
+
 error_class!(empty_in_list:
     "header x-env in [] -> v2\n"
     => "input.canary:1:17: error: `in []` needs at least one value");

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use canary_eval::RegexError;
+
 use crate::ast::{
     Cond, CondKind, Family, HeaderTest, Name, Policy, Service, Span, Split, StickyKind, Stmt, StmtKind, Text,
 };
@@ -193,17 +195,22 @@ impl Checker {
             CondKind::Header { name, test } => {
                 self.header_name(name);
                 match test {
-                    HeaderTest::Regex(re) => {
-                        if let Err(e) = regex_lite::Regex::new(&re.text) {
-                            self.error(
-                                Diagnostic::error(re.span, format!("invalid regex: {}", one_line(&e.to_string())))
-                                    .with_label("in this regex")
-                                    .with_hint(
-                                        "regexes use regex-lite syntax (like Rust's regex crate, ASCII classes)",
-                                    ),
-                            );
-                        }
-                    }
+                    HeaderTest::Regex(re) => match canary_eval::compile_regex(&re.text) {
+                        Ok(_) => {}
+                        Err(RegexError::Invalid(why)) => self.error(
+                            Diagnostic::error(re.span, format!("invalid regex: {}", one_line(&why)))
+                                .with_label("in this regex")
+                                .with_hint("regexes use regex-lite syntax (like Rust's regex crate, ASCII classes)"),
+                        ),
+                        Err(too_large) => self.error(
+                            Diagnostic::error(re.span, format!("regex too large: {too_large}"))
+                                .with_label("in this regex")
+                                .with_hint(
+                                    "`x{n}` copies x n times and stacked counts multiply; \
+                                         bound the repetition, or test a prefix with a shorter regex",
+                                ),
+                        ),
+                    },
                     HeaderTest::In(values, span) if values.is_empty() => self.error(
                         Diagnostic::error(*span, "`in []` needs at least one value")
                             .with_label("empty list")

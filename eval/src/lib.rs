@@ -16,7 +16,7 @@ mod wire;
 
 pub use config::{Config, BUCKETS, CONFIG_VERSION};
 pub use hash::{sticky_bucket, sticky_bucket_all};
-pub use matcher::{literal_alternatives, REGEX_SCAN_LIMIT};
+pub use matcher::{compile_regex, literal_alternatives, RegexError, REGEX_SCAN_LIMIT, REGEX_SIZE_LIMIT};
 pub use policy::{quoted, AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
 pub use request::{Request, SimpleRequest, SlotRequest};
 pub use wire::{cookie_value, query_value};

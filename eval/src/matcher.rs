@@ -66,12 +66,53 @@ impl<'v, I: Iterator<Item = &'v [u8]>> ValueSource<'v> for I {
 /// `contains` matcher and RE2: that is what lets such conditions lower to native routes.
 pub const REGEX_SCAN_LIMIT: usize = 8 * 1024;
 
+/// The most heap one compiled regex may take (regex-lite's NFA, which `size_limit` bounds). Counted
+/// repetitions expand when a regex compiles — `a{1000}{1000}` is a million states — and the search costs
+/// time in proportion to that size on every request. Real patterns compile to 0.3–23 KiB (a browser
+/// family 1.4 KiB, a full Chrome user agent 3 KiB, `.{0,255}` 22 KiB, `a{1000}` 31 KiB); regex-lite's own
+/// default, 10 MiB, let one policy regex take each proxy 20 ms and 10 MiB to load (ARCHITECTURE.md).
+pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+
+/// Compiles a `~` operand as every stage does — the checker (for its diagnostic), the importer, the
+/// evaluator and the filter — so a regex the checker accepts is one the filter loads.
+pub fn compile_regex(pattern: &str) -> Result<Regex, RegexError> {
+    regex_lite::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| {
+        let message = e.to_string();
+        // regex-lite's errors have no kind; this is its one message for the size limit (unit-tested).
+        if message.contains("exceeded size limit") {
+            RegexError::TooLarge
+        } else {
+            RegexError::Invalid(message)
+        }
+    })
+}
+
+/// Why [`compile_regex`] refused a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexError {
+    /// Not regex-lite syntax; regex-lite's message.
+    Invalid(String),
+    /// Valid, but it compiles to more than [`REGEX_SIZE_LIMIT`] bytes.
+    TooLarge,
+}
+
+impl std::fmt::Display for RegexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegexError::Invalid(message) => f.write_str(message),
+            RegexError::TooLarge => {
+                write!(f, "it compiles to more than {} KiB (counted repetitions expand)", REGEX_SIZE_LIMIT / 1024)
+            }
+        }
+    }
+}
+
 /// The part of a value that a `~` condition with regex operators searches.
 pub fn regex_window(v: &[u8]) -> &[u8] {
     &v[..v.len().min(REGEX_SCAN_LIMIT)]
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Test {
     Eq(Box<[u8]>),
     /// Case-insensitive equality (hosts).
@@ -93,7 +134,8 @@ impl Test {
     /// users write it, or `|`-separated) so it runs as a memmem search over the whole value instead of a
     /// regex over [`regex_window`].
     pub fn regex(pattern: &str) -> Result<Test, String> {
-        let re = Regex::new(pattern).map_err(|e| format!("invalid regex {}: {e}", crate::policy::quoted(pattern)))?;
+        let re =
+            compile_regex(pattern).map_err(|e| format!("invalid regex {}: {e}", crate::policy::quoted(pattern)))?;
         match literal_alternatives(pattern) {
             Some(lits) => Ok(Test::Substrings(lits.iter().map(|l| Finder::new(l).into_owned()).collect())),
             None => Ok(Test::Regex(re)),
@@ -293,6 +335,21 @@ mod tests {
         assert_eq!(cookie.first(&mut headers.into_iter()), Some(&b"first"[..]));
         assert_eq!(cookie.first(&mut [&b"a=1"[..]].into_iter()), None);
         assert!(cookie.joins_values() && !Extract::Whole.joins_values());
+    }
+
+    #[test]
+    fn regexes_past_the_size_limit_are_refused_as_too_large() {
+        // Real patterns and the largest counted repetition regex-lite allows on its own fit.
+        for ok in ["Android|android|Adr |Silk/|OculusBrowser|JUC", r"\w{1,64}", ".{0,255}", "a{1000}"] {
+            assert!(compile_regex(ok).is_ok(), "{ok}");
+        }
+        // Stacked repetitions multiply: regex-lite's 10 MiB default took milliseconds to refuse these.
+        for big in ["a{1000}{1000}", "(?:[a-z]{100}){100}", r"\w{0,1000}"] {
+            assert_eq!(compile_regex(big).unwrap_err(), RegexError::TooLarge, "{big}");
+            assert!(Test::regex(big).unwrap_err().contains("more than 64 KiB"), "{big}");
+        }
+        assert!(matches!(compile_regex("a{2,1}"), Err(RegexError::Invalid(_))));
+        assert!(matches!(compile_regex("("), Err(RegexError::Invalid(_))));
     }
 
     #[test]

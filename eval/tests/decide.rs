@@ -123,6 +123,10 @@ fn bad_configs_are_refused_with_a_place() {
             "global.rules[0] (line 4): invalid regex",
         ),
         (
+            serde_json::json!({"version": 1, "global": {"rules": [header_rule(5, "ua", serde_json::json!({"regex": "a{1000}{1000}"}), "v2")]}}),
+            "global.rules[0] (line 5): invalid regex \"a{1000}{1000}\": it compiles to more than 64 KiB",
+        ),
+        (
             serde_json::json!({"version": 1, "global": {"rules": [header_rule(1, "User-Agent", serde_json::json!("present"), "v2")]}}),
             "invalid header name \"User-Agent\"",
         ),
@@ -206,6 +210,25 @@ fn hostile_json_is_refused_with_its_position() {
 }
 
 /// Tables (runs of exact-match rules) must decide exactly as the plain rule-by-rule scan would.
+#[test]
+fn repeated_regexes_decide_as_their_own_rules() {
+    // 40 distinct regexes (more than the builder keeps for reuse), then each again with another subset: a
+    // reused compiled regex must still belong to its own rule, and the repeats past the cache compile anew.
+    let rule = |line: u32, i: u32, subset: &str| {
+        header_rule(line, "x", serde_json::json!({"regex": format!("^t{i}-[0-9]+$")}), subset)
+    };
+    let mut rules: Vec<_> = (0..40).map(|i| rule(i + 1, i, "v2")).collect();
+    rules.extend((0..40).map(|i| rule(i + 41, i, "v3")));
+    rules.insert(40, header_rule(100, "y", serde_json::json!({"regex": "^t0-[0-9]+$"}), "v4"));
+    let p = policy(serde_json::json!({"version": 1, "services": [{"name": "s", "rules": rules, "default": "v1"}]}));
+    for i in [0, 31, 32, 39] {
+        let req = SimpleRequest::new().header("x", &format!("t{i}-7"));
+        assert_eq!(decide(&p, "s", &req), (Some("v2".into()), Some(i + 1)), "t{i}");
+    }
+    assert_eq!(decide(&p, "s", &SimpleRequest::new().header("y", "t0-1")), (Some("v4".into()), Some(100)));
+    assert_eq!(decide(&p, "s", &SimpleRequest::new().header("x", "t0-x")), (Some("v1".into()), None));
+}
+
 #[test]
 fn tables_preserve_first_match_order() {
     let rules: Vec<_> = (0..20)

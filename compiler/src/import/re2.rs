@@ -440,8 +440,10 @@ pub fn full_match(pattern: &str, scope: Scope) -> Result<String, String> {
         Scope::Value => format!("^(?:{body})$"),
         Scope::Path => format!("^(?:{body})(?:[?#]|$)"),
     };
-    // Whatever we emit must load in the evaluator; a refusal here is a bug in the translation.
-    regex_lite::Regex::new(&anchored).map_err(|e| format!("canary's regex engine cannot read the translation: {e}"))?;
+    // Whatever we emit must load in the evaluator: a refusal here is a translation bug, or a pattern whose
+    // expansion exceeds the evaluator's size limit (RE2 and Istio allow more).
+    canary_eval::compile_regex(&anchored)
+        .map_err(|e| format!("canary's regex engine cannot read the translation: {e}"))?;
     Ok(anchored)
 }
 

@@ -272,7 +272,7 @@ pub fn matches_empty(test: &Test) -> bool {
         Test::Absent => false,
         Test::Regex(p) => match literal_alternatives(p) {
             Some(literals) => literals.iter().any(Vec::is_empty),
-            None => regex_lite::Regex::new(p).is_ok_and(|re| re.is_match("")),
+            None => canary_eval::compile_regex(p).is_ok_and(|re| re.is_match("")),
         },
     }
 }
