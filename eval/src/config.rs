@@ -233,7 +233,7 @@ pub enum Test {
     Eq(String),
     /// False when the header is absent.
     Ne(String),
-    /// Unanchored regex (regex-lite syntax) searched in the value.
+    /// Unanchored regex (regex-lite syntax, at most 64 KiB once compiled) searched in the value.
     Regex(String),
     In(Vec<String>),
     Present,
