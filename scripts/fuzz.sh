@@ -4,7 +4,7 @@
 #
 #   FUZZ_SECS       wall-clock budget for the whole run (default 600). Two lanes run side by side, one per core:
 #                   lane 1 gives parse_compile the whole budget; lane 2 gives config_json 15 % of it (at its
-#                   13–15k executions a second, over a million in 600 s), eval_vs_filter and import_yaml 10 % each,
+#                   31–32k executions a second, 2.8–2.9 million in 600 s), eval_vs_filter and import_yaml 10 % each,
 #                   then a second parse_compile process (same corpus directory, so the two share what they
 #                   find) the remaining 65 %.
 #   FUZZ_SANITIZER  none (default) or address. ASan finds nothing safe Rust can do wrong and costs executions;

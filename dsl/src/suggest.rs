@@ -14,7 +14,7 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
         if candidate == word || candidate.len().abs_diff(word.len()) > 4 * limit {
-            continue; // (a char is 1–4 bytes: a byte-length gap over 4 × limit is a char-count gap over limit)
+            continue; // (an edit changes the length by at most 4 bytes: this gap needs more than `limit` edits)
         }
         candidate_chars = lowercase_chars(candidate, candidate_chars);
         if candidate_chars.len().abs_diff(word_chars.len()) > limit {

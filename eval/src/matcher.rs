@@ -70,7 +70,7 @@ pub const REGEX_SCAN_LIMIT: usize = 8 * 1024;
 /// repetitions expand when a regex compiles — `a{1000}{1000}` is a million states — and the search costs
 /// time in proportion to that size on every request. Real patterns compile to 0.3–23 KiB (a browser
 /// family 1.4 KiB, a full Chrome user agent 3 KiB, `.{0,255}` 22 KiB, `a{1000}` 31 KiB); regex-lite's own
-/// default, 10 MiB, let one policy regex take each proxy 20 ms and 10 MiB to load (ARCHITECTURE.md).
+/// default, 10 MiB, let one policy regex take each proxy up to 20 ms and 10 MiB to load (ARCHITECTURE.md).
 pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 
 /// Compiles a `~` operand as every stage does — the checker (for its diagnostic), the importer, the

@@ -222,7 +222,7 @@ fn repeated_regexes_decide_as_their_own_rules() {
     rules.insert(40, header_rule(100, "y", serde_json::json!({"regex": "^t0-[0-9]+$"}), "v4"));
     let p = policy(serde_json::json!({"version": 1, "services": [{"name": "s", "rules": rules, "default": "v1"}]}));
     for i in [0, 31, 32, 39] {
-        let req = SimpleRequest::new().header("x", &format!("t{i}-7"));
+        let req = SimpleRequest::new().header("x", format!("t{i}-7"));
         assert_eq!(decide(&p, "s", &req), (Some("v2".into()), Some(i + 1)), "t{i}");
     }
     assert_eq!(decide(&p, "s", &SimpleRequest::new().header("y", "t0-1")), (Some("v4".into()), Some(100)));
