@@ -863,6 +863,8 @@ mod tests {
         }
         assert!(refused("a**", Scope::Value).contains("repetition of a repetition"));
         assert!(refused("a{1001}", Scope::Value).contains("over 1000"));
+        // Within RE2's and Istio's limits, past what the evaluator loads (it would refuse the config).
+        assert!(refused("[0-9]{1000}[a-z]{1000}[A-Z]{1000}", Scope::Value).contains("more than 64 KiB"));
         assert!(refused("", Scope::Value).contains("empty"));
         assert!(refused(&"a".repeat(1025), Scope::Value).contains("1024"));
         assert!(refused("(a", Scope::Value).contains("without its `)`"));
