@@ -10,10 +10,11 @@ use canary_dsl::{parse_and_check, MAX_NESTING};
 /// in release.
 const SMALL_STACK: usize = 1024 * 1024;
 
-fn on_small_stack(source: String) -> Result<usize, usize> {
+/// Parses and checks `source` on a [`SMALL_STACK`] thread: the number of warnings, or the first error's message.
+fn on_small_stack(source: String) -> Result<usize, String> {
     std::thread::Builder::new()
         .stack_size(SMALL_STACK)
-        .spawn(move || parse_and_check(&source).map(|_| 0).map_err(|diags| diags.len()))
+        .spawn(move || parse_and_check(&source).map(|(_, warnings)| warnings.len()).map_err(|e| e[0].message.clone()))
         .expect("spawn")
         .join()
         .expect("no stack overflow")
@@ -25,7 +26,7 @@ fn deepest_parentheses_parse_on_a_small_stack() {
     assert_eq!(on_small_stack(format!("{cond} -> v2\ndefault v1\n")), Ok(0));
     // One level deeper is the prescan's error, before pest sees it.
     let deeper = format!("({cond}) -> v2\n");
-    assert_eq!(on_small_stack(deeper), Err(1));
+    assert!(on_small_stack(deeper).unwrap_err().contains("brackets nest too deeply"));
 }
 
 #[test]
@@ -34,7 +35,7 @@ fn deepest_braces_and_brackets_reach_pest_and_the_checker() {
     let inner = "header x in [\"a\"] -> v2";
     let services = MAX_NESTING - 1;
     let source = format!("{}{inner}{}\n", "service s {\n".repeat(services), "\n}".repeat(services));
-    assert!(on_small_stack(source).is_err());
+    assert_eq!(on_small_stack(source), Err("services cannot be nested".to_string()));
 }
 
 #[test]
@@ -50,5 +51,5 @@ fn a_let_chain_to_the_depth_limit_checks_on_a_small_stack() {
     let limit = canary_dsl::MAX_CONDITION_DEPTH;
     // The longest chain the checker accepts, then one `let` more: refused, not recursed into.
     assert_eq!(on_small_stack(chain(limit - 1)), Ok(0));
-    assert_eq!(on_small_stack(chain(limit)), Err(1));
+    assert!(on_small_stack(chain(limit)).unwrap_err().contains("nests too deeply once its `let`s are expanded"));
 }

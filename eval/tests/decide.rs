@@ -209,7 +209,6 @@ fn hostile_json_is_refused_with_its_position() {
     assert!(Policy::from_json(shallow.as_bytes()).is_ok(), "100 levels are fine");
 }
 
-/// Tables (runs of exact-match rules) must decide exactly as the plain rule-by-rule scan would.
 #[test]
 fn repeated_regexes_decide_as_their_own_rules() {
     // 40 distinct regexes (more than the builder keeps for reuse), then each again with another subset: a
@@ -229,6 +228,7 @@ fn repeated_regexes_decide_as_their_own_rules() {
     assert_eq!(decide(&p, "s", &SimpleRequest::new().header("x", "t0-x")), (Some("v1".into()), None));
 }
 
+/// Tables (runs of exact-match rules) must decide exactly as the plain rule-by-rule scan would.
 #[test]
 fn tables_preserve_first_match_order() {
     let rules: Vec<_> = (0..20)
