@@ -66,17 +66,27 @@ impl<'v, I: Iterator<Item = &'v [u8]>> ValueSource<'v> for I {
 /// `contains` matcher and RE2: that is what lets such conditions lower to native routes.
 pub const REGEX_SCAN_LIMIT: usize = 8 * 1024;
 
-/// The most heap one compiled regex may take (regex-lite's NFA, which `size_limit` bounds). Counted
-/// repetitions expand when a regex compiles — `a{1000}{1000}` is a million states — and the search costs
-/// time in proportion to that size on every request. Real patterns compile to 0.3–23 KiB (a browser
+/// The most heap one compiled regex with operators may take (regex-lite's NFA, which `size_limit` bounds).
+/// Counted repetitions expand when a regex compiles — `a{1000}{1000}` is a million states — and the search
+/// costs time in proportion to that size on every request. Real patterns compile to 0.3–23 KiB (a browser
 /// family 1.4 KiB, a full Chrome user agent 3 KiB, `.{0,255}` 22 KiB, `a{1000}` 31 KiB); regex-lite's own
 /// default, 10 MiB, let one policy regex take each proxy up to 20 ms and 10 MiB to load (ARCHITECTURE.md).
 pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 
 /// Compiles a `~` operand as every stage does — the checker (for its diagnostic), the importer, the
-/// evaluator and the filter — so a regex the checker accepts is one the filter loads.
+/// evaluator and the filter — so a regex the checker accepts is one the filter loads. The size limit bounds
+/// patterns with regex operators; literal text ([`literal_alternatives`]) cannot expand, compiles in
+/// proportion to its length, and runs as a substring search, so it keeps regex-lite's own limit.
 pub fn compile_regex(pattern: &str) -> Result<Regex, RegexError> {
-    regex_lite::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| {
+    build_regex(pattern, literal_alternatives(pattern).is_none())
+}
+
+fn build_regex(pattern: &str, bounded: bool) -> Result<Regex, RegexError> {
+    let mut builder = regex_lite::RegexBuilder::new(pattern);
+    if bounded {
+        builder.size_limit(REGEX_SIZE_LIMIT);
+    }
+    builder.build().map_err(|e| {
         let message = e.to_string();
         // regex-lite's errors have no kind; this is its one message for the size limit (unit-tested).
         if message.contains("exceeded size limit") {
@@ -134,9 +144,10 @@ impl Test {
     /// users write it, or `|`-separated) so it runs as a memmem search over the whole value instead of a
     /// regex over [`regex_window`].
     pub fn regex(pattern: &str) -> Result<Test, String> {
-        let re =
-            compile_regex(pattern).map_err(|e| format!("invalid regex {}: {e}", crate::policy::quoted(pattern)))?;
-        match literal_alternatives(pattern) {
+        let literals = literal_alternatives(pattern);
+        let re = build_regex(pattern, literals.is_none())
+            .map_err(|e| format!("invalid regex {}: {e}", crate::policy::quoted(pattern)))?;
+        match literals {
             Some(lits) => Ok(Test::Substrings(lits.iter().map(|l| Finder::new(l).into_owned()).collect())),
             None => Ok(Test::Regex(re)),
         }
@@ -347,6 +358,12 @@ mod tests {
         for big in ["a{1000}{1000}", "(?:[a-z]{100}){100}", r"\w{0,1000}"] {
             assert_eq!(compile_regex(big).unwrap_err(), RegexError::TooLarge, "{big}");
             assert!(Test::regex(big).unwrap_err().contains("more than 64 KiB"), "{big}");
+        }
+        // Literal text never expands and runs as a substring search: a long one is not "too large".
+        let long_literal = "abcdefgh".repeat(300);
+        for literal in [long_literal.clone(), format!(".*{long_literal}.*"), format!("x|{long_literal}")] {
+            assert!(compile_regex(&literal).is_ok());
+            assert!(matches!(Test::regex(&literal), Ok(Test::Substrings(_))));
         }
         assert!(matches!(compile_regex("a{2,1}"), Err(RegexError::Invalid(_))));
         assert!(matches!(compile_regex("("), Err(RegexError::Invalid(_))));
