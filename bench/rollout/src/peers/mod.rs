@@ -1,0 +1,1 @@
+//! Flagger, Argo Rollouts and Kayenta's judges (the peers work item writes them).
