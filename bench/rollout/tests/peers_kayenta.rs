@@ -123,3 +123,28 @@ fn classifier_on_samples() {
     let lenient = Classifier { allowed_increase: 2.0, ..c };
     assert_eq!(lenient.classify(&base, &shifted, Direction::Increase, &mut rng), Label::Pass);
 }
+
+/// Cross-check against the definition behind R's asymptotic `wilcox.test` interval, independent of the rank
+/// code: without ties, U(μ) = #{xᵢ − yⱼ > μ} over the N = n·m pairwise differences d, so the estimate (statistic
+/// 0) is the jump between d₍N/2₎ and d₍N/2+1₎ (the Hodges–Lehmann median), and the lower bound is where
+/// U − N/2 − ½ stops exceeding z·σ: d₍N−k+1₎ with k = ⌊N/2 + ½ + z·σ⌋ + 1. Kayenta's Brent tolerance is 1e-4.
+#[test]
+fn interval_matches_sorted_pairwise_differences() {
+    use canary_rollout_bench::peers::kayenta::mann_whitney::shift_interval;
+    let mut rng = SmallRng::seed_from_u64(11);
+    let y: Vec<f64> = (0..50).map(|_| 100.0 * rng.random::<f64>()).collect();
+    let x: Vec<f64> = (0..40).map(|_| 100.0 * rng.random::<f64>() + 15.0).collect();
+    let mut d: Vec<f64> = x.iter().flat_map(|xi| y.iter().map(move |yj| xi - yj)).collect();
+    d.sort_by(f64::total_cmp);
+    let n = d.len(); // 2000
+    let r = shift_interval(&x, &y, 0.98).expect("no ties");
+    let tol = 2e-4;
+    assert!(r.estimate >= d[n / 2 - 1] - tol && r.estimate <= d[n / 2] + tol, "{r:?} vs {} {}", d[n / 2 - 1], d[n / 2]);
+    // z(0.99) = 2.3263478740408408; σ = √(40·50·91/12).
+    let sigma = (40.0 * 50.0 * 91.0 / 12.0f64).sqrt();
+    let k = ((n as f64) / 2.0 + 0.5 + 2.3263478740408408 * sigma).floor() as usize + 1;
+    let lower = d[n - k]; // d₍N−k+1₎, 1-based
+    assert!((r.lower - lower).abs() <= tol, "lower {} vs d = {lower}", r.lower);
+    let upper = d[k - 1]; // symmetric: d₍k₎
+    assert!((r.upper - upper).abs() <= tol, "upper {} vs d = {upper}", r.upper);
+}

@@ -3,10 +3,12 @@
 //!
 //! **Metrics** (one group, none critical, direction `increase`): the error ratio 5xx / all per 60-s point and
 //! the per-point p99 latency `histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket
-//! [1m])) by (le))`, the same two signals Flagger's built-in checks read, here per point for each arm. Points
-//! are `step: 60` as in the Kayenta example of argoproj/argo-rollouts `docs/analysis/kayenta.md`. Direction
-//! is `increase` for both because a lower error ratio or a faster canary is no regression; with Kayenta's
-//! default `either` (`NetflixACAJudge.classifyMetric`) an improvement scores `Low` and fails the canary like a
+//! [1m])) by (le))`, each arm on its own; Kayenta's Prometheus provider runs any such PromQL per step
+//! (`kayenta-prometheus/…/PrometheusCanaryMetricSetQueryConfig.java`, `customInlineTemplate`). These are the
+//! two signals Flagger's built-in checks read, so the bench compares judges, not metrics. Points are
+//! `step: 60` as in the Kayenta example of argoproj/argo-rollouts `docs/analysis/kayenta.md`. Direction is
+//! `increase` for both because a lower error ratio or a faster canary is no regression; with Kayenta's default
+//! `either` (`NetflixACAJudge.classifyMetric`) an improvement scores `Low` and fails the canary like a
 //! regression. A minute without requests gives NaN points, removed by the default `nanStrategy`.
 //!
 //! **Cadence** (spinnaker/orca `orca-kayenta/…/pipeline/RunCanaryIntervalsStage.kt`, `beforeStages` and
@@ -15,9 +17,15 @@
 //! `AggregateCanaryResultsTask` fails it when the last run scores ≤ `marginal` or < `pass`. Per step we run
 //! one analysis of lifetime 1 h with one 1-h interval, no warm-up: 60 points per metric and arm, above the
 //! 50 that spinnaker.io's canary best practices ask for ("Run the canary for enough time"), and the 1-hour
-//! run length those practices start from. Thresholds pass 90 / marginal 75 as in argo-rollouts
-//! `docs/analysis/kayenta.md`. A failed stage rolls back; the last step's success promotes. A step at 100 %
-//! has no baseline traffic to compare with, so it is the promotion itself.
+//! run those practices start from (they suggest 3 runs of 1 h; one per step keeps a 4-step rollout at 4 h).
+//! Thresholds pass 95 / marginal 75 as in Kayenta's sample canary configs (spinnaker/spinnaker
+//! `json-formats.md`; argo-rollouts' Kayenta example uses pass 90): with two metrics the score is 0, 50 or
+//! 100, so either pass threshold decides alike. A failed stage rolls back; the last step's success
+//! promotes. A step at 100 % has no baseline traffic to compare with, so it is the promotion itself.
+//!
+//! **Baseline.** Kayenta wants a baseline deployment of the canary's size; the simulator's baseline arm is
+//! the primary taking the rest of the traffic. Both metrics are ratios or quantiles per point, so the arms'
+//! sizes change the points' noise, not their location.
 
 pub mod classify;
 pub mod mann_whitney;
@@ -55,7 +63,7 @@ impl KayentaSettings {
             step_s: 60,
             lifetime_min: 60,
             interval_min: 60,
-            pass: 90.0,
+            pass: 95.0,
             marginal: 75.0,
             classifier: Classifier::default(),
             seed: 0x006b_6179_656e_7461,
