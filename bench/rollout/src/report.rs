@@ -27,6 +27,8 @@ pub struct Summary {
     /// is worse than this figure alone says (see `promoted`).
     pub bad_requests_mean: f64,
     pub bad_requests_median: u64,
+    /// Mean bad requests within the horizon, a promoted bad canary serving all traffic after promotion.
+    pub bad_requests_to_horizon_mean: f64,
     pub bad_errors_mean: f64,
     /// Mean distinct users the canary served before the decision.
     pub canary_users_mean: f64,
@@ -81,6 +83,7 @@ pub fn summarise(judge: &str, cell: &Cell, outcomes: &[Outcome]) -> Summary {
         promote_secs_median: percentile(&promotions, 0.5),
         bad_requests_mean: mean(outcomes.iter().map(|o| o.bad_requests)),
         bad_requests_median: percentile(&bad, 0.5).unwrap_or(0),
+        bad_requests_to_horizon_mean: mean(outcomes.iter().map(|o| o.bad_requests_to_horizon)),
         bad_errors_mean: mean(outcomes.iter().map(|o| o.bad_errors)),
         canary_users_mean: mean(outcomes.iter().map(|o| o.canary_users)),
         moved_back_max: outcomes.iter().filter_map(|o| o.moved_back_users).max(),
@@ -98,14 +101,15 @@ fn pct(v: f64) -> String {
 /// One Markdown table of every (cell, judge), cells in grid order.
 pub fn markdown(summaries: &[Summary]) -> String {
     let mut out = String::from(
-        "| req/s | base err | canary | judge | rolled back % | promoted % | undecided % | rollback s p50 / p90 | promote s p50 | bad req mean (p50) | bad users mean |\n\
-         |---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| req/s | base err | canary | judge | rolled back % | promoted % | undecided % | rollback s p50 / p90 | promote s p50 | bad req before decision, mean (p50) | bad req in horizon, mean | bad users mean |\n\
+         |---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in summaries {
         let bad = if s.aa { "–".into() } else { format!("{:.0} ({})", s.bad_requests_mean, s.bad_requests_median) };
+        let horizon = if s.aa { "–".into() } else { format!("{:.0}", s.bad_requests_to_horizon_mean) };
         let users = if s.aa { "–".into() } else { format!("{:.0}", s.canary_users_mean) };
         out.push_str(&format!(
-            "| {} | {}% | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |\n",
+            "| {} | {}% | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} |\n",
             s.rate,
             s.baseline_errors * 100.0,
             s.effect,
@@ -117,6 +121,7 @@ pub fn markdown(summaries: &[Summary]) -> String {
             secs(s.rollback_secs_p90),
             secs(s.promote_secs_median),
             bad,
+            horizon,
             users,
         ));
     }
@@ -139,32 +144,47 @@ pub fn goals(summaries: &[Summary], ours: &str, alpha: f64) -> String {
         pct(ours_aa),
         met(ours_aa <= alpha)
     ));
-    let x2 = |judge: &str| {
-        summaries.iter().filter(|s| s.judge == judge && s.rate == 100.0 && s.effect == "errors ×2").collect::<Vec<_>>()
+    let find = |judge: &str, base: f64, effect: &str| {
+        summaries
+            .iter()
+            .find(|s| s.judge == judge && s.rate == 100.0 && s.baseline_errors == base && s.effect == effect)
     };
-    let ours_x2: f64 = x2(ours).iter().map(|s| s.bad_requests_mean).sum();
-    let flaggers: Vec<String> = {
-        let mut names: Vec<String> =
-            summaries.iter().map(|s| s.judge.clone()).filter(|j| j.to_lowercase().contains("flagger")).collect();
-        names.dedup();
-        names
-    };
+    let mut flaggers: Vec<&str> = Vec::new();
+    for s in summaries {
+        if s.judge.to_lowercase().contains("flagger") && !flaggers.contains(&s.judge.as_str()) {
+            flaggers.push(&s.judge);
+        }
+    }
     if flaggers.is_empty() {
         out.push_str(
             "- 100 req/s, errors ×2, ≤ 1/5 of Flagger's bad requests: no Flagger judge in this run — not checked\n",
         );
     }
     for f in &flaggers {
-        let theirs: f64 = x2(f).iter().map(|s| s.bad_requests_mean).sum();
-        let (fa, oa) = (worst_aa(f, Some(100.0)), worst_aa(ours, Some(100.0)));
-        out.push_str(&format!(
-            "- 100 req/s, errors ×2 (both baselines): bad canary requests, ours {ours_x2:.0} vs {f} {theirs:.0} (ratio {:.2}); \
-             A/A false rollbacks at 100 req/s ours {}% vs {}% — {}\n",
-            if theirs > 0.0 { ours_x2 / theirs } else { f64::INFINITY },
-            pct(oa),
-            pct(fa),
-            met(ours_x2 * 5.0 <= theirs && oa <= fa)
-        ));
+        for base in crate::cells::BASELINE_ERRORS {
+            let (Some(o), Some(t), Some(oa), Some(fa)) = (
+                find(ours, base, "errors ×2"),
+                find(f, base, "errors ×2"),
+                find(ours, base, "A/A"),
+                find(f, base, "A/A"),
+            ) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "- 100 req/s, {}% baseline, errors ×2 vs {f}: bad requests before the decision ours {:.0} vs {:.0}, \
+                 within the horizon ours {:.0} vs {:.0} (ratio {:.2}); A/A false rollbacks ours {}% vs {}% — {}\n",
+                base * 100.0,
+                o.bad_requests_mean,
+                t.bad_requests_mean,
+                o.bad_requests_to_horizon_mean,
+                t.bad_requests_to_horizon_mean,
+                o.bad_requests_to_horizon_mean / t.bad_requests_to_horizon_mean.max(1.0),
+                pct(oa.rolled_back),
+                pct(fa.rolled_back),
+                met(o.bad_requests_to_horizon_mean * 5.0 <= t.bad_requests_to_horizon_mean
+                    && oa.rolled_back <= fa.rolled_back)
+            ));
+        }
     }
     for s in summaries.iter().filter(|s| s.judge == ours && s.effect.starts_with("latency tail")) {
         out.push_str(&format!(

@@ -31,6 +31,10 @@ pub struct Outcome {
     pub bad_requests: u64,
     /// Canary errors among the bad requests.
     pub bad_errors: u64,
+    /// Bad requests up to the horizon: `bad_requests`, plus, when a bad canary was promoted, the expected
+    /// traffic from the promotion to the horizon (it then serves everything). A judge that promotes a bad
+    /// canary is charged for it here, not in `bad_requests`.
+    pub bad_requests_to_horizon: u64,
     /// Distinct users the canary served before the decision.
     pub canary_users: u64,
     /// Sticky judges only: users that a weight change moved from the canary back to the baseline before
@@ -86,6 +90,7 @@ impl Simulator {
             canary_requests: 0,
             bad_requests: 0,
             bad_errors: 0,
+            bad_requests_to_horizon: 0,
             canary_users: 0,
             moved_back_users: sticky.then_some(0),
         };
@@ -132,7 +137,16 @@ impl Simulator {
             }
             match judge.on_tick(&tick) {
                 Action::Hold => {}
-                Action::Promote => return Ok(out.decided(Verdict::Promoted, t + 1)),
+                Action::Promote => {
+                    let after: f64 = if self.scenario.is_regression() {
+                        (t + 1..self.scenario.horizon).map(|s| diurnal(self.scenario.rate, s, phi)).sum()
+                    } else {
+                        0.0
+                    };
+                    let mut out = out.decided(Verdict::Promoted, t + 1);
+                    out.bad_requests_to_horizon = out.bad_requests.saturating_add(after.round() as u64);
+                    return Ok(out);
+                }
                 Action::Rollback => return Ok(out.decided(Verdict::RolledBack, t + 1)),
                 Action::SetWeight(w) => {
                     let Some(w) = clamp_weight(w) else { continue };
@@ -156,6 +170,7 @@ impl Simulator {
                 }
             }
         }
+        out.bad_requests_to_horizon = out.bad_requests;
         Ok(out)
     }
 }
@@ -164,6 +179,7 @@ impl Outcome {
     fn decided(mut self, verdict: Verdict, secs: u64) -> Outcome {
         self.verdict = verdict;
         self.secs = secs;
+        self.bad_requests_to_horizon = self.bad_requests;
         self
     }
 }
