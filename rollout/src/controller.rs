@@ -147,7 +147,13 @@ impl Controller<'_> {
                 }
                 Decision::Promote => {
                     self.out.emit(&Event::Promoted);
-                    self.pusher(file).push_percent(&mut state, 100.0, Finish::Promoted, now)?;
+                    if state.percent == 100.0 {
+                        // The stepper advanced to 100 % before (pushed then): promotion only records it.
+                        state.phase = Phase::Promoted;
+                        self.pusher(file).save(&mut state)?;
+                    } else {
+                        self.pusher(file).push_percent(&mut state, 100.0, Finish::Promoted, now)?;
+                    }
                 }
                 Decision::Rollback { metric } => {
                     let ev = state.evidence.iter().find(|e| e.metric == metric);

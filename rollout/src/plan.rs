@@ -341,7 +341,7 @@ fn pushes(doc: &Doc, node: &Node) -> Result<Vec<Push>, PlanError> {
         let command = map.get("command").map(|n| yaml::strings(doc, n, "`command`")).transpose()?;
         if command.as_ref().is_some_and(Vec::is_empty) {
             let at = map.get("command").map_or(map.at(), yaml::at);
-            return Err(doc.error(at, "`command` is empty (e.g. [kubectl, apply, -f, -])"));
+            return Err(doc.error(at, "`command` is empty (e.g. [kubectl, apply, -f, \"-\"])"));
         }
         out.push(Push { manifest, command });
     }

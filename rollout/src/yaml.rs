@@ -62,6 +62,10 @@ impl Doc<'_> {
             LoadError::UnexpectedAnchor(m) => self.error(at(m), "YAML anchors and aliases are not supported here"),
             LoadError::MappingKeyMustBeScalar(m) => self.error(at(m), "a key must be a plain word"),
             LoadError::UnexpectedTag(m) => self.error(at(m), "YAML tags are not supported here"),
+            LoadError::ScanError(m, e) if e.info().contains("cannot start with '-'") => self.error(
+                at(m),
+                format!("invalid YAML: {} (a lone `-` in a `[…]` list must be quoted: `\"-\"`)", e.info()),
+            ),
             LoadError::ScanError(m, e) => self.error(at(m), format!("invalid YAML: {}", e.info())),
             LoadError::DuplicateKey(inner) => {
                 let first = inner.prev_key.span().start().map_or(0, |m| m.line());
