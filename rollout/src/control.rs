@@ -8,7 +8,7 @@ use crate::controller::{snapshot_of, Outcome};
 use crate::events::{Event, Output};
 use crate::ops::PolicyOps;
 use crate::plan::Plan;
-use crate::state::{Finish, Phase, State, StateFile};
+use crate::state::{Finish, Phase, Shown, State, StateFile};
 use crate::transition::Pusher;
 
 fn file_of(plan: &Plan) -> StateFile {
@@ -24,6 +24,15 @@ fn started(plan: &Plan) -> Result<State, String> {
         return Err(format!("{}: belongs to another version of {}", file.path.display(), plan.file.display()));
     }
     Ok(state)
+}
+
+/// How the rollout ended, if it has (running a finished rollout again only reports this; no metrics needed).
+pub fn outcome(plan: &Plan) -> Result<Option<(Outcome, Shown)>, String> {
+    let Some(state) = file_of(plan).load()? else { return Ok(None) };
+    if state.plan_digest != plan.digest {
+        return Ok(None); // the controller refuses it with the full explanation
+    }
+    Ok(Outcome::of(&state).map(|o| (o, state.shown())))
 }
 
 /// `status`: the saved state, rendered.

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use canary_rollout::clock::SystemClock;
 use canary_rollout::control;
 use canary_rollout::controller::Controller;
-use canary_rollout::events::{JsonLines, Output, Tee};
+use canary_rollout::events::{Event, JsonLines, Output, Tee};
 use canary_rollout::exposition::Exposition;
 use canary_rollout::ops::PolicyOps;
 use canary_rollout::plan::Plan;
@@ -84,12 +84,16 @@ fn error(m: String) -> String {
 
 fn execute(path: &Path, dry_run: bool, json: bool) -> Result<i32, String> {
     let plan = load(path)?;
+    let mut terminal = terminal(json);
+    if let Some((outcome, state)) = control::outcome(&plan).map_err(error)? {
+        terminal.emit(&Event::Finished { state });
+        return Ok(outcome.exit_code());
+    }
     let mut source = source_of_plan(&plan.metrics).map_err(|e| error(format!("metrics: {e}")))?;
     let mut exposition = match plan.metrics_listen {
         Some(addr) => Some(Exposition::serve(addr).map_err(error)?),
         None => None,
     };
-    let mut terminal = terminal(json);
     let mut outputs: Vec<&mut dyn Output> = vec![terminal.as_mut()];
     if let Some(e) = exposition.as_mut() {
         outputs.push(e);
