@@ -97,7 +97,9 @@ impl Controller<'_> {
         } else {
             self.pusher(file).complete(&mut state, now)?;
         }
+        self.show(&state, now, Counts::default(), Vec::new());
         let mut last = self.read_baseline();
+        state.last_counts = last;
         loop {
             if let Some(outcome) = Outcome::of(&state) {
                 return Ok(outcome);

@@ -124,7 +124,7 @@ impl Plan {
             latency_bound_ms,
         )?;
         let push = match top.get("push") {
-            Some(n) => pushes(&doc, n)?,
+            Some(n) => pushes(&doc, n, &dir)?,
             None => Vec::new(),
         };
         let state = match top.get("state") {
@@ -332,16 +332,30 @@ fn metrics(doc: &Doc, node: &Node, latency_bound_ms: Option<f64>) -> Result<Metr
     Ok(MetricsPlan::Prometheus(PrometheusConfig { url, flavor, latency_bound_ms }))
 }
 
-fn pushes(doc: &Doc, node: &Node) -> Result<Vec<Push>, PlanError> {
+/// `push:` entries. A relative `-o FILE` is resolved against the plan's directory, like every other path
+/// in the plan; an entry must send its manifest somewhere (`-o FILE` or a `command`).
+fn pushes(doc: &Doc, node: &Node, dir: &Path) -> Result<Vec<Push>, PlanError> {
     let mut out = Vec::new();
     for item in yaml::list(doc, node, "`push`")? {
         let map = Map::new(doc, item, "a `push` entry", &["manifest", "command"])?;
-        let manifest =
-            yaml::strings(doc, map.need(doc, "manifest", "manifest: [--kind, ecds, -o, out.yaml]")?, "`manifest`")?;
+        let manifest_node = map.need(doc, "manifest", "manifest: [--kind, ecds, -o, out.yaml]")?;
+        let mut manifest = yaml::strings(doc, manifest_node, "`manifest`")?;
         let command = map.get("command").map(|n| yaml::strings(doc, n, "`command`")).transpose()?;
         if command.as_ref().is_some_and(Vec::is_empty) {
             let at = map.get("command").map_or(map.at(), yaml::at);
             return Err(doc.error(at, "`command` is empty (e.g. [kubectl, apply, -f, \"-\"])"));
+        }
+        let output = manifest.iter().position(|a| a == "-o" || a == "--output");
+        match (output.and_then(|i| manifest.get_mut(i + 1)), &command) {
+            (Some(file), _) => *file = dir.join(&*file).display().to_string(),
+            (None, None) => {
+                return Err(doc.error(
+                    yaml::at(manifest_node),
+                    "this push sends the manifest nowhere: add `-o FILE` to `manifest` (a file the proxies watch), or \
+                     a `command` to pipe it into",
+                ))
+            }
+            (None, Some(_)) => {}
         }
         out.push(Push { manifest, command });
     }

@@ -74,6 +74,7 @@ fn a_good_plan_maps_to_the_settings() {
     assert_eq!((envoy.baseline_cluster.as_str(), envoy.canary_cluster.as_str()), ("forecast-v1", "forecast-v2"));
     assert_eq!(envoy.latency_bound_ms, Some(250.0));
     assert_eq!(p.push.len(), 2);
+    assert_eq!(p.push[0].manifest[5], "/tmp/f.yaml");
     assert_eq!(
         p.push[1].command.as_deref(),
         Some(&["kubectl".to_string(), "apply".into(), "-f".into(), "-".into()][..])
@@ -140,6 +141,7 @@ fn every_mistake_names_its_position() {
         (r#"command: [kubectl, apply, -f, "-"]"#, "command: []", r#"p.yaml:18:14: error: `command` is empty (e.g. [kubectl, apply, -f, "-"])"#),
         ("\"-\"]", "-]", "p.yaml:18:35: error: invalid YAML: plain scalar cannot start with '-' followed by ,[]{} (a lone `-` in a `[…]` list must be quoted: `\"-\"`)"),
         ("metrics_listen: 127.0.0.1:9464", "metrics_listen: localhost", "p.yaml:19:17: error: `metrics_listen`: `localhost` is not HOST:PORT (e.g. 127.0.0.1:9464)"),
+        ("    command: [kubectl, apply, -f, \"-\"]\n", "", "p.yaml:17:15: error: this push sends the manifest nowhere: add `-o FILE` to `manifest`"),
         ("min_requests: 300", "min_requests: 300\nmin_requests: 3", "p.yaml:8:1: error: `min_requests` is given twice (first on line 7)"),
         ("  latency: { slower_than: 250ms, tolerance: 1 }", "  latency: 3", "p.yaml:12:12: error: `judge.latency` must be a mapping (`key: value` lines), not a single value"),
         ("rule: 3", "rule: 9", "p.yaml:3:7: error: no rule starts on line 9 (the splits of `forecast` are on line(s) 3)"),
