@@ -11,7 +11,8 @@ use canary_rollout::plan::Plan;
 use canary_rollout::state::{Phase, State, StateFile, VERSION};
 use canary_rollout::stepper::Stepper;
 
-const POLICY: &str = "# forecast, rolled out to v2\nservice forecast {\n  10% v2 by cookie user   # the canary\n  default v1\n}\n";
+const POLICY: &str =
+    "# forecast, rolled out to v2\nservice forecast {\n  10% v2 by cookie user   # the canary\n  default v1\n}\n";
 
 fn canaryc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_canaryc")).args(args).output().expect("canaryc runs")
@@ -100,9 +101,17 @@ fn bad_plans_exit_2_with_plan_line_col() {
         ("min_time: 1m", "min_time: 1 minute", "forecast.yaml:5:11: error: `min_time`: `minute` is not a unit of time"),
         ("rule: 3", "rule: 4", "forecast.yaml:3:7: error: line 4 is `default v1`, not a split"),
         ("[10, 50, 100]", "[10, 50]", "forecast.yaml:4:13: error: the last step is 50, but a rollout ends at 100"),
-        ("interval: 1s", "intervall: 1s", "forecast.yaml:6:1: error: unknown key `intervall` in the plan; did you mean `interval`?"),
+        (
+            "interval: 1s",
+            "intervall: 1s",
+            "forecast.yaml:6:1: error: unknown key `intervall` in the plan; did you mean `interval`?",
+        ),
         ("policy: forecast.canary", "policy: gone.canary", "forecast.yaml:1:9: error: cannot read the policy"),
-        ("service: forecast\n", "service: forecast\ncanary: v3\n", "forecast.yaml:3:9: error: the split on line 3 has no subset `v3`"),
+        (
+            "service: forecast\n",
+            "service: forecast\ncanary: v3\n",
+            "forecast.yaml:3:9: error: the split on line 3 has no subset `v3`",
+        ),
     ];
     for (from, to, want) in cases {
         let r = Rollout::new(&PLAN.replace(from, to));

@@ -136,7 +136,11 @@ impl Controller<'_> {
             state.last_counts = Some(reading.counts);
             state.totals.add(&delta);
             let decision = self.observe(&mut state, now, &delta);
-            let snap = self.snapshot(&state, now, delta, reading.notes);
+            let transition = decision != Decision::Wait;
+            let mut snap = self.snapshot(&state, now, delta, reading.notes);
+            if transition {
+                snap.progress = None; // the step is over: its progress would describe the next one
+            }
             self.out.emit(&Event::Reading(snap));
             match decision {
                 Decision::Wait => {
@@ -165,7 +169,9 @@ impl Controller<'_> {
                     self.pusher(file).push_percent(&mut state, 0.0, Finish::RolledBack, now)?;
                 }
             }
-            self.show(&state, now, delta, Vec::new());
+            if transition {
+                self.show(&state, now, delta, Vec::new());
+            }
         }
     }
 

@@ -223,3 +223,80 @@ impl StateFile {
         Ok(Some(state))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::{JudgeSettings, Tolerance};
+    use crate::stepper::StepSettings;
+
+    fn state() -> State {
+        let steps = StepSettings { steps: vec![10.0, 100.0], min_secs: 60.0, min_requests: 100 };
+        let judge = JudgeSettings { alpha: 0.01, errors: Tolerance { points: 0.5, ratio: 1.0 }, latency: None };
+        State {
+            version: VERSION,
+            plan_digest: "d".into(),
+            service: "forecast".into(),
+            phase: Phase::Pushing { target: 10.0, digest: "p".into(), done: 1, then: Finish::Running },
+            paused: false,
+            abort_requested: false,
+            step_index: 0,
+            percent: 0.0,
+            stepper: Stepper::new(steps, judge, 5.0),
+            held: Counts::default(),
+            totals: Counts::default(),
+            last_counts: None,
+            evidence: Vec::new(),
+            started_at: 5.0,
+            step_started_at: 5.0,
+            updated_at: 5.0,
+            regressed: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_names_the_pushing_phase() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(&dir.path().join("s.json"));
+        assert_eq!(file.load(), Ok(None));
+        file.save(&state()).unwrap();
+        assert_eq!(file.load().unwrap(), Some(state()));
+        let json = std::fs::read_to_string(&file.path).unwrap();
+        assert!(json.contains(r#""name": "pushing""#) && json.contains(r#""then": "running""#), "{json}");
+    }
+
+    #[test]
+    fn update_keeps_everything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(&dir.path().join("s.json"));
+        assert_eq!(file.update(|s| s.paused = true), Ok(None));
+        file.save(&state()).unwrap();
+        let updated = file.update(|s| s.paused = true).unwrap().unwrap();
+        assert_eq!(updated, State { paused: true, ..state() });
+        assert_eq!(file.load().unwrap(), Some(updated));
+    }
+
+    #[test]
+    fn refuses_other_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(&dir.path().join("s.json"));
+        std::fs::write(&file.path, "{}").unwrap();
+        assert!(file.load().unwrap_err().contains("not a rollout state file"));
+        file.save(&State { version: 99, ..state() }).unwrap();
+        assert!(file.load().unwrap_err().contains("state format 99"));
+    }
+
+    #[test]
+    fn shown_states() {
+        let mut s = state();
+        assert_eq!(s.shown(), Shown::Running);
+        s.phase = Phase::Pushing { target: 0.0, digest: String::new(), done: 0, then: Finish::RolledBack };
+        assert_eq!(s.shown(), Shown::RolledBack);
+        s.phase = Phase::Running;
+        s.paused = true;
+        assert_eq!(s.shown(), Shown::Paused);
+        s.phase = Phase::Aborted;
+        assert_eq!(s.shown(), Shown::Aborted);
+        assert!(s.finished());
+    }
+}

@@ -27,9 +27,13 @@ impl Pusher<'_> {
         let old = read(&self.plan.policy)?;
         let new = self.rewrite(&old, target)?;
         let from = state.percent;
-        match self.ops.diff_summary(&old, &new, &self.plan.target.service) {
-            Ok(summary) => self.out.emit(&Event::Diff { from, to: target, summary }),
-            Err(e) => self.out.emit(&Event::Note { message: format!("{policy}: no diff summary: {e}") }),
+        // (Unchanged text: the first step may already be written; it is pushed all the same, so the proxies
+        // hold what the state says.)
+        if new != old {
+            match self.ops.diff_summary(&old, &new, &self.plan.target.service) {
+                Ok(summary) => self.out.emit(&Event::Diff { from, to: target, summary }),
+                Err(e) => self.out.emit(&Event::Note { message: format!("{policy}: no diff summary: {e}") }),
+            }
         }
         if self.file.is_none() {
             for (i, push) in self.plan.push.iter().enumerate() {
