@@ -2,8 +2,6 @@
 //! an operator at a given reading), a `PolicyOps` that checks with the real parser and records every push
 //! by the canary percentage the pushed policy holds, and a scratch rollout (policy + plan in a temp dir).
 
-#![allow(dead_code)]
-
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -18,7 +16,8 @@ pub const POLICY: &str = "# forecast\nservice forecast {\n  source version=v2 ->
 
 /// A rollout in a temp dir: the policy above and a plan stepping its line-4 split.
 pub struct Scratch {
-    pub dir: tempfile::TempDir,
+    /// Kept alive: the directory is deleted when the scratch is dropped.
+    _dir: tempfile::TempDir,
     pub plan: Plan,
 }
 
@@ -40,7 +39,7 @@ impl Scratch {
         let path = dir.path().join("forecast.yaml");
         std::fs::write(&path, plan).unwrap();
         let plan = Plan::load(&path).unwrap();
-        Scratch { dir, plan }
+        Scratch { _dir: dir, plan }
     }
 
     pub fn policy_text(&self) -> String {
