@@ -5,8 +5,8 @@
 /// Upper bounds (ms) of Istio's `istio_request_duration_milliseconds` buckets; a tick's `latency` has one
 /// more entry, for `+Inf`.
 pub const LATENCY_BOUNDS_MS: [f64; 19] = [
-    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
-    300000.0, 600000.0, 1800000.0, 3600000.0,
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0,
+    600000.0, 1800000.0, 3600000.0,
 ];
 
 /// One arm's events in one simulated second.
