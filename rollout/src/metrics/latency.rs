@@ -43,7 +43,7 @@ pub fn le_regex(bound: f64) -> String {
         spellings.push(format!("{plain}.0"));
     }
     let exponent = bound.abs().log10().floor();
-    if exponent >= 6.0 || exponent < -4.0 {
+    if !(-4.0..6.0).contains(&exponent) {
         // Rust writes 3.6e6; Go writes 3.6e+06.
         let rust = format!("{bound:e}");
         if let Some((mantissa, exp)) = rust.split_once('e') {

@@ -36,6 +36,9 @@ use super::{check_latency, counts_from, Arm, Event, MetricsSource, PrometheusCon
 /// How long one query may take.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// One series of an answer: all of its labels, and its value.
+pub type Series = (BTreeMap<String, String>, f64);
+
 /// A series' labels, sorted, without `__name__` and `le`.
 pub type Labels = Vec<(String, String)>;
 
@@ -99,7 +102,7 @@ pub fn arm_queries(flavor: &PrometheusFlavor, arm: Arm, bound: Option<f64>) -> A
 }
 
 /// The series of an instant-query answer (`resultType` `vector`), each with its labels and value.
-pub fn parse_vector(body: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+pub fn parse_vector(body: &str) -> Result<Vec<Series>, String> {
     let answer: Value = serde_json::from_str(body).map_err(|e| format!("not a Prometheus API answer ({e})"))?;
     if answer["status"] != "success" {
         let why = answer["error"].as_str().unwrap_or("no reason given");
@@ -133,7 +136,7 @@ fn identity(labels: &BTreeMap<String, String>) -> Labels {
 }
 
 /// Counter series as counts; a value that is no count (negative, NaN) is an error, not a zero.
-fn counts(series: Vec<(BTreeMap<String, String>, f64)>, query: &str) -> Result<BTreeMap<Labels, u64>, String> {
+fn counts(series: Vec<Series>, query: &str) -> Result<BTreeMap<Labels, u64>, String> {
     series
         .into_iter()
         .map(|(labels, v)| {
@@ -178,7 +181,7 @@ impl Prometheus {
         })
     }
 
-    fn query(&self, promql: &str, time: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+    fn query(&self, promql: &str, time: &str) -> Result<Vec<Series>, String> {
         let url = format!("{}/api/v1/query", self.base);
         match self.client.get(&url, &[("query", promql), ("time", time)]) {
             Ok(body) => parse_vector(&body).map_err(|e| format!("{e} (query `{promql}`)")),
