@@ -91,10 +91,17 @@ impl Prometheus {
     /// Runs an instant query; the HTTP status and the API's JSON answer, whatever they are (a test asserts on
     /// both: a refused query is a 400 with `status: error`).
     pub fn query(&self, promql: &str) -> Result<(u16, Value)> {
-        let path = format!("/api/v1/query?query={}", percent_encode(promql));
-        let answer = Client::new(self.addr).get(&path, &[]).with_context(|| format!("querying {promql}"))?;
+        self.api("query", &[("query", promql)])
+    }
+
+    /// `GET /api/v1/PATH?K=V&…` (e.g. `label/service/values` with `match[]`): the HTTP status and the JSON.
+    pub fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<(u16, Value)> {
+        let query: Vec<String> =
+            params.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect();
+        let path = format!("/api/v1/{path}?{}", query.join("&"));
+        let answer = Client::new(self.addr).get(&path, &[]).with_context(|| format!("GET {path}"))?;
         let json = serde_json::from_str(&answer.body)
-            .with_context(|| format!("Prometheus answered {promql} with no JSON: {}", answer.body))?;
+            .with_context(|| format!("Prometheus answered {path} with no JSON: {}", answer.body))?;
         Ok((answer.status, json))
     }
 
@@ -102,7 +109,10 @@ impl Prometheus {
     /// 1 and was taken later.
     pub fn wait_scraped(&self, target: SocketAddr, after: SystemTime, timeout: Duration) -> Result<()> {
         let after = after.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        let promql = format!("timestamp(up{{instance=\"{target}\"}} == 1)");
+        // `timestamp` of a raw selector is the sample's scrape time (of an expression, the evaluation time), so
+        // the `== 1` check goes to the right of `and`, which keeps the left side's values.
+        let up = format!("up{{instance=\"{target}\"}}");
+        let promql = format!("timestamp({up}) and ({up} == 1)");
         let deadline = Instant::now() + timeout;
         loop {
             let (_, answer) = self.query(&promql)?;
