@@ -31,13 +31,14 @@ pub fn find_prometheus() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// The config file: one job, `envoy`, scraping every target's `/stats/prometheus`.
-pub fn scrape_config(targets: &[SocketAddr]) -> String {
+/// The config file: one job, `envoy`, scraping every target's `/stats/prometheus`; `extra_jobs` (YAML list
+/// items, indented by two spaces) are appended to `scrape_configs`.
+pub fn scrape_config(targets: &[SocketAddr], extra_jobs: &str) -> String {
     let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     format!(
         "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  scrape_timeout: {SCRAPE_INTERVAL}\n  \
          evaluation_interval: {SCRAPE_INTERVAL}\nscrape_configs:\n  - job_name: envoy\n    \
-         metrics_path: /stats/prometheus\n    static_configs:\n      - targets: [{}]\n",
+         metrics_path: /stats/prometheus\n    static_configs:\n      - targets: [{}]\n{extra_jobs}",
         list.join(", ")
     )
 }
@@ -51,11 +52,17 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (`HOST:PORT` of Envoy admin listeners) and waits until it is ready.
     pub fn start(targets: &[SocketAddr]) -> Result<Prometheus> {
+        Prometheus::start_with(targets, "")
+    }
+
+    /// [`Prometheus::start`] with more scrape jobs (see [`scrape_config`]), e.g. one relabelling Envoy's series.
+    pub fn start_with(targets: &[SocketAddr], extra_jobs: &str) -> Result<Prometheus> {
         let bin = find_prometheus()?;
         let mut procs = Procs::new("prometheus")?;
         let addr = free_port()?;
         let config = procs.dir().join("prometheus.yml");
-        std::fs::write(&config, scrape_config(targets)).with_context(|| format!("writing {}", config.display()))?;
+        std::fs::write(&config, scrape_config(targets, extra_jobs))
+            .with_context(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", procs.dir().join("data").display()))
@@ -105,14 +112,15 @@ impl Prometheus {
         Ok((answer.status, json))
     }
 
-    /// Waits until `target` has been scraped successfully after `after`: the newest sample of its `up` series is
-    /// 1 and was taken later.
+    /// Waits until `target` has been scraped successfully after `after` by every job that scrapes it: the
+    /// oldest of the newest samples of its `up` series was taken later, and all of them are 1.
     pub fn wait_scraped(&self, target: SocketAddr, after: SystemTime, timeout: Duration) -> Result<()> {
         let after = after.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         // `timestamp` of a raw selector is the sample's scrape time (of an expression, the evaluation time), so
-        // the `== 1` check goes to the right of `and`, which keeps the left side's values.
+        // it is taken first and aggregated after; the `== 1` check goes to the right of `and`, which keeps the
+        // left side's value.
         let up = format!("up{{instance=\"{target}\"}}");
-        let promql = format!("timestamp({up}) and ({up} == 1)");
+        let promql = format!("min(timestamp({up})) and on() (min({up}) == 1)");
         let deadline = Instant::now() + timeout;
         loop {
             let (_, answer) = self.query(&promql)?;
@@ -152,7 +160,7 @@ mod tests {
     #[test]
     fn config_and_encoding() {
         let t: SocketAddr = "127.0.0.1:9901".parse().unwrap();
-        let config = scrape_config(&[t]);
+        let config = scrape_config(&[t], "");
         assert!(config.contains("metrics_path: /stats/prometheus") && config.contains("targets: ['127.0.0.1:9901']"));
         assert_eq!(percent_encode("up{a=\"b c\"}"), "up%7Ba%3D%22b%20c%22%7D");
     }
