@@ -46,6 +46,8 @@ pub fn scrape_config(targets: &[SocketAddr], extra_jobs: &str) -> String {
 /// A running Prometheus; dropping it stops the process and removes its storage.
 pub struct Prometheus {
     pub addr: SocketAddr,
+    /// The config file's text (targets are written `'HOST:PORT'`).
+    config: String,
     procs: Procs,
 }
 
@@ -61,8 +63,8 @@ impl Prometheus {
         let mut procs = Procs::new("prometheus")?;
         let addr = free_port()?;
         let config = procs.dir().join("prometheus.yml");
-        std::fs::write(&config, scrape_config(targets, extra_jobs))
-            .with_context(|| format!("writing {}", config.display()))?;
+        let text = scrape_config(targets, extra_jobs);
+        std::fs::write(&config, &text).with_context(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", procs.dir().join("data").display()))
@@ -82,7 +84,7 @@ impl Prometheus {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        Ok(Prometheus { addr, procs })
+        Ok(Prometheus { addr, config: text, procs })
     }
 
     /// `http://HOST:PORT`, as a Prometheus source is configured.
@@ -112,29 +114,32 @@ impl Prometheus {
         Ok((answer.status, json))
     }
 
-    /// Waits until `target` has been scraped successfully after `after` by every job that scrapes it: the
-    /// oldest of the newest samples of its `up` series was taken later, and all of them are 1.
+    /// Waits until `target` has been scraped successfully after `after` by every job of the config that names
+    /// it: each of its `up` series has a newer sample, and a 1.
     pub fn wait_scraped(&self, target: SocketAddr, after: SystemTime, timeout: Duration) -> Result<()> {
         let after = after.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        // `timestamp` of a raw selector is the sample's scrape time (of an expression, the evaluation time), so
-        // it is taken first and aggregated after; the `== 1` check goes to the right of `and`, which keeps the
-        // left side's value.
+        // Jobs start scraping a few seconds apart, so each job's `up` series must be fresh, not just one.
+        let jobs = self.config.split("- job_name:").skip(1).filter(|job| job.contains(&format!("'{target}'"))).count();
+        if jobs == 0 {
+            bail!("no scrape job of this Prometheus names {target}");
+        }
+        // `timestamp` of a raw selector is the sample's scrape time (of an expression, the evaluation time).
         let up = format!("up{{instance=\"{target}\"}}");
-        let promql = format!("min(timestamp({up})) and on() (min({up}) == 1)");
+        let promql = format!("count((timestamp({up}) >= {after:.3}) and ({up} == 1))");
         let deadline = Instant::now() + timeout;
         loop {
             let (_, answer) = self.query(&promql)?;
-            let scraped = answer["data"]["result"]
+            let fresh = answer["data"]["result"]
                 .get(0)
                 .and_then(|s| s["value"].get(1))
                 .and_then(Value::as_str)
                 .and_then(|v| v.parse::<f64>().ok());
-            if scraped.is_some_and(|t| t >= after) {
+            if fresh.is_some_and(|n| n >= jobs as f64) {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{target} not scraped successfully within {timeout:?} (last: {scraped:?}); log:\n{}",
+                    "{target} not scraped successfully by all {jobs} jobs within {timeout:?} ({fresh:?} were); log:\n{}",
                     self.log_tail()
                 );
             }

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_rollout::counts::{ArmCounts, Counts};
+use canary_rollout::metrics::prometheus::arm_queries;
 use canary_rollout::metrics::{
-    from_envoy_admin, from_prometheus, EnvoyAdminConfig, MetricsSource, PrometheusConfig, PrometheusFlavor, Reading,
+    from_envoy_admin, from_prometheus, Arm, EnvoyAdminConfig, MetricsSource, PrometheusConfig, PrometheusFlavor,
+    Reading,
 };
 use canary_tests::mesh::backends::compile;
 use canary_tests::mesh::envoy::{find_envoy, find_wasm, free_port, spawn, wait_ready};
@@ -185,17 +187,30 @@ fn admin_and_prometheus_sources_count_real_envoy_traffic_across_restarts_and_out
         flavor: PrometheusFlavor::Envoy { baseline_cluster: BASELINE.into(), canary_cluster: CANARY.into() },
         latency_bound_ms: Some(BOUND_MS),
     }));
+    let istio_flavor = |namespace: Option<&str>| PrometheusFlavor::Istio {
+        service: "frontend".into(),
+        namespace: namespace.map(str::to_string),
+        baseline_version: "v1".into(),
+        canary_version: "v2".into(),
+        reporter: "source".into(),
+    };
     let mut istio = ok(from_prometheus(PrometheusConfig {
         url: prometheus.url(),
-        flavor: PrometheusFlavor::Istio {
-            service: "frontend".into(),
-            namespace: None,
-            baseline_version: "v1".into(),
-            canary_version: "v2".into(),
-            reporter: "source".into(),
-        },
+        flavor: istio_flavor(None),
         latency_bound_ms: Some(BOUND_MS),
     }));
+    // Every PromQL text the sources can send (the bounds query only explains a bad bound) parses and runs.
+    let envoy_flavor = PrometheusFlavor::Envoy { baseline_cluster: BASELINE.into(), canary_cluster: CANARY.into() };
+    for flavor in [envoy_flavor, istio_flavor(None), istio_flavor(Some("weather"))] {
+        for arm in Arm::BOTH {
+            let q = arm_queries(&flavor, arm, Some(3_600_000.0));
+            let latency = q.latency.expect("a bound was given");
+            for promql in [q.requests, q.errors, latency.all, latency.within, latency.bounds] {
+                let (status, answer) = ok(prometheus.query(&promql));
+                assert_eq!((status, answer["status"].as_str()), (200, Some("success")), "`{promql}`: {answer}");
+            }
+        }
+    }
     assert_eq!(ok(admin.read()), Reading::default(), "the first reading is the baseline");
     assert_eq!(ok(prom.read()).counts, Counts::default(), "the first reading is the baseline");
     assert_eq!(ok(istio.read()).counts, Counts::default(), "the first reading is the baseline");
