@@ -31,13 +31,14 @@ pub fn find_prometheus() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// The config file: one job, `envoy`, scraping every target's `/stats/prometheus`.
-pub fn scrape_config(targets: &[SocketAddr]) -> String {
+/// The config file: one job, `envoy`, scraping every target's `/stats/prometheus`; `extra_jobs` (YAML list
+/// items, indented by two spaces) are appended to `scrape_configs`.
+pub fn scrape_config(targets: &[SocketAddr], extra_jobs: &str) -> String {
     let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     format!(
         "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  scrape_timeout: {SCRAPE_INTERVAL}\n  \
          evaluation_interval: {SCRAPE_INTERVAL}\nscrape_configs:\n  - job_name: envoy\n    \
-         metrics_path: /stats/prometheus\n    static_configs:\n      - targets: [{}]\n",
+         metrics_path: /stats/prometheus\n    static_configs:\n      - targets: [{}]\n{extra_jobs}",
         list.join(", ")
     )
 }
@@ -45,17 +46,25 @@ pub fn scrape_config(targets: &[SocketAddr]) -> String {
 /// A running Prometheus; dropping it stops the process and removes its storage.
 pub struct Prometheus {
     pub addr: SocketAddr,
+    /// The config file's text (targets are written `'HOST:PORT'`).
+    config: String,
     procs: Procs,
 }
 
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (`HOST:PORT` of Envoy admin listeners) and waits until it is ready.
     pub fn start(targets: &[SocketAddr]) -> Result<Prometheus> {
+        Prometheus::start_with(targets, "")
+    }
+
+    /// [`Prometheus::start`] with more scrape jobs (see [`scrape_config`]), e.g. one relabelling Envoy's series.
+    pub fn start_with(targets: &[SocketAddr], extra_jobs: &str) -> Result<Prometheus> {
         let bin = find_prometheus()?;
         let mut procs = Procs::new("prometheus")?;
         let addr = free_port()?;
         let config = procs.dir().join("prometheus.yml");
-        std::fs::write(&config, scrape_config(targets)).with_context(|| format!("writing {}", config.display()))?;
+        let text = scrape_config(targets, extra_jobs);
+        std::fs::write(&config, &text).with_context(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", procs.dir().join("data").display()))
@@ -75,7 +84,7 @@ impl Prometheus {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        Ok(Prometheus { addr, procs })
+        Ok(Prometheus { addr, config: text, procs })
     }
 
     /// `http://HOST:PORT`, as a Prometheus source is configured.
@@ -91,32 +100,46 @@ impl Prometheus {
     /// Runs an instant query; the HTTP status and the API's JSON answer, whatever they are (a test asserts on
     /// both: a refused query is a 400 with `status: error`).
     pub fn query(&self, promql: &str) -> Result<(u16, Value)> {
-        let path = format!("/api/v1/query?query={}", percent_encode(promql));
-        let answer = Client::new(self.addr).get(&path, &[]).with_context(|| format!("querying {promql}"))?;
+        self.api("query", &[("query", promql)])
+    }
+
+    /// `GET /api/v1/PATH?K=V&…` (e.g. `label/service/values` with `match[]`): the HTTP status and the JSON.
+    pub fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<(u16, Value)> {
+        let query: Vec<String> =
+            params.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect();
+        let path = format!("/api/v1/{path}?{}", query.join("&"));
+        let answer = Client::new(self.addr).get(&path, &[]).with_context(|| format!("GET {path}"))?;
         let json = serde_json::from_str(&answer.body)
-            .with_context(|| format!("Prometheus answered {promql} with no JSON: {}", answer.body))?;
+            .with_context(|| format!("Prometheus answered {path} with no JSON: {}", answer.body))?;
         Ok((answer.status, json))
     }
 
-    /// Waits until `target` has been scraped successfully after `after`: the newest sample of its `up` series is
-    /// 1 and was taken later.
+    /// Waits until `target` has been scraped successfully after `after` by every job of the config that names
+    /// it: each of its `up` series has a newer sample, and a 1.
     pub fn wait_scraped(&self, target: SocketAddr, after: SystemTime, timeout: Duration) -> Result<()> {
         let after = after.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        let promql = format!("timestamp(up{{instance=\"{target}\"}} == 1)");
+        // Jobs start scraping a few seconds apart, so each job's `up` series must be fresh, not just one.
+        let jobs = self.config.split("- job_name:").skip(1).filter(|job| job.contains(&format!("'{target}'"))).count();
+        if jobs == 0 {
+            bail!("no scrape job of this Prometheus names {target}");
+        }
+        // `timestamp` of a raw selector is the sample's scrape time (of an expression, the evaluation time).
+        let up = format!("up{{instance=\"{target}\"}}");
+        let promql = format!("count((timestamp({up}) >= {after:.3}) and ({up} == 1))");
         let deadline = Instant::now() + timeout;
         loop {
             let (_, answer) = self.query(&promql)?;
-            let scraped = answer["data"]["result"]
+            let fresh = answer["data"]["result"]
                 .get(0)
                 .and_then(|s| s["value"].get(1))
                 .and_then(Value::as_str)
                 .and_then(|v| v.parse::<f64>().ok());
-            if scraped.is_some_and(|t| t >= after) {
+            if fresh.is_some_and(|n| n >= jobs as f64) {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{target} not scraped successfully within {timeout:?} (last: {scraped:?}); log:\n{}",
+                    "{target} not scraped successfully by all {jobs} jobs within {timeout:?} ({fresh:?} were); log:\n{}",
                     self.log_tail()
                 );
             }
@@ -142,7 +165,7 @@ mod tests {
     #[test]
     fn config_and_encoding() {
         let t: SocketAddr = "127.0.0.1:9901".parse().unwrap();
-        let config = scrape_config(&[t]);
+        let config = scrape_config(&[t], "");
         assert!(config.contains("metrics_path: /stats/prometheus") && config.contains("targets: ['127.0.0.1:9901']"));
         assert_eq!(percent_encode("up{a=\"b c\"}"), "up%7Ba%3D%22b%20c%22%7D");
     }

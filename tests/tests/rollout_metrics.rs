@@ -3,7 +3,9 @@
 //! the status and delay a request's path asks for. Known traffic goes through them; the Envoy admin source must
 //! count it exactly, the Prometheus source (plain Envoy series) must agree once scraped, a restarted proxy is
 //! neither double-counted nor subtracted, a killed proxy keeps its last counts with a note, and a read with
-//! every proxy down fails.
+//! every proxy down fails. Istio cannot run here, so a second scrape job renames the same Envoy series into
+//! Istio's standard names and labels (Prometheus `metric_relabel_configs`): the Istio flavour's queries then
+//! run, with real counts, against the same real server.
 
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener};
@@ -12,8 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_rollout::counts::{ArmCounts, Counts};
+use canary_rollout::metrics::prometheus::arm_queries;
 use canary_rollout::metrics::{
-    from_envoy_admin, from_prometheus, EnvoyAdminConfig, MetricsSource, PrometheusConfig, PrometheusFlavor, Reading,
+    from_envoy_admin, from_prometheus, Arm, EnvoyAdminConfig, MetricsSource, PrometheusConfig, PrometheusFlavor,
+    Reading,
 };
 use canary_tests::mesh::backends::compile;
 use canary_tests::mesh::envoy::{find_envoy, find_wasm, free_port, spawn, wait_ready};
@@ -26,6 +30,49 @@ const BASELINE: &str = "frontend-v1";
 const CANARY: &str = "frontend-v2";
 /// A histogram bucket bound (ms); the stand-in's slow answers take 300 ms.
 const BOUND_MS: f64 = 250.0;
+/// A second scrape of the same proxies whose series carry Istio's names: per-code request counts
+/// (`cluster.C.upstream_rq_<code>`, charged with `upstream_rq_completed`) become `istio_requests_total{
+/// response_code}`, the latency histogram `istio_request_duration_milliseconds_*`, and cluster `frontend-vN`
+/// becomes `destination_service_name="frontend", destination_version="vN"`, reported by the caller (`source`).
+fn istio_job(targets: &[SocketAddr]) -> String {
+    let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    format!(
+        r#"  - job_name: istio-names
+    metrics_path: /stats/prometheus
+    static_configs:
+      - targets: [{}]
+    metric_relabel_configs:
+      - source_labels: [__name__, envoy_cluster_name]
+        regex: 'envoy_cluster_upstream_rq(|_time_bucket|_time_count);frontend-v[0-9]+'
+        action: keep
+      - source_labels: [envoy_cluster_name]
+        regex: '(.+)-(v[0-9]+)'
+        target_label: destination_service_name
+        replacement: '$1'
+      - source_labels: [envoy_cluster_name]
+        regex: '(.+)-(v[0-9]+)'
+        target_label: destination_version
+        replacement: '$2'
+      - target_label: reporter
+        replacement: source
+      - source_labels: [envoy_response_code]
+        regex: '(.+)'
+        target_label: response_code
+      - source_labels: [__name__]
+        regex: 'envoy_cluster_upstream_rq'
+        target_label: __name__
+        replacement: istio_requests_total
+      - source_labels: [__name__]
+        regex: 'envoy_cluster_upstream_rq_time_(bucket|count)'
+        target_label: __name__
+        replacement: 'istio_request_duration_milliseconds_$1'
+      - regex: 'envoy_cluster_name|envoy_response_code'
+        action: labeldrop
+"#,
+        targets.join(", ")
+    )
+}
+
 /// Envoy merges histograms into its admin view at each 5 s stats flush, Prometheus scrapes every second.
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -100,13 +147,16 @@ fn arm(requests: u64, errors: u64, slow: u64) -> ArmCounts {
     ArmCounts { requests, errors, slow }
 }
 
-/// Reads until the counts are `want` (counters are live, histograms trail by a flush, Prometheus by a scrape).
-fn read_until(source: &mut dyn MetricsSource, want: Counts, what: &str) -> Reading {
+/// Reads until the counts are `want` (counters are live, histograms trail by a flush, Prometheus by a scrape);
+/// the last reading, and the notes of every reading on the way.
+fn read_until(source: &mut dyn MetricsSource, want: Counts, what: &str) -> (Reading, Vec<String>) {
     let deadline = Instant::now() + SETTLE;
+    let mut notes = Vec::new();
     loop {
         let reading = source.read().unwrap_or_else(|e| panic!("{what}: {e}"));
+        notes.extend(reading.notes.iter().cloned());
         if reading.counts == want {
-            return reading;
+            return (reading, notes);
         }
         if Instant::now() > deadline {
             panic!("{what}: counts {:?}, want {want:?}; notes {:?}", reading.counts, reading.notes);
@@ -121,7 +171,7 @@ fn admin_and_prometheus_sources_count_real_envoy_traffic_across_restarts_and_out
     let upstream = stand_in();
     let mut procs = ok(Procs::new("rollout-metrics"));
     let (a, b) = (proxy(&mut procs, "caller-a", upstream), proxy(&mut procs, "caller-b", upstream));
-    let prometheus = ok(Prometheus::start(&[a.admin, b.admin]));
+    let prometheus = ok(Prometheus::start_with(&[a.admin, b.admin], &istio_job(&[a.admin, b.admin])));
 
     // Traffic before the sources exist is not theirs to count.
     send(&a, false, 20, 2, 0);
@@ -137,8 +187,33 @@ fn admin_and_prometheus_sources_count_real_envoy_traffic_across_restarts_and_out
         flavor: PrometheusFlavor::Envoy { baseline_cluster: BASELINE.into(), canary_cluster: CANARY.into() },
         latency_bound_ms: Some(BOUND_MS),
     }));
+    let istio_flavor = |namespace: Option<&str>| PrometheusFlavor::Istio {
+        service: "frontend".into(),
+        namespace: namespace.map(str::to_string),
+        baseline_version: "v1".into(),
+        canary_version: "v2".into(),
+        reporter: "source".into(),
+    };
+    let mut istio = ok(from_prometheus(PrometheusConfig {
+        url: prometheus.url(),
+        flavor: istio_flavor(None),
+        latency_bound_ms: Some(BOUND_MS),
+    }));
+    // Every PromQL text the sources can send (the bounds query only explains a bad bound) parses and runs.
+    let envoy_flavor = PrometheusFlavor::Envoy { baseline_cluster: BASELINE.into(), canary_cluster: CANARY.into() };
+    for flavor in [envoy_flavor, istio_flavor(None), istio_flavor(Some("weather"))] {
+        for arm in Arm::BOTH {
+            let q = arm_queries(&flavor, arm, Some(3_600_000.0));
+            let latency = q.latency.expect("a bound was given");
+            for promql in [q.requests, q.errors, latency.all, latency.within, latency.bounds] {
+                let (status, answer) = ok(prometheus.query(&promql));
+                assert_eq!((status, answer["status"].as_str()), (200, Some("success")), "`{promql}`: {answer}");
+            }
+        }
+    }
     assert_eq!(ok(admin.read()), Reading::default(), "the first reading is the baseline");
     assert_eq!(ok(prom.read()).counts, Counts::default(), "the first reading is the baseline");
+    assert_eq!(ok(istio.read()).counts, Counts::default(), "the first reading is the baseline");
 
     // 300 baseline requests (5 errors), 100 canary (15 errors, 4 slow), over both proxies.
     send(&a, false, 200, 0, 0);
@@ -146,11 +221,13 @@ fn admin_and_prometheus_sources_count_real_envoy_traffic_across_restarts_and_out
     send(&a, true, 60, 10, 0);
     send(&b, true, 40, 5, 4);
     let want = Counts { baseline: arm(300, 5, 0), canary: arm(100, 15, 4) };
-    let reading = read_until(admin.as_mut(), want, "admin source");
-    assert!(reading.notes.is_empty(), "{:?}", reading.notes);
-    let reading = read_until(prom.as_mut(), want, "Prometheus source");
-    assert!(reading.notes.is_empty(), "{:?}", reading.notes);
-    println!("both sources counted {want:?} after {:?}", started.elapsed());
+    for (source, what) in
+        [(&mut admin, "admin source"), (&mut prom, "Prometheus source"), (&mut istio, "Istio's names")]
+    {
+        let (_, notes) = read_until(source.as_mut(), want, what);
+        assert!(notes.is_empty(), "{what}: {notes:?}");
+    }
+    println!("all three sources counted {want:?} after {:?}", started.elapsed());
 
     // Caller B restarts: its counters start from 0. What it counted before stays; what it counts now adds.
     procs.stop(|n| n == b.name);
@@ -158,10 +235,13 @@ fn admin_and_prometheus_sources_count_real_envoy_traffic_across_restarts_and_out
     send(&b, false, 30, 0, 0);
     send(&b, true, 10, 2, 0);
     let want = Counts { baseline: arm(330, 5, 0), canary: arm(110, 17, 4) };
-    let reading = read_until(admin.as_mut(), want, "admin source after a restart");
+    let (_, notes) = read_until(admin.as_mut(), want, "admin source after a restart");
     let restart_note = format!("{}: counters reset (the proxy restarted)", b.admin);
-    assert!(reading.notes.iter().any(|n| n.starts_with(&restart_note)), "{:?}", reading.notes);
-    read_until(prom.as_mut(), want, "Prometheus source after a restart");
+    assert!(notes.iter().any(|n| n.starts_with(&restart_note)), "{notes:?}");
+    for (source, what) in [(&mut prom, "Prometheus source"), (&mut istio, "Prometheus source, Istio's names")] {
+        let (_, notes) = read_until(source.as_mut(), want, &format!("{what} after a restart"));
+        assert!(notes.iter().any(|n| n.contains("series reset (a proxy restarted)")), "{what}: {notes:?}");
+    }
     println!("restart counted once after {:?}", started.elapsed());
 
     // Caller A dies: its last counts are kept, with a note.

@@ -2,8 +2,10 @@
 //! is a bucket bound: anything between two bounds would need interpolation, which turns counts into guesses.
 
 /// Envoy's default histogram bounds (ms), which `upstream_rq_time` and Istio's
-/// `istio_request_duration_milliseconds` use unless a bootstrap sets `histogram_bucket_settings`
-/// (envoyproxy/envoy `source/common/stats/histogram_impl.cc`, `HistogramSettingsImpl::defaultBuckets`).
+/// `istio_request_duration_milliseconds` use unless a bootstrap sets `histogram_bucket_settings` (in Istio, the
+/// pod annotation `sidecar.istio.io/statsHistogramBuckets`) (envoyproxy/envoy
+/// `source/common/stats/histogram_impl.cc`, `HistogramSettingsImpl::defaultBuckets`). The proxies' bootstraps
+/// `canaryc manifest` writes keep them, so a configured bound is checked against these before any read.
 pub const ENVOY_DEFAULT_BOUNDS: [f64; 19] = [
     0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0,
     600000.0, 1800000.0, 3600000.0,
@@ -34,8 +36,9 @@ pub fn le_is(le: &str, bound: f64) -> bool {
 }
 
 /// A PromQL regex (backtick raw string, anchored by PromQL) matching every spelling of `bound` an `le` label may
-/// have: Envoy writes `250`, `0.5` and `3600000`; Prometheus 3 rewrites classic-histogram `le` values as floats
-/// on ingestion (`250.0`, `3.6e+06`, Go's `%g` with `.0` added to integers), so both are asked for.
+/// have: Envoy writes `250`, `0.5` and `3600000`; Prometheus 3 normalises classic-histogram `le` values to
+/// floats on ingestion (prometheus.io, "Prometheus 3.0 migration guide": `le="1"` is stored as `le="1.0"`; large
+/// bounds may take an exponent, `3.6e+06`), and 2.x stores what the target wrote, so every spelling is asked for.
 pub fn le_regex(bound: f64) -> String {
     let plain = bound.to_string();
     let mut spellings = vec![plain.clone()];

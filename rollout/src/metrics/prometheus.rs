@@ -47,8 +47,19 @@ pub type Labels = Vec<(String, String)>;
 pub struct ArmQueries {
     pub requests: String,
     pub errors: String,
-    /// (all requests timed, those within the bound), when latency is judged.
-    pub latency: Option<(String, String)>,
+    /// When latency is judged.
+    pub latency: Option<LatencyQueries>,
+}
+
+/// The latency histogram's queries of one arm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatencyQueries {
+    /// Requests timed (`_count`).
+    pub all: String,
+    /// Those within the bound (`_bucket{le=~B}`).
+    pub within: String,
+    /// The histogram's bounds (`count by (le) (_bucket)`), asked only to explain a bound that is not one.
+    pub bounds: String,
 }
 
 /// A PromQL double-quoted string literal.
@@ -96,8 +107,11 @@ pub fn arm_queries(flavor: &PrometheusFlavor, arm: Arm, bound: Option<f64>) -> A
             )
         }
     };
-    let latency =
-        bound.map(|b| (format!("{count}{{{selector}}}"), format!("{bucket}{{{selector},le=~{}}}", le_regex(b))));
+    let latency = bound.map(|b| LatencyQueries {
+        all: format!("{count}{{{selector}}}"),
+        within: format!("{bucket}{{{selector},le=~{}}}", le_regex(b)),
+        bounds: format!("count by (le) ({bucket}{{{selector}}})"),
+    });
     ArmQueries { requests, errors, latency }
 }
 
@@ -195,10 +209,9 @@ impl Prometheus {
     }
 
     /// The bounds of a histogram that has no bucket at the configured bound, for the error message.
-    fn bounds_of(&self, bucket_query: &str, time: &str) -> Vec<f64> {
-        let selector = bucket_query.split_once(",le=~").map_or(bucket_query.to_string(), |(s, _)| format!("{s}}}"));
+    fn bounds_of(&self, bounds_query: &str, time: &str) -> Vec<f64> {
         let mut bounds: Vec<f64> = self
-            .query(&format!("count by (le) ({selector})"), time)
+            .query(bounds_query, time)
             .unwrap_or_default()
             .iter()
             .filter_map(|(labels, _)| labels.get("le").and_then(|le| parse_value(le)))
@@ -219,11 +232,11 @@ impl Prometheus {
             };
             add(Event::Requests, counts(self.query(&q.requests, time)?, &q.requests)?);
             add(Event::Errors, counts(self.query(&q.errors, time)?, &q.errors)?);
-            if let (Some((all_q, within_q)), Some(bound)) = (&q.latency, self.cfg.latency_bound_ms) {
-                let all = counts(self.query(all_q, time)?, all_q)?;
-                let within = counts(self.query(within_q, time)?, within_q)?;
+            if let (Some(lq), Some(bound)) = (&q.latency, self.cfg.latency_bound_ms) {
+                let all = counts(self.query(&lq.all, time)?, &lq.all)?;
+                let within = counts(self.query(&lq.within, time)?, &lq.within)?;
                 if !all.is_empty() && within.is_empty() {
-                    return Err(not_a_bound(bound, &self.bounds_of(within_q, time)));
+                    return Err(not_a_bound(bound, &self.bounds_of(&lq.bounds, time)));
                 }
                 add(Event::Slow, slow_per_series(&all, &within));
             }
@@ -364,10 +377,11 @@ mod tests {
         assert_eq!(q.errors, format!("istio_requests_total{{{sel},response_code=~\"5..\"}}"));
         assert_eq!(
             q.latency,
-            Some((
-                format!("istio_request_duration_milliseconds_count{{{sel}}}"),
-                format!("istio_request_duration_milliseconds_bucket{{{sel},le=~`250|250\\.0`}}")
-            ))
+            Some(LatencyQueries {
+                all: format!("istio_request_duration_milliseconds_count{{{sel}}}"),
+                within: format!("istio_request_duration_milliseconds_bucket{{{sel},le=~`250|250\\.0`}}"),
+                bounds: format!("count by (le) (istio_request_duration_milliseconds_bucket{{{sel}}})"),
+            })
         );
         let q = arm_queries(&istio(None), Arm::Baseline, None);
         assert_eq!(
@@ -388,7 +402,7 @@ mod tests {
             r#"envoy_cluster_upstream_rq_xx{envoy_cluster_name="c\\d",envoy_response_code_class="5"}"#
         );
         assert_eq!(
-            q.latency.unwrap().1,
+            q.latency.unwrap().within,
             r#"envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="c\\d",le=~`0\.5`}"#
         );
     }
