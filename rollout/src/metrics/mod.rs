@@ -9,7 +9,7 @@
 //! proxies are handled.
 
 pub mod envoy_admin;
-pub mod exposition;
+pub mod stats_text;
 pub mod http;
 pub mod latency;
 pub mod prometheus;

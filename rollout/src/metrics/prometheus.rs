@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::exposition::{as_count, parse_value};
+use super::stats_text::{as_count, parse_value};
 use super::http::{Client, Failure};
 use super::latency::{le_regex, not_a_bound};
 use super::tally::{FirstSeen, Track};
