@@ -13,6 +13,7 @@
 //!
 //! `cargo test -p canary-compiler --test ua_families -- --nocapture` prints the table.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -50,7 +51,8 @@ fn full_corpus_dir() -> Option<PathBuf> {
         if dir.join("test_os.yaml").is_file() && dir.join("test_ua.yaml").is_file() {
             return Some(dir);
         }
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "ua_families: skipped the full uap-core corpus ({} is absent); measured the checked-in fixture",
             dir.display()
         );
@@ -168,10 +170,7 @@ fn families_meet_balanced_accuracy_on_uap_corpus() {
         let os = load(&dir, "test_os.yaml");
         let ua = load(&dir, "test_ua.yaml");
         println!("{label} ({})", dir.display());
-        println!(
-            "{:<8} {:>7} {:>7} {:>9}   {:>8} {:>9}  file",
-            "family", "TPR", "TNR", "balanced", "TP/pos", "TN/neg"
-        );
+        println!("{:<8} {:>7} {:>7} {:>9}   {:>8} {:>9}  file", "family", "TPR", "TNR", "balanced", "TP/pos", "TN/neg");
         for name in names().filter(|n| truth(n).is_some()) {
             let (file, positive) = truth(name).unwrap();
             let cases = if file == "test_os.yaml" { &os } else { &ua };

@@ -361,7 +361,9 @@ pub fn find_wrk() -> Result<PathBuf> {
     // Never installed from here: tests run in parallel, and several `apt-get install`s at once fail on
     // dpkg's lock. The setup step installs it once, before any test starts.
     which("wrk").ok_or_else(|| {
-        anyhow::anyhow!("wrk is not installed (not on PATH); run `scripts/setup.sh` (or `make setup`) first, which installs it")
+        anyhow::anyhow!(
+            "wrk is not installed (not on PATH); run `scripts/setup.sh` (or `make setup`) first, which installs it"
+        )
     })
 }
 
