@@ -18,6 +18,8 @@ mod string_match;
 mod virtual_service;
 mod yaml;
 
+use std::fmt::Write as _;
+
 use canary_eval::config::{Config, RuleSet, Service};
 use canary_eval::CONFIG_VERSION;
 use serde_yaml::Value;
@@ -333,13 +335,13 @@ fn merge(
 fn listener_line(routing: &Routing, listener: &virtual_service::Listener) -> String {
     let gateways: Vec<&str> =
         routing.gateways.iter().map(String::as_str).filter(|g| *g != virtual_service::MESH).collect();
-    let mut line = format!("{}", routing.service.name);
+    let mut line = routing.service.name.clone();
     if let Some(port) = listener.service_port {
-        line.push_str(&format!(" port {port}"));
+        let _ = write!(line, " port {port}");
     }
-    line.push_str(&format!(" as routed at gateway {}", gateways.join(", ")));
+    let _ = write!(line, " as routed at gateway {}", gateways.join(", "));
     if let Some(port) = listener.port {
-        line.push_str(&format!(", listener port {port}"));
+        let _ = write!(line, ", listener port {port}");
     }
     line
 }
