@@ -27,9 +27,9 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::stats_text::{self, as_count, Sample};
 use super::http::Client;
 use super::latency::{le_is, not_a_bound};
+use super::stats_text::{self, as_count, Sample};
 use super::tally::{FirstSeen, Group};
 use super::{check_latency, counts_from, Arm, EnvoyAdminConfig, Event, MetricsSource, Reading};
 
