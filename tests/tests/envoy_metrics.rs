@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
-use canary_rollout::metrics::exposition::{self, Sample};
+use canary_rollout::metrics::stats_text::{self, Sample};
 use canary_tests::mesh::backends::{compile, upstreams};
 use canary_tests::mesh::chain::binomial_bounds;
 use canary_tests::mesh::envoy::{find_envoy, find_wasm, free_port, spawn, wait_ready, workspace_root};
@@ -90,7 +90,7 @@ fn send(proxy: &Proxy, kinds: &[Kind]) -> Vec<String> {
 fn scrape(admin: SocketAddr) -> (String, Vec<Sample>) {
     let page = Client::new(admin).get("/stats/prometheus", &[]).expect("admin /stats/prometheus");
     assert_eq!(page.status, 200);
-    let series = exposition::parse(&page.body).unwrap_or_else(|e| panic!("{e}"));
+    let series = stats_text::parse(&page.body).unwrap_or_else(|e| panic!("{e}"));
     (page.body, series)
 }
 
