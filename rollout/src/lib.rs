@@ -17,7 +17,6 @@ pub mod counts;
 pub mod edit;
 pub mod events;
 pub mod exposition;
-pub mod files;
 pub mod judge;
 pub mod metrics;
 pub mod ops;

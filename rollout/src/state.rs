@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::counts::Counts;
-use crate::files::{write_atomic, Lock};
 use crate::judge::{Evidence, Metric};
 use crate::stepper::Stepper;
+use canary_durable::{write_atomic, Lock};
 
 /// The state file's format version.
 pub const VERSION: u32 = 1;

@@ -64,7 +64,7 @@ impl Pusher<'_> {
                 state.phase = Phase::Pushing { target, digest: digest(&new), done, then };
                 self.save(state)?;
             }
-            crate::files::write_atomic(path, new.as_bytes())
+            canary_durable::write_atomic(path, new.as_bytes())
                 .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
         for (i, push) in self.plan.push.iter().enumerate().skip(done) {

@@ -3,7 +3,6 @@
 //! Each kind lives in its own module so the CLI only picks one by `--kind`; every generator takes the
 //! already-compiled [`canary_eval::Config`], so what is deployed is exactly what `canaryc compile` prints.
 
-pub mod atomic;
 pub mod envoy;
 pub mod envoy_routes;
 pub mod istio;
@@ -13,7 +12,7 @@ use std::collections::BTreeSet;
 
 use canary_eval::config::{Action, Config, Protocol, Rule};
 
-pub use atomic::write_atomic;
+pub use canary_durable::write_atomic;
 pub use envoy::{envoy_bootstrap, EnvoyOptions};
 pub use push::{ecds_resource, rds_resource, PushOptions};
 

@@ -1,5 +1,5 @@
-//! Atomic file replacement for everything `canaryc` writes: `-o` of `manifest` and `compile`, and the policy
-//! `fmt` rewrites.
+//! Atomic file replacement for everything `canaryc` writes: `-o` of `manifest` and `compile`, the policy
+//! `fmt` and each rollout step rewrite, and a rollout's state file.
 //!
 //! Envoy reloads a watched file (ECDS, RDS) when a file is *moved* into its directory, and a ConfigMap sync or
 //! a file watcher may read at any moment: a file written in place can be seen half-written. So the new content
