@@ -89,11 +89,22 @@ pub struct HarnessOptions {
     pub workers: usize,
     /// forecast v2's faults from its start.
     pub canary: Faults,
+    /// Turn v2 bad mid-rollout: once a push with at least this v2 weight (percent) is applied on every proxy,
+    /// the watcher sets these faults through v2's `/_control` (the regression's start is that moment).
+    pub turn_bad: Option<(f64, Faults)>,
 }
 
 impl HarnessOptions {
     pub fn new(mesh: MeshOptions) -> Self {
-        HarnessOptions { mesh, proxies: 2, users: 5_000, rate: 200.0, workers: 8, canary: Faults::default() }
+        HarnessOptions {
+            mesh,
+            proxies: 2,
+            users: 5_000,
+            rate: 200.0,
+            workers: 8,
+            canary: Faults::default(),
+            turn_bad: None,
+        }
     }
 }
 
@@ -192,6 +203,8 @@ struct Records {
     watch_errors: usize,
     /// When the load started (after the proxies served the first push).
     load_started: f64,
+    /// When v2 was turned bad at run time (the regression's start), if it was.
+    regression_at: Option<f64>,
 }
 
 /// The booted environment; dropping it stops every process (the load and the watcher first).
@@ -205,8 +218,6 @@ pub struct RolloutHarness {
     stop: Arc<AtomicBool>,
     records: Arc<Mutex<Records>>,
     threads: Vec<JoinHandle<()>>,
-    /// When the caller turned v2 bad through its control path (the regression's start), if it did.
-    regression_at: Option<f64>,
     faults_now: Faults,
     plans: usize,
     // Declared last so the processes outlive nothing that refers to them.
@@ -233,7 +244,6 @@ impl RolloutHarness {
             stop: Arc::new(AtomicBool::new(false)),
             records: Arc::new(Mutex::new(Records::default())),
             threads: Vec::new(),
-            regression_at: None,
             faults_now: Faults::default(),
             plans: 0,
             procs,
@@ -288,15 +298,17 @@ impl RolloutHarness {
         }
 
         // The watcher first, so the first push is on record before any answer.
-        let (stop, records, watched, admins, users, epoch) = (
-            self.stop.clone(),
-            self.records.clone(),
-            self.watched.clone(),
-            self.admins.clone(),
-            self.opts.users,
-            (self.epoch, epoch_ms_now(self.epoch)),
-        );
-        self.threads.push(thread::spawn(move || watch(&stop, &records, &watched, &admins, users, epoch)));
+        let watcher = Watcher {
+            stop: self.stop.clone(),
+            records: self.records.clone(),
+            watched: self.watched.clone(),
+            admins: self.admins.clone(),
+            users: self.opts.users,
+            epoch: self.epoch,
+            epoch_ms: epoch_ms_now(self.epoch),
+            turn_bad: self.opts.turn_bad.map(|(weight, faults)| (weight, faults, self.canary_addr)),
+        };
+        self.threads.push(thread::spawn(move || watcher.run()));
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.pushes().first().and_then(Push::applied_everywhere).is_none() {
             if Instant::now() > deadline {
@@ -396,14 +408,12 @@ impl RolloutHarness {
     /// Turns forecast v2 bad (or good again) while it serves, through its `/_control` path; the first call
     /// that makes it bad marks the regression's start.
     pub fn set_canary_faults(&mut self, faults: Faults) -> Result<()> {
-        let query =
-            format!("/_control?fail_percent={}&extra_latency_ms={}", faults.fail_percent, faults.extra_latency_ms);
-        let answer = Client::new(self.canary_addr).request("POST", &query, &[])?;
-        if answer.status != 200 {
-            bail!("forecast-v2 refused {query}: {} {}", answer.status, answer.body);
-        }
-        if faults != Faults::default() && self.faults_now == Faults::default() && self.regression_at.is_none() {
-            self.regression_at = Some(self.now());
+        set_faults(self.canary_addr, faults)?;
+        if faults != Faults::default() && self.faults_now == Faults::default() {
+            let now = self.now();
+            if let Ok(mut r) = self.records.lock() {
+                r.regression_at.get_or_insert(now);
+            }
         }
         self.faults_now = faults;
         Ok(())
@@ -433,7 +443,7 @@ impl RolloutHarness {
             t.join().map_err(|_| anyhow!("a harness thread panicked"))?;
         }
         let records = self.records.lock().map_err(|_| anyhow!("records poisoned"))?;
-        Ok(Report::measure(&records, self.opts.users, self.regression_at, self.now()))
+        Ok(Report::measure(&records, self.opts.users, self.now()))
     }
 
     /// Tails of every log, for a failure message.
@@ -449,6 +459,16 @@ impl Drop for RolloutHarness {
             let _ = t.join();
         }
     }
+}
+
+/// `POST /_control?…` to a stand-in.
+fn set_faults(addr: SocketAddr, faults: Faults) -> Result<()> {
+    let query = format!("/_control?fail_percent={}&extra_latency_ms={}", faults.fail_percent, faults.extra_latency_ms);
+    let answer = Client::new(addr).request("POST", &query, &[])?;
+    if answer.status != 200 {
+        bail!("the stand-in at {addr} refused {query}: {} {}", answer.status, answer.body);
+    }
+    Ok(())
 }
 
 /// `canaryc ARGS…` through the CLI's own entry point (the harness needs canaryc's push before any binary is
@@ -525,58 +545,80 @@ fn subset_of(body: &str) -> Option<Subset> {
 
 // ----- the watcher ----------------------------------------------------------------------------------------
 
-fn watch(
-    stop: &AtomicBool,
-    records: &Mutex<Records>,
-    watched: &Path,
-    admins: &[SocketAddr],
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    records: Arc<Mutex<Records>>,
+    watched: PathBuf,
+    admins: Vec<SocketAddr>,
     users: usize,
-    (epoch, epoch_ms): (Instant, f64),
-) {
-    let mut clients: Vec<Client> = admins.iter().map(|a| Client::new(*a)).collect();
-    let mut last_file = String::new();
-    while !stop.load(Ordering::Relaxed) {
-        let now = epoch.elapsed().as_secs_f64();
-        // A new version of the file: decide every user under its policy.
-        if let Ok(text) = std::fs::read_to_string(watched) {
-            if let Some((version, policy_json)) = parse_ecds_yaml(&text) {
-                if version != last_file {
-                    last_file = version.clone();
-                    let push = Push {
-                        weight: v2_weight(&policy_json),
-                        v2_users: Arc::new(v2_users(&policy_json, users)),
-                        version,
-                        seen: now,
-                        applied: vec![None; admins.len()],
-                    };
-                    if let Ok(mut r) = records.lock() {
-                        r.pushes.push(push);
+    epoch: Instant,
+    /// The wall clock at `epoch` (ms since the Unix epoch), to place the proxies' `update_time` on our clock.
+    epoch_ms: f64,
+    /// (weight, faults, v2's address): see [`HarnessOptions::turn_bad`].
+    turn_bad: Option<(f64, Faults, SocketAddr)>,
+}
+
+impl Watcher {
+    fn run(mut self) {
+        let mut clients: Vec<Client> = self.admins.iter().map(|a| Client::new(*a)).collect();
+        let mut last_file = String::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            self.read_file(&mut last_file);
+            // Which version each proxy runs, and since when (its own clock).
+            for (k, client) in clients.iter_mut().enumerate() {
+                let stats = client.get(&format!("/stats?filter=canary-{SERVICE}\\."), &[]);
+                let applied = stats.ok().and_then(|s| {
+                    let version = ecds_stat(&s.body, "version_text")?;
+                    let at_ms = ecds_stat(&s.body, "update_time")?.parse::<f64>().ok()?;
+                    Some((version, (at_ms - self.epoch_ms) / 1000.0))
+                });
+                let Ok(mut r) = self.records.lock() else { continue };
+                match applied {
+                    Some((version, at)) => {
+                        if let Some(push) = r.pushes.iter_mut().rev().find(|p| p.version == version) {
+                            push.applied[k].get_or_insert(at);
+                        }
                     }
+                    None => r.watch_errors += 1,
                 }
             }
+            self.maybe_turn_bad();
+            thread::sleep(WATCH_EVERY);
         }
-        // Which version each proxy runs, and since when (its own clock).
-        for (k, client) in clients.iter_mut().enumerate() {
-            let stats = client.get(&format!("/stats?filter=canary-{SERVICE}\\."), &[]);
-            let Ok(stats) = stats else {
-                if let Ok(mut r) = records.lock() {
-                    r.watch_errors += 1;
-                }
-                continue;
-            };
-            let (Some(version), Some(at)) =
-                (ecds_stat(&stats.body, "version_text"), ecds_stat(&stats.body, "update_time"))
-            else {
-                continue;
-            };
-            let Ok(at_ms) = at.parse::<f64>() else { continue };
-            if let Ok(mut r) = records.lock() {
-                if let Some(push) = r.pushes.iter_mut().rev().find(|p| p.version == version) {
-                    push.applied[k].get_or_insert((at_ms - epoch_ms) / 1000.0);
-                }
+    }
+
+    /// A new version of the file: decide every user under its policy.
+    fn read_file(&self, last: &mut String) {
+        let Ok(text) = std::fs::read_to_string(&self.watched) else { return };
+        let Some((version, policy_json)) = parse_ecds_yaml(&text) else { return };
+        if version == *last {
+            return;
+        }
+        last.clone_from(&version);
+        let push = Push {
+            weight: v2_weight(&policy_json),
+            v2_users: Arc::new(v2_users(&policy_json, self.users)),
+            version,
+            seen: self.epoch.elapsed().as_secs_f64(),
+            applied: vec![None; self.admins.len()],
+        };
+        if let Ok(mut r) = self.records.lock() {
+            r.pushes.push(push);
+        }
+    }
+
+    fn maybe_turn_bad(&mut self) {
+        let Some((weight, faults, addr)) = self.turn_bad else { return };
+        let reached = self.records.lock().is_ok_and(|r| {
+            r.pushes.last().is_some_and(|p| p.weight.is_some_and(|w| w >= weight) && p.applied_everywhere().is_some())
+        });
+        if reached && set_faults(addr, faults).is_ok() {
+            self.turn_bad = None;
+            let now = self.epoch.elapsed().as_secs_f64();
+            if let Ok(mut r) = self.records.lock() {
+                r.regression_at.get_or_insert(now);
             }
         }
-        thread::sleep(WATCH_EVERY);
     }
 }
 
@@ -657,7 +699,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn measure(records: &Records, users: usize, regression_at: Option<f64>, now: f64) -> Report {
+    fn measure(records: &Records, users: usize, now: f64) -> Report {
         let mut samples = records.samples.clone();
         samples.sort_by(|a, b| a.sent.total_cmp(&b.sent));
         let pushes = records.pushes.clone();
@@ -671,7 +713,7 @@ impl Report {
             v2_answers: 0,
             bad_answers: 0,
             first_bad: None,
-            regression_at,
+            regression_at: records.regression_at,
             users_on_v2: 0,
             users_moved_back: 0,
             contradictions: 0,
@@ -843,7 +885,7 @@ impl Report {
             self.bad_answers
         );
         if let Some(r) = self.regression_at {
-            let _ = writeln!(out, "  regression started at {r:.2} s (v2 turned bad through /_control)");
+            let _ = writeln!(out, "  regression started at {r:.2} s (v2 turned bad through its /_control)");
         }
         let _ = writeln!(out, "  first bad answer: {}", secs(self.first_bad));
         if self.rollback.is_some() {
