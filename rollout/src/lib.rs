@@ -10,9 +10,22 @@
 //! handed in by the CLI through the [`ops::PolicyOps`] trait, so the compiler's CLI can depend on this crate
 //! without a cycle and the judge stays testable without manifests, YAML backends or the network.
 
+pub mod clock;
+pub mod control;
+pub mod controller;
 pub mod counts;
+pub mod edit;
+pub mod events;
+pub mod exposition;
+pub mod files;
 pub mod judge;
 pub mod metrics;
 pub mod ops;
+pub mod plan;
 pub mod sim;
+pub mod source_of_plan;
+pub mod state;
 pub mod stepper;
+pub mod transition;
+pub mod view;
+mod yaml;

@@ -180,8 +180,18 @@ fn parse_port(value: &str) -> Result<(String, u16), String> {
 
 /// Runs `canaryc manifest`: YAML on stdout (or atomically into `-o OUT`), notes as warnings on stderr.
 pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
-    misplaced_flags(&args)?;
-    let backend = effective_backend(&args)?;
+    let yaml = generate(&args)?;
+    match &args.output {
+        Some(out) => write_atomic(out, yaml.as_bytes()).map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
+        None => print(&yaml),
+    }
+    Ok(())
+}
+
+/// The manifest `args` describe, as text (`canaryc rollout` pipes it into a push command).
+pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
+    misplaced_flags(args)?;
+    let backend = effective_backend(args)?;
     let (mut compiled, text) = load(&args.file)?;
     if args.access_log && args.kind != Kind::Envoy {
         // The Istio plugins and the ECDS resource carry the setting; `--kind envoy` sets it with the log it writes.
@@ -197,11 +207,11 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
     }
     let yaml = match args.kind {
         Kind::Envoy => {
-            let mut opts = envoy_options(&args, backend, config)?;
+            let mut opts = envoy_options(args, backend, config)?;
             if backend != Backend::Filter {
                 let protocol = resolve_protocol(config, &opts)?;
                 let target = Target { labels: Some(&opts.node_labels), ..Target::envoy(args.envoy_version) };
-                let lowered = choose(&args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
+                let lowered = choose(args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
                 opts.native = lowered.into_values().next();
             }
             if opts.access_log && opts.native.is_some() {
@@ -212,18 +222,18 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
             }
             envoy_bootstrap(config, &opts)?
         }
-        Kind::Ecds | Kind::Rds => pushed_resource(&args, backend, &compiled, &text)?,
+        Kind::Ecds | Kind::Rds => pushed_resource(args, backend, &compiled, &text)?,
         Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
             let kind = match args.kind {
                 Kind::Wasmplugin => IstioKind::WasmPlugin,
                 Kind::Envoyfilter => IstioKind::EnvoyFilter,
                 _ => IstioKind::Routes,
             };
-            let opts = istio_options(&args);
+            let opts = istio_options(args);
             let native = match backend {
                 Backend::Filter => BTreeMap::new(),
                 _ => choose(
-                    &args,
+                    args,
                     backend,
                     &compiled,
                     &text,
@@ -245,11 +255,14 @@ pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
             manifest.yaml
         }
     };
-    match &args.output {
-        Some(out) => write_atomic(out, yaml.as_bytes()).map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
-        None => print(&yaml),
+    Ok(yaml)
+}
+
+impl ManifestArgs {
+    /// `-o OUT`, if given.
+    pub(super) fn output(&self) -> Option<&std::path::Path> {
+        self.output.as_deref()
     }
-    Ok(())
 }
 
 /// `--backend` as given, else what the kind implies: native routes for `--kind rds` and `--rds-path`, the

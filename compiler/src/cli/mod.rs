@@ -8,6 +8,7 @@ mod import;
 mod manifest;
 mod playground;
 mod request;
+mod rollout;
 mod test;
 
 use std::io::{IsTerminal, Write};
@@ -90,6 +91,9 @@ enum Command {
     Import(import::ImportArgs),
     /// Language server on stdin/stdout, for editors (diagnostics, hover, completion, formatting, rename).
     Lsp,
+    /// Step one split through a plan's percentages, judging canary vs baseline from live metrics (exit 0
+    /// promoted, 1 rolled back, 2 error); `status|pause|resume|abort PLAN` act on a rollout's saved state.
+    Rollout(rollout::RolloutArgs),
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -198,6 +202,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Fmt(args) => fmt::run(args)?,
         Command::Import(args) => import::run(args)?,
         Command::Diff(args) => diff::run(args)?,
+        Command::Rollout(args) => rollout::run(args)?,
         Command::Lsp => match crate::lsp::serve_stdio() {
             0 => {}
             code => return Err(Failure::Exit(code)),

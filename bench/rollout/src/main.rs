@@ -1,0 +1,171 @@
+//! `make bench-rollout`: our judge and the peers' rules on identical simulated rollouts, every cell of the
+//! grid (`cells.rs`), `--seeds` runs each; prints a Markdown table and the goals, writes JSON.
+//!
+//! Flags: `--seeds N` (default 1000), `--threads N` (default: the machine's cores), `--horizon SECS`
+//! (default 14400), `--rates 1,10,100,1000`, `--out PATH` (default `bench/results/rollout-<unix time>.json`).
+
+mod cells;
+mod report;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use canary_rollout::sim::{OurJudge, Outcome, Population, SimJudge, Simulator};
+use canary_rollout_bench::peers;
+
+use cells::{grid, our_judge, our_steps, INTERVAL_SECS, STEPS};
+
+struct Args {
+    seeds: u64,
+    threads: usize,
+    horizon: u64,
+    rates: Vec<f64>,
+    out: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        seeds: 1000,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        horizon: 4 * 3600,
+        rates: cells::RATES.to_vec(),
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+        match flag.as_str() {
+            "--seeds" => args.seeds = value.parse().map_err(|e| bad(&e))?,
+            "--threads" => args.threads = value.parse::<usize>().map_err(|e| bad(&e))?.max(1),
+            "--horizon" => args.horizon = value.parse().map_err(|e| bad(&e))?,
+            "--rates" => {
+                args.rates =
+                    value.split(',').map(|r| r.trim().parse::<f64>().map_err(|e| bad(&e))).collect::<Result<_, _>>()?
+            }
+            "--out" => args.out = Some(value),
+            _ => return Err(format!("unknown flag {flag} (--seeds, --threads, --horizon, --rates, --out)")),
+        }
+    }
+    Ok(args)
+}
+
+/// Judge `index` of the line-up, fresh: 0 is ours, then the peers in their order.
+fn make_judge(index: usize) -> Option<Box<dyn SimJudge + Send>> {
+    if index == 0 {
+        return Some(Box::new(OurJudge::new(our_steps(), our_judge(), INTERVAL_SECS)));
+    }
+    peers::judges(&STEPS).into_iter().nth(index - 1)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench-rollout: {e}");
+            std::process::exit(2);
+        }
+    };
+    let names: Vec<String> = (0..=peers::judges(&STEPS).len()).filter_map(make_judge).map(|j| j.name()).collect();
+    let cells = grid(&args.rates);
+    eprintln!(
+        "bench-rollout: {} cells × {} judges ({}) × {} seeds, horizon {} s, {} threads",
+        cells.len(),
+        names.len(),
+        names.join(", "),
+        args.seeds,
+        args.horizon,
+        args.threads
+    );
+    let started = Instant::now();
+    let mut summaries = Vec::new();
+    let mut populations: Vec<(f64, Arc<Population>)> = Vec::new();
+    for cell in &cells {
+        let population = match populations.iter().find(|(r, _)| *r == cell.rate) {
+            Some((_, p)) => Arc::clone(p),
+            None => {
+                let p = Arc::new(Population::new(canary_rollout::sim::population_size(cell.rate)));
+                populations.push((cell.rate, Arc::clone(&p)));
+                p
+            }
+        };
+        let sim = Simulator::with_population(cell.scenario(args.horizon), population);
+        let cell_started = Instant::now();
+        for (j, name) in names.iter().enumerate() {
+            match run_cell(&sim, j, args.seeds, args.threads) {
+                Ok(outcomes) => summaries.push(report::summarise(name, cell, &outcomes)),
+                Err(e) => {
+                    eprintln!("bench-rollout: {name} on {cell:?}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        eprintln!(
+            "  {} req/s, {}% errors, {}: {:.1} s",
+            cell.rate,
+            cell.baseline_errors * 100.0,
+            cell.effect.label,
+            cell_started.elapsed().as_secs_f64()
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("{}", report::markdown(&summaries));
+    println!("{}", report::goals(&summaries, names.first().map_or("", |s| s.as_str()), our_judge().alpha));
+    println!(
+        "({} runs in {elapsed:.0} s, {} threads)",
+        cells.len() as u64 * names.len() as u64 * args.seeds,
+        args.threads
+    );
+    let out = args.out.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        format!("bench/results/rollout-{now}.json")
+    });
+    let json = serde_json::json!({
+        "seeds": args.seeds,
+        "horizon_secs": args.horizon,
+        "steps": STEPS,
+        "ours": { "judge": our_judge(), "steps": our_steps(), "interval_secs": INTERVAL_SECS },
+        "elapsed_secs": elapsed,
+        "cells": summaries,
+    });
+    match serde_json::to_string_pretty(&json)
+        .map_err(|e| e.to_string())
+        .and_then(|t| std::fs::write(&out, t).map_err(|e| e.to_string()))
+    {
+        Ok(()) => eprintln!("bench-rollout: wrote {out}"),
+        Err(e) => {
+            eprintln!("bench-rollout: {out}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// All seeds of one judge on one cell, spread over `threads` (each thread takes the next seed).
+fn run_cell(sim: &Simulator, judge: usize, seeds: u64, threads: usize) -> Result<Vec<Outcome>, String> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(u64, Outcome)>, String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let seed = next.fetch_add(1, Ordering::Relaxed) as u64;
+                        if seed >= seeds {
+                            return Ok(done);
+                        }
+                        let mut j = make_judge(judge).ok_or("no such judge")?;
+                        done.push((seed, sim.run(j.as_mut(), seed)?));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err("a worker panicked".into()))).collect()
+    });
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    all.sort_by_key(|(seed, _)| *seed);
+    Ok(all.into_iter().map(|(_, o)| o).collect())
+}
