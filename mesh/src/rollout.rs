@@ -43,11 +43,9 @@ use crate::{policy, Launcher, MeshOptions};
 
 /// The service the rollout steps, and the line of its split rule in [`POLICY`].
 pub const SERVICE: &str = "forecast";
-pub const RULE_LINE: u32 = 3;
+pub const RULE_LINE: u32 = 4;
 /// The policy every rollout starts from: 1 % of users (by their `user` cookie) on v2.
-pub const POLICY: &str =
-    "# forecast: the split on line 3 is what `canaryc rollout` steps; everyone else stays on v1.\n\
-                          service forecast {\n  1% v2 by cookie user\n  default v1\n}\n";
+pub const POLICY: &str = include_str!("../../examples/rollout/weather/forecast.canary");
 /// How often the watcher reads the watched file and the proxies' ECDS stats: the resolution of every
 /// "applied at" figure is the proxy's own millisecond `update_time`, this only bounds how late we notice.
 const WATCH_EVERY: Duration = Duration::from_millis(25);
@@ -908,5 +906,48 @@ impl Report {
         let _ = writeln!(out, "  answers contradicting the policy in force on their proxy: {}", self.contradictions);
         let _ = writeln!(out, "  widest apply skew between proxies: {:.0} ms", self.max_apply_skew() * 1000.0);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_names_the_split_of_the_policy() {
+        let line = POLICY.lines().nth(RULE_LINE as usize - 1).unwrap_or_default();
+        assert_eq!(line.trim(), "1% v2 by cookie user");
+        policy::compile(POLICY, "forecast.canary").unwrap();
+    }
+
+    /// The file as `canaryc manifest --kind ecds` writes it (YAML), for the policy at `percent`.
+    fn ecds_file(percent: u32) -> String {
+        use canary_compiler::manifest::push::{ecds_resource, render, Format, PushOptions};
+        let config = policy::compile(&POLICY.replace("1% v2", &format!("{percent}% v2")), "f.canary").unwrap();
+        let opts = PushOptions { wasm_path: "/it's/canary_filter.wasm".into(), ..PushOptions::new(SERVICE) };
+        render(&ecds_resource(&config, &opts).unwrap(), Format::Yaml, "").unwrap()
+    }
+
+    #[test]
+    fn ecds_yaml_yields_version_policy_and_users() {
+        let (version, json) = parse_ecds_yaml(&ecds_file(20)).unwrap();
+        assert_eq!(version.len(), 16, "{version}");
+        assert_eq!(v2_weight(&json), Some(20.0));
+        // 20 % of 5,000 users by their sticky bucket: mean 1,000, σ = √(5000·0.2·0.8) ≈ 28; 5σ is 859..=1141.
+        let users = v2_users(&json, 5_000).len();
+        assert!((859..=1141).contains(&users), "{users} of 5000 users on v2 at 20 %");
+        let (other, json) = parse_ecds_yaml(&ecds_file(0)).unwrap();
+        assert_ne!(other, version);
+        assert_eq!((v2_weight(&json), v2_users(&json, 5_000).len()), (Some(0.0), 0));
+        assert_eq!(v2_users(&parse_ecds_yaml(&ecds_file(100)).unwrap().1, 5_000).len(), 5_000);
+        assert!(parse_ecds_yaml("version_info: x\n").is_none());
+    }
+
+    #[test]
+    fn bodies_name_the_version() {
+        assert_eq!(subset_of("forecast=v2 recommendation=v1"), Some(Subset::V2));
+        assert_eq!(subset_of("forecast=v2 fault=500"), Some(Subset::V2));
+        assert_eq!(subset_of("forecast=v1"), Some(Subset::V1));
+        assert_eq!(subset_of("no filter configured"), None);
     }
 }
