@@ -18,6 +18,7 @@ pub mod envoy;
 pub mod load;
 pub mod policy;
 pub mod procs;
+pub mod prometheus;
 pub mod rollout;
 
 use std::net::SocketAddr;

@@ -1,8 +1,21 @@
 //! Where the judge's counts come from. Each source returns *cumulative* counts per arm since it was
 //! created, already corrected for counter resets (a proxy restarted) and for proxies that went missing
 //! (their last counts are kept, never counted twice), with a note saying so.
+//!
+//! Two sources, made by [`from_envoy_admin`] and [`from_prometheus`]: `envoy_admin` reads each caller
+//! proxy's admin `/stats/prometheus` (the default: needs nothing but the proxies), `prometheus` asks a
+//! Prometheus server for the same Envoy series or for Istio's standard metrics. Both reduce what they read to
+//! raw counter values per series and hand them to `tally`, the one place where counter resets and missing
+//! proxies are handled.
 
-use crate::counts::Counts;
+pub mod envoy_admin;
+pub mod exposition;
+pub mod http;
+pub mod latency;
+pub mod prometheus;
+pub mod tally;
+
+use crate::counts::{ArmCounts, Counts};
 
 /// One reading of a source.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56,4 +69,69 @@ pub struct PrometheusConfig {
     pub url: String,
     pub flavor: PrometheusFlavor,
     pub latency_bound_ms: Option<f64>,
+}
+
+impl EnvoyAdminConfig {
+    /// The usual case: the caller proxies' admin listeners and the two subsets' clusters, no latency judged.
+    pub fn new(admins: &[&str], baseline_cluster: &str, canary_cluster: &str) -> Self {
+        EnvoyAdminConfig {
+            admins: admins.iter().map(|a| a.to_string()).collect(),
+            baseline_cluster: baseline_cluster.to_string(),
+            canary_cluster: canary_cluster.to_string(),
+            latency_bound_ms: None,
+        }
+    }
+}
+
+/// The Envoy admin source, checked: at least one admin, each `HOST:PORT`, two distinct clusters, a latency
+/// bound that is a histogram bucket bound.
+pub fn from_envoy_admin(cfg: EnvoyAdminConfig) -> Result<Box<dyn MetricsSource + Send>, String> {
+    Ok(Box::new(envoy_admin::EnvoyAdmin::new(cfg)?))
+}
+
+/// The Prometheus source, checked: an `http://HOST[:PORT][/PREFIX]` URL, non-empty names, distinct arms, a
+/// latency bound that is a histogram bucket bound.
+pub fn from_prometheus(cfg: PrometheusConfig) -> Result<Box<dyn MetricsSource + Send>, String> {
+    Ok(Box::new(prometheus::Prometheus::new(cfg)?))
+}
+
+/// Which side of the comparison a series counts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Arm {
+    Baseline,
+    Canary,
+}
+
+impl Arm {
+    pub const BOTH: [Arm; 2] = [Arm::Baseline, Arm::Canary];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arm::Baseline => "baseline",
+            Arm::Canary => "canary",
+        }
+    }
+}
+
+/// Which count of [`ArmCounts`] a series feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Event {
+    Requests,
+    Errors,
+    Slow,
+}
+
+/// Builds [`Counts`] from a per-(arm, event) total.
+pub fn counts_from(mut total: impl FnMut(Arm, Event) -> u64) -> Counts {
+    let mut arm = |a| ArmCounts {
+        requests: total(a, Event::Requests),
+        errors: total(a, Event::Errors),
+        slow: total(a, Event::Slow),
+    };
+    Counts { baseline: arm(Arm::Baseline), canary: arm(Arm::Canary) }
+}
+
+/// The configured latency bound, checked (see [`latency::check_bound`]).
+fn check_latency(bound: Option<f64>) -> Result<Option<f64>, String> {
+    bound.map(latency::check_bound).transpose()
 }
