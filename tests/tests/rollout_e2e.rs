@@ -12,11 +12,12 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use canary_tests::mesh::prometheus::Prometheus;
 use canary_tests::mesh::rollout::{
     canaryc_in_process, Faults, HarnessOptions, Metrics, PlanOptions, Report, RolloutHarness, APPLY_MARGIN, POLICY,
 };
 use canary_tests::mesh::{Launcher, MeshOptions};
-use canary_tests::rollout::{run_rollout, state_of, Prometheus, Run};
+use canary_tests::rollout::{run_rollout, state_of, Run};
 
 /// Load kept on after the controller exits: long enough to see hundreds of answers under the final push.
 const LINGER: Duration = Duration::from_secs(3);
@@ -121,15 +122,16 @@ fn good_canary_is_promoted() -> Result<()> {
     Ok(())
 }
 
-/// The same bad canary judged from a real Prometheus scraping the sidecars every second.
+/// The same bad canary judged from a real Prometheus scraping the sidecars every second
+/// (`canary_mesh::prometheus`).
 #[test]
 fn bad_canary_is_rolled_back_judged_from_prometheus() -> Result<()> {
     let mut h = RolloutHarness::start(options(ERRORS_5)?)?;
-    let prometheus = Prometheus::start(h.admins(), Duration::from_secs(1))?;
-    let plan = PlanOptions { metrics: Metrics::Prometheus { url: prometheus.url.clone() }, ..PlanOptions::short() };
+    let prometheus = Prometheus::start(h.admins())?;
+    let plan = PlanOptions { metrics: Metrics::Prometheus { url: prometheus.url() }, ..PlanOptions::short() };
     let run = run_rollout(&mut h, &plan, LINGER)?;
     if run.exit != 1 {
-        eprintln!("prometheus log:\n{}", prometheus.tail());
+        eprintln!("prometheus log:\n{}", prometheus.log_tail());
     }
     assert_rolled_back(&run);
     Ok(())

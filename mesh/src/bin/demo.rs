@@ -1,5 +1,6 @@
 //! `demo`: boots the weather mesh in real Envoys and walks through scenarios S1–S6, printing what was sent,
-//! which versions answered, and whether that is what the scenario promises. Exit status 1 if anything was not.
+//! which versions answered, and whether that is what the scenario promises; then runs `canaryc rollout` on a
+//! bad and a good forecast v2 (`demo rollout` runs only that part). Exit status 1 if anything broke a promise.
 //!
 //! `demo weather --role … --version … --listen …` runs one stand-in service instead (the mesh starts its
 //! services from this same binary, so one `cargo build` provides everything).
@@ -236,6 +237,12 @@ fn demo() -> Result<usize> {
     Ok(failures + rollouts(&opts)?)
 }
 
+/// `demo rollout`: only the rollouts.
+fn rollouts_only() -> Result<usize> {
+    let opts = MeshOptions::locate(Launcher::new(std::env::current_exe()?, &["weather"]))?;
+    rollouts(&opts)
+}
+
 /// `canaryc rollout` on forecast's split in Envoys of its own (two frontend sidecars fed by one watched ECDS
 /// file, `canary_mesh::rollout`): a bad v2 rolled back, then a good one promoted. canaryc runs as a child on
 /// this terminal, so its live view shows; the harness measures what the proxies did meanwhile. Returns how many
@@ -247,7 +254,7 @@ fn rollouts(opts: &MeshOptions) -> Result<usize> {
         bail!("{} not found: `make demo` builds it (or set CANARYC)", canaryc.display());
     }
     println!("\n== canaryc rollout in real Envoys: forecast v2 from 1% of users (cookie `user`) to 100% ==");
-    println!("Two frontend sidecars read forecast's policy from one watched ECDS file; 5,000 users send 200 req/s;");
+    println!("Two frontend sidecars read forecast's policy from one watched ECDS file; 5,000 users send 300 req/s;");
     println!("the judge reads the sidecars' admin stats; every answer and every proxy's applied version is recorded.");
     let bad = Faults { fail_percent: 5.0, extra_latency_ms: 0 };
     let mut failures = 0;
@@ -309,7 +316,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    match demo() {
+    let run = if args.first().map(String::as_str) == Some("rollout") { rollouts_only() } else { demo() };
+    match run {
         Ok(0) => {
             println!("\nall scenarios behaved as promised; mesh stopped.");
             ExitCode::SUCCESS
