@@ -878,10 +878,12 @@ impl Report {
         let secs = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.2} s"));
         let _ = writeln!(
             out,
-            "  answers: {} in {:.1} s ({:.0}/s)",
+            "  answers: {} in {:.1} s of load ({:.0}/s); times below are seconds since the harness started, the \
+             load at {:.2} s",
             self.answers,
-            self.duration,
-            self.answers as f64 / self.duration.max(1e-9)
+            self.duration - self.load_started,
+            self.answers as f64 / (self.duration - self.load_started).max(1e-9),
+            self.load_started
         );
         let non_200: Vec<String> = self.non_200.iter().map(|(s, n)| format!("{n}×{s}")).collect();
         let _ = writeln!(out, "  not 200: {}", if non_200.is_empty() { "none".into() } else { non_200.join(", ") });
