@@ -107,7 +107,7 @@ fn harness_measures_hand_pushes() -> Result<()> {
 
 /// Why the short plan catches 5 % 500s before 100 %: at 300 req/s its steps see ~150, ~180 and ~450 canary
 /// requests (5 %: 150 requests; 20 %: 3 s at 60/s; 50 %: 3 s at 150/s), ~39 errors expected before the last
-/// step passes; the judge crossed 1/α with 3 to 16 errors in every run measured, and P(≤ 16 errors) for a
+/// step passes; the judge crossed 1/α with 4 to 16 errors in every run measured, and P(≤ 16 errors) for a
 /// Poisson count of mean 39 is 2.6·10⁻⁵.
 #[test]
 fn bad_canary_is_rolled_back() -> Result<()> {
