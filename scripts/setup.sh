@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything the build, tests and demo need; safe to run again (each step checks first).
+# Installs everything the build, tests and demo need, before any of them starts; safe to run again (each step
+# checks first, and a run that finds everything in place prints only Envoy's version and path):
+#   * Debian packages: wrk, chromium, chromium-driver, prometheus (scripts/setup-packages.sh);
+#   * the Rust wasm32 target, clippy, rustfmt;
+#   * Envoy 1.40 in the project's virtualenv .venv (scripts/setup-envoy.sh);
+#   * npm packages under build/node: playwright-core, @kubernetes-models/istio (scripts/setup-node.sh);
+#   * the editor tests' pytest-lsp in .venv and editors/vscode's npm packages (scripts/setup-editors.sh).
+# binaryen (npm) and wasm-bindgen-cli (cargo) are installed by the build scripts that use them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/setup-packages.sh
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
@@ -10,3 +19,5 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 
 scripts/setup-envoy.sh
+scripts/setup-node.sh
+scripts/setup-editors.sh

@@ -1,22 +1,16 @@
 #!/usr/bin/env bash
 # Browser tests of the playground: builds the bundle and canaryc (which embeds it), then runs
 # playground/tests/*.test.mjs with node's test runner in Debian's headless Chromium through playwright-core.
-# Idempotent: installs Chromium (apt) and playwright-core (npm, project-local under build/node) only when missing.
+# Chromium (Debian) and playwright-core (npm, under build/node) come from the setup step (scripts/setup.sh);
+# the two setup scripts run here again, silently when nothing is missing, so this script also works alone.
 # The tests start `canaryc playground` themselves and stop it when they end; the trap below is a backstop.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-playwright_version=1.65.1
 
-if [[ ! -x /usr/bin/chromium ]]; then
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
-fi
-if [[ "$(node -p "require('./build/node/node_modules/playwright-core/package.json').version" 2>/dev/null)" != "$playwright_version" ]]; then
-  mkdir -p build/node
-  npm install --silent --no-audit --no-fund --prefix build/node "playwright-core@${playwright_version}"
-fi
+scripts/setup-packages.sh
+scripts/setup-node.sh
 
 scripts/build-playground.sh
 cargo build -p canary-compiler --bin canaryc

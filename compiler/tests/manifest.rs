@@ -185,7 +185,8 @@ fn the_validation_rejects_what_the_api_server_rejects() {
         ("misspelt field", rename(&plugin, "/spec", "failStrategy", "failStrateg"), "'failStrateg' was unexpected"),
         ("unknown enum value", edit(&plugin, "/spec/failStrategy", json!("FAIL_SOMETIMES")), "/spec/failStrategy"),
         ("wrong type", edit(&plugin, "/spec/priority", json!("high")), "/spec/priority"),
-        ("int32 overflow", edit(&plugin, "/spec/priority", json!(3_000_000_000u64)), "maximum of 2147483647"),
+        // `is not a "int32"` from the npm validators, `maximum of 2147483647` from the CRD files' range.
+        ("int32 overflow", edit(&plugin, "/spec/priority", json!(3_000_000_000u64)), "/spec/priority: 3000000000 is"),
         (
             "port out of range",
             edit(&plugin, "/spec/match", json!([{"mode": "CLIENT", "ports": [{"number": 70000}]}])),

@@ -132,7 +132,7 @@ mod tests {
         let text = String::from_utf8(out.out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], r#"{"event":"step","from":1.0,"to":5.0}"#);
-        assert_eq!(lines[1], r#"{"event":"rollback","metric":"Errors","e_value":120.5,"threshold":100.0}"#);
+        assert_eq!(lines[1], r#"{"event":"rollback","metric":"errors","e_value":120.5,"threshold":100.0}"#);
         assert_eq!(lines[2], r#"{"event":"note","message":"proxy 127.0.0.1:9902 unreachable"}"#);
     }
 }

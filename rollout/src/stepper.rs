@@ -97,7 +97,9 @@ pub struct Stepper {
 impl Stepper {
     /// Starts on `steps[0]` at time `now` (seconds, on whatever clock the caller keeps).
     pub fn new(settings: StepSettings, judge: JudgeSettings, now: f64) -> Stepper {
-        Stepper { settings, judge: Judge::new(judge), index: 0, step_started: now, step_canary_requests: 0, done: None }
+        // A clock that is not a number starts at 0: the state must stay JSON (which has no NaN).
+        let step_started = if now.is_finite() { now } else { 0.0 };
+        Stepper { settings, judge: Judge::new(judge), index: 0, step_started, step_canary_requests: 0, done: None }
     }
 
     /// The canary percentage in force: 0 after a rollback, 100 after promotion.
@@ -149,6 +151,10 @@ impl Stepper {
             return decision;
         }
         self.step_canary_requests = self.step_canary_requests.saturating_add(delta.canary.requests);
+        if !now.is_finite() {
+            // No usable time: the evidence counted, the step cannot be timed.
+            return Decision::Wait;
+        }
         // `!(a >= b)` rather than `a < b`: a NaN minimum time or clock waits instead of passing.
         let waited = self.elapsed(now) >= self.settings.min_secs;
         if !waited || self.step_canary_requests < self.settings.min_requests {
@@ -258,6 +264,10 @@ mod tests {
         let mut s = Stepper::new(settings(), JudgeSettings::default(), 100.0);
         assert_eq!(s.observe(50.0, &reading(500, 0, 500, 0)), Decision::Wait);
         assert_eq!(s.observe(f64::NAN, &reading(500, 0, 500, 0)), Decision::Wait);
+        let zero = StepSettings { min_secs: 0.0, ..settings() };
+        let mut z = Stepper::new(zero, JudgeSettings::default(), f64::NAN);
+        assert_eq!(z.observe(f64::NAN, &reading(500, 0, 500, 0)), Decision::Wait);
+        assert!(serde_json::from_str::<Stepper>(&serde_json::to_string(&z).unwrap()).is_ok());
         let nan_plan = StepSettings { min_secs: f64::NAN, ..settings() };
         let mut n = Stepper::new(nan_plan, JudgeSettings::default(), 0.0);
         assert_eq!(n.observe(1e9, &reading(500, 0, 500, 0)), Decision::Wait);

@@ -352,20 +352,19 @@ pub struct WrkReport {
     pub output: String,
 }
 
-/// `wrk` on PATH, installing it with apt-get if missing (idempotent).
+/// `wrk` on PATH, or an error naming the setup command that installs it.
 pub fn find_wrk() -> Result<PathBuf> {
     let which = |name: &str| {
         std::env::var_os("PATH")
             .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
     };
-    if let Some(wrk) = which("wrk") {
-        return Ok(wrk);
-    }
-    let status = Command::new("apt-get").args(["install", "-y", "-q", "wrk"]).status();
-    match (status, which("wrk")) {
-        (Ok(s), Some(wrk)) if s.success() => Ok(wrk),
-        _ => bail!("wrk is not installed and `apt-get install -y wrk` failed"),
-    }
+    // Never installed from here: tests run in parallel, and several `apt-get install`s at once fail on
+    // dpkg's lock. The setup step installs it once, before any test starts.
+    which("wrk").ok_or_else(|| {
+        anyhow::anyhow!(
+            "wrk is not installed (not on PATH); run `scripts/setup.sh` (or `make setup`) first, which installs it"
+        )
+    })
 }
 
 /// Starts `wrk -t1 -cCONNS -dSECSs` against `url` as a child process; [`finish_wrk`] parses its report.

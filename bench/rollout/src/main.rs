@@ -14,7 +14,7 @@ use std::time::Instant;
 use canary_rollout::sim::{OurJudge, Outcome, Population, SimJudge, Simulator};
 use canary_rollout_bench::peers;
 
-use cells::{grid, our_judge, our_steps, INTERVAL_SECS, STEPS};
+use cells::{grid, our_judge, our_slow_steps, our_steps, INTERVAL_SECS, STEPS};
 
 struct Args {
     seeds: u64,
@@ -51,12 +51,16 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Judge `index` of the line-up, fresh: 0 is ours, then the peers in their order.
+/// Our configurations in the line-up: the bench's main settings, then the same judge with 10-minute steps.
+const OURS: usize = 2;
+
+/// Judge `index` of the line-up, fresh: ours first (`OURS` configurations), then the peers in their order.
 fn make_judge(index: usize) -> Option<Box<dyn SimJudge + Send>> {
-    if index == 0 {
-        return Some(Box::new(OurJudge::new(our_steps(), our_judge(), INTERVAL_SECS)));
+    match index {
+        0 => Some(Box::new(OurJudge::new(our_steps(), our_judge(), INTERVAL_SECS))),
+        1 => Some(Box::new(OurJudge::new(our_slow_steps(), our_judge(), INTERVAL_SECS).named("ours, 10-min steps"))),
+        _ => peers::judges(&STEPS).into_iter().nth(index - OURS),
     }
-    peers::judges(&STEPS).into_iter().nth(index - 1)
 }
 
 fn main() {
@@ -67,7 +71,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let names: Vec<String> = (0..=peers::judges(&STEPS).len()).filter_map(make_judge).map(|j| j.name()).collect();
+    let names: Vec<String> = (0..OURS + peers::judges(&STEPS).len()).filter_map(make_judge).map(|j| j.name()).collect();
     let cells = grid(&args.rates);
     eprintln!(
         "bench-rollout: {} cells × {} judges ({}) × {} seeds, horizon {} s, {} threads",
@@ -111,7 +115,8 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!("{}", report::markdown(&summaries));
-    println!("{}", report::goals(&summaries, names.first().map_or("", |s| s.as_str()), our_judge().alpha));
+    let ours: Vec<&str> = names.iter().take(OURS).map(|s| s.as_str()).collect();
+    println!("{}", report::goals(&summaries, &ours, our_judge().alpha));
     println!(
         "({} runs in {elapsed:.0} s, {} threads)",
         cells.len() as u64 * names.len() as u64 * args.seeds,
@@ -125,7 +130,7 @@ fn main() {
         "seeds": args.seeds,
         "horizon_secs": args.horizon,
         "steps": STEPS,
-        "ours": { "judge": our_judge(), "steps": our_steps(), "interval_secs": INTERVAL_SECS },
+        "ours": { "judge": our_judge(), "steps": our_steps(), "slow_steps": our_slow_steps(), "interval_secs": INTERVAL_SECS },
         "elapsed_secs": elapsed,
         "cells": summaries,
     });

@@ -18,6 +18,8 @@ mod string_match;
 mod virtual_service;
 mod yaml;
 
+use std::fmt::Write as _;
+
 use canary_eval::config::{Config, RuleSet, Service};
 use canary_eval::CONFIG_VERSION;
 use serde_yaml::Value;
@@ -101,7 +103,7 @@ pub fn import(inputs: &[Input<'_>]) -> Outcome {
         return Outcome { policy: None, messages };
     }
     let header = vec![format!("Imported by `canaryc import` from {}.", names.join(", "))];
-    let notes: Vec<String> = services.iter().map(|(_, note)| note.clone()).collect();
+    let notes: Vec<Vec<String>> = services.iter().map(|(_, notes)| notes.clone()).collect();
     let config = Config {
         version: CONFIG_VERSION,
         global: RuleSet::default(),
@@ -208,7 +210,11 @@ fn istio_resource(doc: &Value, kind: &str, name: &str, index: &str, report: &mut
 /// The services in order of first appearance, each with its comment line. Two VirtualServices for one
 /// service are fine only when one serves the mesh and the other a gateway, with the same routes (a policy
 /// decides the same wherever it runs).
-fn merge(routings: Vec<(Routing, Origin)>, rules: &[(Subsets, Origin)], report: &mut Report) -> Vec<(Service, String)> {
+fn merge(
+    routings: Vec<(Routing, Origin)>,
+    rules: &[(Subsets, Origin)],
+    report: &mut Report,
+) -> Vec<(Service, Vec<String>)> {
     let mut merged: Vec<(Routing, Origin)> = Vec::new();
     for (routing, origin) in routings {
         let at = |o: &Origin| format!("{}: {}", o.file, o.doc);
@@ -252,6 +258,9 @@ fn merge(routings: Vec<(Routing, Origin)>, rules: &[(Subsets, Origin)], report: 
         } else {
             first.gateways.extend(routing.gateways);
             first.subsets.extend(routing.subsets);
+            if first.listener.is_none() {
+                first.listener = routing.listener;
+            }
         }
     }
     merged
@@ -306,14 +315,35 @@ fn merge(routings: Vec<(Routing, Origin)>, rules: &[(Subsets, Origin)], report: 
                     .collect();
                 note.push_str(&format!(": subsets {}", described.join(", ")));
             }
+            let mut notes = vec![note];
+            if let Some(listener) = &routing.listener {
+                notes.push(listener_line(&routing, listener));
+            }
             let service = Service {
                 name: routing.service.name.clone(),
                 protocol: routing.protocol,
                 rules: RuleSet { rules: routing.rules, default: Some(routing.default) },
             };
-            (service, note)
+            (service, notes)
         })
         .collect()
+}
+
+/// The comment line of a gateway-bound VirtualService that names ports: which gateway and listener port the
+/// routes came from, and which service port they decide for (a gateway's listener port and the service's port
+/// differ by design, so the reader must know which is which).
+fn listener_line(routing: &Routing, listener: &virtual_service::Listener) -> String {
+    let gateways: Vec<&str> =
+        routing.gateways.iter().map(String::as_str).filter(|g| *g != virtual_service::MESH).collect();
+    let mut line = routing.service.name.clone();
+    if let Some(port) = listener.service_port {
+        let _ = write!(line, " port {port}");
+    }
+    let _ = write!(line, " as routed at gateway {}", gateways.join(", "));
+    if let Some(port) = listener.port {
+        let _ = write!(line, ", listener port {port}");
+    }
+    line
 }
 
 /// The printed policy must compile to exactly the config the import built (rule lines aside).

@@ -6,14 +6,14 @@ use std::fmt::Write;
 
 use canary_eval::config::{Action, Cond, Config, Protocol, Rule, Split, Test};
 
-/// The policy text: `header` comment lines, then each service with its own comment line (if any).
-pub fn policy(config: &Config, header: &[String], service_notes: &[String]) -> String {
+/// The policy text: `header` comment lines, then each service with its own comment lines (if any).
+pub fn policy(config: &Config, header: &[String], service_notes: &[Vec<String>]) -> String {
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {}", one_line(line));
     }
     for (i, svc) in config.services.iter().enumerate() {
-        if let Some(note) = service_notes.get(i).filter(|n| !n.is_empty()) {
+        for note in service_notes.get(i).into_iter().flatten().filter(|n| !n.is_empty()) {
             let _ = writeln!(out, "# {}", one_line(note));
         }
         let tcp = if svc.protocol == Protocol::Tcp { " tcp" } else { "" };
@@ -224,7 +224,7 @@ mod tests {
             }],
             settings: Default::default(),
         };
-        let text = policy(&config, &["Imported.".into()], &["from VirtualService forecast".into()]);
+        let text = policy(&config, &["Imported.".into()], &[vec!["from VirtualService forecast".into()]]);
         assert_eq!(
             text,
             "# Imported.\n# from VirtualService forecast\nservice forecast {\n  source version=v2 and (header x present \

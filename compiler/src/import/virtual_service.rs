@@ -29,6 +29,19 @@ pub struct Routing {
     pub subsets: Vec<(String, Path)>,
     /// Where the routes apply: `mesh` (sidecars) and/or gateway names.
     pub gateways: Vec<String>,
+    /// For a VirtualService bound to gateways only: the gateway listener port its `tcp` matches name, and the
+    /// service port its destinations name — two different ports by design (Istio's tcp-echo sample: listener
+    /// 31400, service port 9000). The printed policy says where it came from in a comment line.
+    pub listener: Option<Listener>,
+}
+
+/// Where a gateway-bound VirtualService's connections come in and where they go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// The gateway listener port of the `tcp` match blocks.
+    pub port: Option<i64>,
+    /// The service port of the destinations.
+    pub service_port: Option<i64>,
 }
 
 /// Where a route sends traffic, before the service's default is known.
@@ -141,10 +154,10 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
             return None;
         }
     };
-    let mut walk = Walk { report, namespace, service, subsets: Vec::new(), port: None };
+    let mut walk = Walk { report, namespace, service, subsets: Vec::new(), port: None, listener_port: None, mesh };
     let routes_node = Node::new(routes.0, routes.1);
     let (conditional, last) = walk.routes(routes_node, protocol, &gateways)?;
-    let Walk { report, service, subsets, .. } = walk;
+    let Walk { report, service, subsets, port, listener_port, .. } = walk;
     if report.error_count() > errors_before {
         return None;
     }
@@ -152,7 +165,7 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
         report.error(&spec_path, "no destination names the service");
         return None;
     };
-    if !mesh {
+    if !mesh && protocol == Protocol::Http {
         report.note(
             &spec_path.key("gateways"),
             format!(
@@ -162,9 +175,22 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
                 gateways.join(" --gateway ")
             ),
         );
+    } else if !mesh {
+        // `--edge` places an HTTP filter in the ingress gateway; a TCP policy runs in the callers' sidecars.
+        report.note(
+            &spec_path.key("gateways"),
+            format!(
+                "bound to gateways only ({}): the policy decides {}'s connections where its filter runs, in the \
+                 callers' sidecars, so for calls inside the mesh too, where these routes do not apply",
+                gateways.join(", "),
+                service.name
+            ),
+        );
     }
+    let listener = (!mesh && (port.is_some() || listener_port.is_some()))
+        .then(|| Listener { port: listener_port.map(|(p, _)| p), service_port: port.map(|(p, _)| p) });
     let (rules, default) = finish(conditional, last);
-    Some(Routing { service, protocol, rules, default, subsets, gateways })
+    Some(Routing { service, protocol, rules, default, subsets, gateways, listener })
 }
 
 /// State while walking the routes.
@@ -174,8 +200,13 @@ struct Walk<'r, 'n> {
     /// The service every destination must name (from `hosts`, or the first destination).
     service: Option<ServiceHost>,
     subsets: Vec<(String, Path)>,
-    /// The one port named anywhere (match or destination), with where.
+    /// The service's one port (destinations, and the match blocks of a mesh VirtualService), with where.
     port: Option<(i64, Path)>,
+    /// Bound to gateways only: the one listener port the `tcp` match blocks name, with where.
+    listener_port: Option<(i64, Path)>,
+    /// Whether the routes apply in the mesh: there a match port is the service's port; at a gateway it is the
+    /// gateway's listener port.
+    mesh: bool,
 }
 
 impl Walk<'_, '_> {
@@ -295,7 +326,11 @@ impl Walk<'_, '_> {
         }
         if let Some((value, path)) = fields.get("port") {
             let port = Node::new(value, path).int(self.report, "port", 1..=65535).ok_or(())?;
-            self.port(port, path)?;
+            if self.mesh {
+                self.port(port, path)?;
+            } else {
+                self.listener_port(port, path, gateways)?;
+            }
         }
         let mut all = Vec::new();
         if let Some((value, path)) = fields.get("sourceLabels") {
@@ -326,6 +361,37 @@ impl Walk<'_, '_> {
                     ),
                 );
                 self.port = Some((port, path.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    /// The gateway listener port of a VirtualService bound to gateways only: Istio's gateway picks these routes
+    /// by the port a connection came in on, and sends it on to the destination's (service) port. One listener
+    /// port, since a policy cannot tell them apart either.
+    fn listener_port(&mut self, port: i64, path: &Path, gateways: &[String]) -> Result<(), ()> {
+        match &self.listener_port {
+            Some((p, first)) if *p != port => {
+                self.report.error(
+                    path,
+                    format!(
+                        "listener port {port}, but {first} names listener port {p}: a policy decides the same for \
+                         every port a connection comes in on"
+                    ),
+                );
+                Err(())
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.report.note(
+                    path,
+                    format!(
+                        "port {port} is the listener port of gateway {}; the policy decides for the service's port \
+                         that the destinations name",
+                        gateways.join(", ")
+                    ),
+                );
+                self.listener_port = Some((port, path.clone()));
                 Ok(())
             }
         }
@@ -602,6 +668,55 @@ tcp:
             e.contains("spec.tcp[0].route[0].destination.port.number: port 9001, but spec.tcp[0].match[0].port names port 9000"),
             "{e}"
         );
+    }
+
+    /// Istio's tcp-echo sample (`samples/tcp-echo/tcp-echo-20-v2.yaml`): bound to the ingress gateway, its match
+    /// port is the gateway's listener port (31400) and its destination port the service's (9000).
+    #[test]
+    fn gateway_tcp_routes_keep_listener_and_service_ports_apart() {
+        let r = ok("hosts: ['*']
+gateways: [tcp-echo-gateway]
+tcp:
+- match: [{port: 31400}]
+  route:
+  - {destination: {host: tcp-echo, port: {number: 9000}, subset: v1}, weight: 80}
+  - {destination: {host: tcp-echo, port: {number: 9000}, subset: v2}, weight: 20}");
+        assert_eq!((r.service.name.as_str(), r.protocol, r.default.as_str()), ("tcp-echo", Protocol::Tcp, "v1"));
+        assert_eq!(r.rules, vec![Rule { line: 0, when: None, then: split(&[("v2", 2000)]) }]);
+        assert_eq!(r.listener, Some(Listener { port: Some(31400), service_port: Some(9000) }));
+        // Still one listener port and one service port.
+        let e = errors(
+            "hosts: ['*']
+gateways: [g]
+tcp:
+- match: [{port: 31400, sourceLabels: {app: a}}]
+  route: [{destination: {host: t, subset: v2, port: {number: 9000}}}]
+- match: [{port: 31401}]
+  route: [{destination: {host: t, subset: v1, port: {number: 9000}}}]
+- route: [{destination: {host: t, subset: v1}}]",
+        );
+        assert!(
+            e.contains("spec.tcp[1].match[0].port: listener port 31401, but spec.tcp[0].match[0].port names listener port 31400"),
+            "{e}"
+        );
+        let e = errors(
+            "hosts: ['*']
+gateways: [g]
+tcp:
+- match: [{port: 31400}]
+  route: [{destination: {host: t, subset: v2, port: {number: 9000}}}, {destination: {host: t, subset: v1, port: {number: 9001}}}]",
+        );
+        assert!(e.contains("port 9001, but spec.tcp[0].route[0].destination.port.number names port 9000"), "{e}");
+        // In the mesh (and where the mesh is among the gateways) a match port is the service's port.
+        for gateways in ["", "gateways: [mesh, g]\n"] {
+            let e = errors(&format!(
+                "hosts: [t]\n{gateways}tcp:\n- match: [{{port: 31400}}]\n  route: [{{destination: {{host: t, subset: v1, \
+                 port: {{number: 9000}}}}}}]"
+            ));
+            assert!(e.contains("port 9000, but spec.tcp[0].match[0].port names port 31400"), "{gateways}{e}");
+        }
+        let mesh = ok("hosts: [t]\ntcp: [{route: [{destination: {host: t, subset: v1, port: {number: 9000}}}]}]");
+        assert_eq!(mesh.listener, None, "a mesh VirtualService has no listener");
     }
 
     #[test]

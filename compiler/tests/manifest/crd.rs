@@ -1,26 +1,56 @@
-//! Validating manifests the way the Kubernetes API server does, from the Istio CRDs in `../shared/istio-crds/`.
+//! Validating manifests the way the Kubernetes API server does, against Istio's CRD schemas.
 //!
-//! A CRD's `openAPIV3Schema` is an OpenAPI v3 *structural* schema; it becomes a JSON Schema (draft 4, the
-//! closest dialect) as follows:
+//! The schemas come from a package registry, pinned: npm's `@kubernetes-models/istio` 3.0.1 (Istio 1.29.2's
+//! `crd-all.gen.yaml`, each version's `openAPIV3Schema` compiled to an ajv validator), which
+//! `scripts/setup-node.sh` installs under `build/node`. `validate.mjs` beside this file runs them in one node
+//! process per test binary (a JSON object per line in, its errors per line out) and adds what a CRD schema
+//! cannot say: unknown fields are errors (the API server prunes them and `kubectl apply`'s strict field
+//! validation refuses them; a misspelt field is exactly the mistake a generator makes) except where the schema
+//! leaves an object free-form (`x-kubernetes-preserve-unknown-fields`). Checked here besides: an ObjectMeta
+//! with a DNS-1123 name and namespace ([`metadata_schema`]), and the CEL rules of `x-kubernetes-validations`
+//! that can apply to generated fields ([`cel_rules`]).
+//!
+//! Where the CRD files themselves sit in `../shared/istio-crds/` next to the workspace (the istio/api
+//! revision the project was written against), every object is also checked against them, converted to JSON
+//! Schema (draft 4, the closest dialect) as follows — and one line on stderr says when they are not there:
 //! * `x-kubernetes-*` keys are annotations and are dropped — except what they mean for validation:
 //!   `x-kubernetes-preserve-unknown-fields: true` allows unknown fields (e.g. `pluginConfig`, EnvoyFilter patch
-//!   values), and the CEL rules of `x-kubernetes-validations` that can apply to generated fields are checked
-//!   by hand in [`cel_rules`].
-//! * Unknown fields are errors elsewhere (`additionalProperties: false` on every object with `properties`):
-//!   the API server prunes them and `kubectl apply` (strict field validation) refuses them, and a misspelt
-//!   field is exactly the mistake a generator makes.
+//!   values), and the CEL rules are [`cel_rules`].
+//! * Unknown fields are errors elsewhere (`additionalProperties: false` on every object with `properties`).
 //! * `nullable: true` adds `"null"` to the type; `format: int32`/`int64` become the integer range;
 //!   other formats (`double`, `byte`, `date-time`) are annotations.
 //! * The root gets what the API server checks besides the schema: `apiVersion` and `kind` of this CRD and an
 //!   ObjectMeta with a DNS-1123 name and namespace.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-fn crd_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/istio-crds")
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared/istio-crds` next to the workspace, when it is there; one line on stderr (once) when not.
+fn shared_crd_dir() -> Option<PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("../shared/istio-crds");
+        if dir.join("virtualservices.yaml").is_file() {
+            return Some(dir);
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "crd: skipped the extra check against the Istio CRD files ({} is absent); validated with npm \
+             @kubernetes-models/istio",
+            dir.display()
+        );
+        None
+    })
+    .clone()
 }
 
 /// The CRD file for a kind.
@@ -34,16 +64,86 @@ fn crd_file(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// Validators for whole objects, one per (kind, apiVersion), built on first use.
+/// The `validate.mjs` process: objects in, errors out, one line each.
+struct Npm {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Npm {
+    fn start() -> Npm {
+        let root = workspace();
+        let package = root.join("build/node/node_modules/@kubernetes-models/istio/package.json");
+        assert!(
+            package.is_file(),
+            "{} is missing: run `scripts/setup.sh` (it installs npm @kubernetes-models/istio under build/node)",
+            package.display()
+        );
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/manifest/validate.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("node {}: {e} (node comes with the setup: `scripts/setup.sh`)", script.display())
+            });
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Npm { child, stdin, stdout }
+    }
+
+    fn errors(&mut self, object: &Value) -> Vec<String> {
+        let stdin = self.stdin.as_mut().expect("validator stdin");
+        writeln!(stdin, "{object}").and_then(|()| stdin.flush()).expect("write to validate.mjs");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read from validate.mjs");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("validate.mjs answered {line:?}: {e}"))
+    }
+}
+
+impl Drop for Npm {
+    fn drop(&mut self) {
+        // End of input ends the script.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Validators for whole objects: the npm package's (always) and the CRD files' (where present), built on
+/// first use.
 #[derive(Default)]
 pub struct Crds {
+    npm: Option<Npm>,
+    metadata: Option<jsonschema::Validator>,
     validators: BTreeMap<(String, String), jsonschema::Validator>,
 }
 
 impl Crds {
     /// Every schema violation of `object` (empty when the API server would accept it), CEL rules included.
     pub fn errors(&mut self, object: &Value) -> Vec<String> {
+        let mut errors = self.npm.get_or_insert_with(Npm::start).errors(object);
+        let metadata = self.metadata.get_or_insert_with(|| {
+            jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&metadata_schema()).expect("metadata")
+        });
+        errors
+            .extend(metadata.iter_errors(&object["metadata"]).map(|e| format!("/metadata{}: {e}", e.instance_path())));
+        errors.extend(cel_rules(object));
+        if shared_crd_dir().is_some() {
+            errors.extend(self.crd_file_errors(object));
+        }
+        errors
+    }
+
+    /// The violations found by the CRD files of `../shared/istio-crds` (kinds it has a file for).
+    fn crd_file_errors(&mut self, object: &Value) -> Vec<String> {
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        if crd_file(&kind).is_none() {
+            return Vec::new();
+        }
         let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
         let key = (kind.clone(), api_version.clone());
         if !self.validators.contains_key(&key) {
@@ -57,17 +157,15 @@ impl Crds {
                 .unwrap_or_else(|e| panic!("{kind} {api_version}: schema does not compile: {e}"));
             self.validators.insert(key.clone(), validator);
         }
-        let mut errors: Vec<String> =
-            self.validators[&key].iter_errors(object).map(|e| format!("{}: {e}", e.instance_path())).collect();
-        errors.extend(cel_rules(object));
-        errors
+        self.validators[&key].iter_errors(object).map(|e| format!("{}: {e}", e.instance_path())).collect()
     }
 }
 
 /// The JSON Schema of a whole `kind` object at `api_version` (`group/version`); an error when the API server
 /// would not know that kind at that version.
 pub fn object_schema(kind: &str, api_version: &str) -> Result<Value, String> {
-    let path = crd_dir().join(crd_file(kind).ok_or_else(|| format!("no CRD for kind {kind:?}"))?);
+    let dir = shared_crd_dir().ok_or_else(|| "no ../shared/istio-crds".to_string())?;
+    let path = dir.join(crd_file(kind).ok_or_else(|| format!("no CRD for kind {kind:?}"))?);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let crd: Value = serde_yaml::from_str(&text).expect("CRD is YAML");
     assert_eq!(crd["spec"]["names"]["kind"], kind, "{}", path.display());

@@ -27,9 +27,9 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::exposition::{self, as_count, Sample};
 use super::http::Client;
 use super::latency::{le_is, not_a_bound};
+use super::stats_text::{self, as_count, Sample};
 use super::tally::{FirstSeen, Group};
 use super::{check_latency, counts_from, Arm, EnvoyAdminConfig, Event, MetricsSource, Reading};
 
@@ -102,7 +102,7 @@ pub fn proxy_values(samples: &[Sample], cfg: &EnvoyAdminConfig) -> Result<ProxyV
                 buckets.iter().find(|s| s.label("le").is_some_and(|le| le_is(le, bound))).ok_or_else(|| {
                     let bounds: Vec<f64> = buckets
                         .iter()
-                        .filter_map(|s| s.label("le").and_then(exposition::parse_value))
+                        .filter_map(|s| s.label("le").and_then(stats_text::parse_value))
                         .filter(|b| b.is_finite())
                         .collect();
                     format!("cluster `{cluster}`: {}", not_a_bound(bound, &bounds))
@@ -169,7 +169,7 @@ impl EnvoyAdmin {
     fn fetch(&self, admin: &str) -> Result<ProxyValues, String> {
         let url = format!("http://{admin}/stats/prometheus");
         let page = self.client.get(&url, &[("filter", &stats_filter(&self.cfg))]).map_err(|e| e.to_string())?;
-        let samples = exposition::parse(&page).map_err(|e| format!("unreadable stats page ({e})"))?;
+        let samples = stats_text::parse(&page).map_err(|e| format!("unreadable stats page ({e})"))?;
         proxy_values(&samples, &self.cfg)
     }
 }
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn reads_a_captured_envoy_page() {
-        let samples = exposition::parse(PAGE).unwrap();
+        let samples = stats_text::parse(PAGE).unwrap();
         let page = proxy_values(&samples, &cfg(Some(250.0))).unwrap();
         let want: BTreeMap<(Arm, Event), u64> = [
             ((Arm::Baseline, Event::Requests), 5),

@@ -32,7 +32,7 @@ pub fn not_a_bound(bound: f64, bounds: &[f64]) -> String {
 
 /// Whether an `le` label value names `bound` (compared as numbers: `250`, `250.0` and `2.5e+02` are one bound).
 pub fn le_is(le: &str, bound: f64) -> bool {
-    super::exposition::parse_value(le) == Some(bound)
+    super::stats_text::parse_value(le) == Some(bound)
 }
 
 /// A PromQL regex (backtick raw string, anchored by PromQL) matching every spelling of `bound` an `le` label may

@@ -9,10 +9,10 @@
 //! proxies are handled.
 
 pub mod envoy_admin;
-pub mod exposition;
 pub mod http;
 pub mod latency;
 pub mod prometheus;
+pub mod stats_text;
 pub mod tally;
 
 use crate::counts::{ArmCounts, Counts};

@@ -27,9 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::exposition::{as_count, parse_value};
 use super::http::{Client, Failure};
 use super::latency::{le_regex, not_a_bound};
+use super::stats_text::{as_count, parse_value};
 use super::tally::{FirstSeen, Track};
 use super::{check_latency, counts_from, Arm, Event, MetricsSource, PrometheusConfig, PrometheusFlavor, Reading};
 

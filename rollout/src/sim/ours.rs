@@ -13,12 +13,25 @@ pub struct OurJudge {
     interval: u64,
     /// Events since the last reading.
     pending: Counts,
+    /// What the bench calls this configuration.
+    label: String,
 }
 
 impl OurJudge {
     /// A rollout starting at t = 0; `interval` of 0 is read as 1 second.
     pub fn new(steps: StepSettings, judge: JudgeSettings, interval: u64) -> OurJudge {
-        OurJudge { stepper: Stepper::new(steps, judge, 0.0), interval: interval.max(1), pending: Counts::default() }
+        OurJudge {
+            stepper: Stepper::new(steps, judge, 0.0),
+            interval: interval.max(1),
+            pending: Counts::default(),
+            label: "ours (e-process)".into(),
+        }
+    }
+
+    /// The same judge under another name (a bench comparing several of our configurations).
+    pub fn named(mut self, label: &str) -> OurJudge {
+        self.label = label.to_string();
+        self
     }
 
     pub fn stepper(&self) -> &Stepper {
@@ -43,7 +56,7 @@ fn arm_counts(arm: &ArmTick, bound_ms: Option<f64>) -> ArmCounts {
 
 impl SimJudge for OurJudge {
     fn name(&self) -> String {
-        "ours (e-process)".into()
+        self.label.clone()
     }
 
     fn initial_weight(&self) -> f64 {
