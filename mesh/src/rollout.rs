@@ -228,13 +228,17 @@ pub struct RolloutHarness {
 impl RolloutHarness {
     /// Boots everything and starts the load and the watcher; returns once every proxy serves the 1 % policy.
     pub fn start(opts: HarnessOptions) -> Result<RolloutHarness> {
-        if opts.proxies == 0 || opts.users == 0 || opts.workers == 0 || !opts.rate.is_finite() || opts.rate <= 0.0 {
-            bail!("the harness needs at least one proxy, user and worker, and a positive rate");
+        // Samples name their proxy in a byte.
+        if !(1..=255).contains(&opts.proxies) || opts.users == 0 || opts.workers == 0 {
+            bail!("the harness needs 1 to 255 proxies and at least one user and one worker");
+        }
+        if !opts.rate.is_finite() || opts.rate <= 0.0 {
+            bail!("the load rate must be a positive number of requests per second, not {}", opts.rate);
         }
         let procs = Procs::new("rollout")?;
         let dir = procs.dir().to_path_buf();
+        std::fs::create_dir_all(dir.join("watched"))?;
         let watched = dir.join("watched").join(format!("{SERVICE}.yaml"));
-        std::fs::create_dir_all(watched.parent().expect("has a parent"))?;
         let mut me = RolloutHarness {
             canary_addr: free_port()?,
             opts,
