@@ -91,3 +91,10 @@ fleet: filter
 ## and each Envoy's RSS sampled every 10 s with its least-squares slope (FLEET.md).
 soak: filter
 	$(CARGO) run --release -q -p canary-tests --bin fleet -- soak --secs $(SOAK_SECS)
+
+## canaryc rollout in real Envoys with the realistic plan (1 → 5 → 20 → 50 → 100 %, 60 s and 200 canary
+## requests per step): 5 % 500s, +50 ms against a 25 ms latency bound, and a v2 turning bad at 20 %, each rolled
+## back; prints the measured figures (time to rollback, bad answers served, users on v2; minutes).
+.PHONY: rollout-e2e
+rollout-e2e: filter
+	$(CARGO) test -p canary-tests --test rollout_e2e -- --ignored --nocapture --test-threads 1

@@ -26,10 +26,12 @@ step "$CANARYC" diff examples/s2-forecast-50.canary examples/s2-forecast-100.can
 step "$CANARYC" compile examples/s6-tcp-split.canary
 
 echo
-echo "== the weather mesh in real Envoys (scenarios S1-S6) =="
+echo "== the weather mesh in real Envoys (scenarios S1-S6), then canaryc rollout =="
 # canary-mesh, not canary-tests: the demo needs no wasmtime (the tests' proxy-wasm host), which is most of a build.
 cargo build --release -q -p canary-mesh --bin demo
-target/release/demo
+# The demo ends with two `canaryc rollout` runs (a bad forecast v2 rolled back, a good one promoted); it runs
+# this canaryc on the terminal, so its live view shows.
+CANARYC="$CANARYC" target/release/demo
 
 # `make demo` built the playground bundle into canaryc: say how to open it.
 echo

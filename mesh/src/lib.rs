@@ -19,6 +19,7 @@ pub mod load;
 pub mod policy;
 pub mod procs;
 pub mod prometheus;
+pub mod rollout;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ pub mod host;
 pub mod istio_pilot;
 pub mod push;
 pub mod reload;
+pub mod rollout;
 
 /// The weather mesh harness, under the path the tests have always used (`canary_tests::mesh::…`).
 pub use canary_mesh as mesh;

@@ -140,7 +140,10 @@ pub fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
 pub fn write_response(stream: &mut impl Write, status: u16, body: &str) -> io::Result<()> {
     let reason = match status {
         200 => "OK",
+        400 => "Bad Request",
         404 => "Not Found",
+        405 => "Method Not Allowed",
+        500 => "Internal Server Error",
         502 => "Bad Gateway",
         _ => "Status",
     };

@@ -1,16 +1,20 @@
 //! `demo`: boots the weather mesh in real Envoys and walks through scenarios S1–S6, printing what was sent,
-//! which versions answered, and whether that is what the scenario promises. Exit status 1 if anything was not.
+//! which versions answered, and whether that is what the scenario promises; then runs `canaryc rollout` on a
+//! bad and a good forecast v2 (`demo rollout` runs only that part). Exit status 1 if anything broke a promise.
 //!
 //! `demo weather --role … --version … --listen …` runs one stand-in service instead (the mesh starts its
 //! services from this same binary, so one `cargo build` provides everything).
 
-use std::process::ExitCode;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use canary_mesh::agents::{ANDROID, CHROME, FIREFOX, MACOS};
 use canary_mesh::chain::{binomial_bounds, tally, Chain};
+use canary_mesh::envoy::workspace_root;
 use canary_mesh::load::{http_many, tcp_many, HttpRequest};
+use canary_mesh::rollout::{Faults, HarnessOptions, PlanOptions, RolloutHarness, APPLY_MARGIN};
 use canary_mesh::{policy, Launcher, Mesh, MeshOptions};
 
 /// What one probe must show: every answer on one chain, or a share of answers on a chain (5-sigma bounds).
@@ -210,7 +214,7 @@ fn demo() -> Result<usize> {
     println!("canary demo: weather mesh in Envoy ({}) with {}", opts.envoy.display(), opts.wasm.display());
     let started = Instant::now();
     let first = scenarios()[0].policy;
-    let mut mesh = Mesh::start(&policy::example(first)?, opts)?;
+    let mut mesh = Mesh::start(&policy::example(first)?, opts.clone())?;
     println!("mesh up in {:.1?}: ingress http://{}  tcp-echo {}", started.elapsed(), mesh.ingress(), mesh.tcp());
     let walked = walk(&mut mesh, first, false).and_then(|filter_failures| {
         println!(
@@ -222,13 +226,83 @@ fn demo() -> Result<usize> {
         mesh.apply(&policy::example(last)?)?;
         Ok(filter_failures + walk(&mut mesh, last, true)?)
     });
-    match walked {
-        Ok(failures) => Ok(failures),
+    let failures = match walked {
+        Ok(failures) => failures,
         Err(err) => {
             eprintln!("{}", mesh.logs());
-            Err(err)
+            return Err(err);
         }
+    };
+    drop(mesh);
+    Ok(failures + rollouts(&opts)?)
+}
+
+/// `demo rollout`: only the rollouts.
+fn rollouts_only() -> Result<usize> {
+    let opts = MeshOptions::locate(Launcher::new(std::env::current_exe()?, &["weather"]))?;
+    rollouts(&opts)
+}
+
+/// `canaryc rollout` on forecast's split in Envoys of its own (two frontend sidecars fed by one watched ECDS
+/// file, `canary_mesh::rollout`): a bad v2 rolled back, then a good one promoted. canaryc runs as a child on
+/// this terminal, so its live view shows; the harness measures what the proxies did meanwhile. Returns how many
+/// runs broke a promise.
+fn rollouts(opts: &MeshOptions) -> Result<usize> {
+    let canaryc =
+        std::env::var_os("CANARYC").map_or_else(|| workspace_root().join("target/release/canaryc"), PathBuf::from);
+    if !canaryc.is_file() {
+        bail!("{} not found: `make demo` builds it (or set CANARYC)", canaryc.display());
     }
+    println!("\n== canaryc rollout in real Envoys: forecast v2 from 1% of users (cookie `user`) to 100% ==");
+    println!("Two frontend sidecars read forecast's policy from one watched ECDS file; 5,000 users send 300 req/s;");
+    println!("the judge reads the sidecars' admin stats; every answer and every proxy's applied version is recorded.");
+    let bad = Faults { fail_percent: 5.0, extra_latency_ms: 0 };
+    let mut failures = 0;
+    for (title, faults, expect) in
+        [("a bad v2: 5% of its answers are 500s", bad, 1), ("a good v2", Faults::default(), 0)]
+    {
+        println!("\nrollout · {title}");
+        let started = Instant::now();
+        let mut h = RolloutHarness::start(HarnessOptions { canary: faults, ..HarnessOptions::new(opts.clone()) })?;
+        let plan = h.write_plan(&PlanOptions::short())?;
+        let text = std::fs::read_to_string(&plan)?;
+        let shown: Vec<&str> = text
+            .lines()
+            .filter(|l| ["steps", "min_", "interval", "  errors"].iter().any(|k| l.starts_with(k)))
+            .map(str::trim)
+            .collect();
+        println!("  plan {} ({})", plan.display(), shown.join("; "));
+        println!("\x1b[1m$ canaryc rollout {}\x1b[0m", plan.display());
+        let status = Command::new(&canaryc).arg("rollout").arg(&plan).status().context("running canaryc rollout")?;
+        let report = h.finish(Duration::from_secs(2))?;
+        println!("measured on the proxies ({:.1?} in all, the Envoys' boot included):", started.elapsed());
+        print!("{}", report.render());
+        let mut broken = Vec::new();
+        if status.code() != Some(expect) {
+            broken.push(format!("exit {:?}, expected {expect}", status.code()));
+        }
+        if report.users_moved_back > 0 || report.contradictions > 0 {
+            broken.push("a user moved back to v1, or an answer the policy in force contradicts".into());
+        }
+        match expect {
+            1 if report.rollback_applied().is_none() || report.v2_after_rollback > 0 => {
+                broken.push(format!(
+                    "rollback not applied everywhere, or v2 answered {} ms after it",
+                    APPLY_MARGIN.as_millis()
+                ));
+            }
+            0 if report.promotion_applied().is_none() => broken.push("100% not applied everywhere".into()),
+            _ => {}
+        }
+        if broken.is_empty() {
+            println!("  ok: {}", if expect == 1 { "rolled back" } else { "promoted" });
+        } else {
+            println!("  FAIL: {}", broken.join("; "));
+            eprintln!("{}", h.logs());
+        }
+        failures += usize::from(!broken.is_empty());
+    }
+    Ok(failures)
 }
 
 fn main() -> ExitCode {
@@ -242,7 +316,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    match demo() {
+    let run = if args.first().map(String::as_str) == Some("rollout") { rollouts_only() } else { demo() };
+    match run {
         Ok(0) => {
             println!("\nall scenarios behaved as promised; mesh stopped.");
             ExitCode::SUCCESS
