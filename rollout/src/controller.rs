@@ -181,7 +181,7 @@ impl Controller<'_> {
         pending.add(delta);
         let mut trial = state.stepper.clone();
         let decision = trial.observe(now, &pending);
-        state.evidence = trial.judge().evidence();
+        state.evidence = trial.evidence();
         let held = state.paused && matches!(decision, Decision::Advance { .. } | Decision::Promote);
         if held {
             state.held = pending;

@@ -159,6 +159,8 @@ mod tests {
             metric,
             e_value,
             threshold: 100.0,
+            within_e_value: None,
+            within_threshold: None,
             baseline_events: 0,
             baseline_requests: 0,
             canary_events: 0,

@@ -12,7 +12,7 @@
 //! min_time: 60s
 //! min_requests: 200
 //! interval: 5s
-//! judge: { alpha: 0.01, errors: { tolerance: 0.5 }, latency: { slower_than: 250ms, tolerance: 1 } }
+//! judge: { alpha: 0.01, errors: { tolerance: 0.5 }, latency: { slower_than: 250ms, tolerance: 1 }, promote: evidence, beta: 0.05 }
 //! metrics: { envoy: { admin: [127.0.0.1:9901], baseline: forecast-v1, canary: forecast-v2 } }
 //! push:
 //!   - manifest: [--kind, ecds, --service, forecast, --wasm, /var/lib/canary/canary_filter.wasm, -o, /etc/canary/forecast.yaml]
@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::edit::{self, SiteError, Target};
 use crate::judge::{JudgeSettings, LatencyCheck, Tolerance};
 use crate::metrics::{EnvoyAdminConfig, PrometheusConfig, PrometheusFlavor};
-use crate::stepper::StepSettings;
+use crate::stepper::{Promote, StepSettings};
 use crate::yaml::{self, Doc, Map};
 pub use crate::yaml::{At, PlanError};
 
@@ -111,8 +111,9 @@ impl Plan {
                 doc.error(yaml::at(node), message)
             })?;
 
-        let steps = steps(&doc, &top, site.others_basis_points())?;
-        let judge = judge(&doc, top.get("judge"))?;
+        let mut steps = steps(&doc, &top, site.others_basis_points())?;
+        let (judge, promote) = judge(&doc, top.get("judge"))?;
+        steps.promote = promote;
         let interval_secs = match top.get("interval") {
             Some(n) => positive_duration(&doc, n, "`interval`")?,
             None => 5.0,
@@ -236,14 +237,16 @@ fn steps(doc: &Doc, top: &Map, others: u32) -> Result<StepSettings, PlanError> {
         Some(n) => yaml::count(doc, n, "`min_requests`")?,
         None => 200,
     };
-    Ok(StepSettings { steps, min_secs, min_requests })
+    Ok(StepSettings { steps, min_secs, min_requests, promote: Promote::Time })
 }
 
-/// `judge:` (optional): alpha 0.01, errors with no tolerance, no latency check by default.
-fn judge(doc: &Doc, node: Option<&Node>) -> Result<JudgeSettings, PlanError> {
+/// `judge:` (optional): alpha 0.01, errors with no tolerance, no latency check, promotion by time by
+/// default; `promote: evidence` (with `beta`, default 0.05) gates each step on evidence that every judged
+/// metric is within its tolerance.
+fn judge(doc: &Doc, node: Option<&Node>) -> Result<(JudgeSettings, Promote), PlanError> {
     let mut settings = JudgeSettings { alpha: 0.01, errors: Tolerance { points: 0.0, ratio: 1.0 }, latency: None };
-    let Some(node) = node else { return Ok(settings) };
-    let map = Map::new(doc, node, "`judge`", &["alpha", "errors", "latency"])?;
+    let Some(node) = node else { return Ok((settings, Promote::Time)) };
+    let map = Map::new(doc, node, "`judge`", &["alpha", "errors", "latency", "promote", "beta"])?;
     if let Some(n) = map.get("alpha") {
         let alpha = yaml::number(doc, n, "`alpha`")?;
         if !(alpha > 0.0 && alpha < 1.0) {
@@ -263,7 +266,64 @@ fn judge(doc: &Doc, node: Option<&Node>) -> Result<JudgeSettings, PlanError> {
         let bound_ms = positive_duration(doc, bound, "`slower_than`")? * 1000.0;
         settings.latency = Some(LatencyCheck { bound_ms, tolerance: tolerance(doc, &latency)? });
     }
-    Ok(settings)
+    let promote = promote(doc, &map, &settings)?;
+    Ok((settings, promote))
+}
+
+/// `promote: time | evidence` and `beta` (evidence only). Evidence needs a tolerance on every judged
+/// metric: with none, a canary exactly as good as the baseline sits on the null's boundary ("at least as
+/// bad as the tolerance allows") and the data can never show it within, so every step would wait for ever.
+fn promote(doc: &Doc, map: &Map, settings: &JudgeSettings) -> Result<Promote, PlanError> {
+    let mode = match map.get("promote") {
+        Some(n) => {
+            let text = yaml::string(doc, n, "`promote`")?;
+            match text.as_str() {
+                "time" => None,
+                "evidence" => Some(n),
+                _ => {
+                    return Err(doc
+                        .error(yaml::at(n), format!("`promote` is `time` (the default) or `evidence`, not `{text}`")))
+                }
+            }
+        }
+        None => None,
+    };
+    let Some(mode_node) = mode else {
+        if let Some(n) = map.get("beta") {
+            return Err(doc.error(yaml::at(n), "`beta` is the risk of promoting a bad canary under `promote: evidence`: add `promote: evidence`, or remove `beta`"));
+        }
+        return Ok(Promote::Time);
+    };
+    let beta = match map.get("beta") {
+        Some(n) => {
+            let beta = yaml::number(doc, n, "`beta`")?;
+            if !(beta > 0.0 && beta < 1.0) {
+                return Err(
+                    doc.error(yaml::at(n), format!("`beta` is a probability between 0 and 1 (exclusive), not {beta}"))
+                );
+            }
+            beta
+        }
+        None => 0.05,
+    };
+    let untolerant = |t: &Tolerance| t.points == 0.0 && t.ratio == 1.0;
+    let metric = if untolerant(&settings.errors) {
+        Some("errors")
+    } else if settings.latency.is_some_and(|l| untolerant(&l.tolerance)) {
+        Some("latency")
+    } else {
+        None
+    };
+    if let Some(metric) = metric {
+        return Err(doc.error(
+            yaml::at(mode_node),
+            format!(
+                "`promote: evidence` needs a tolerance on {metric} (`tolerance: POINTS` or `ratio: R` above 1): \
+                 with none, a canary as good as the baseline can never be shown within it and every step would wait for ever"
+            ),
+        ));
+    }
+    Ok(Promote::Evidence { beta })
 }
 
 /// `tolerance` (percentage points, default 0) and `ratio` (≥ 1, default 1).

@@ -228,10 +228,11 @@ impl StateFile {
 mod tests {
     use super::*;
     use crate::judge::{JudgeSettings, Tolerance};
-    use crate::stepper::StepSettings;
+    use crate::stepper::{Promote, StepSettings};
 
     fn state() -> State {
-        let steps = StepSettings { steps: vec![10.0, 100.0], min_secs: 60.0, min_requests: 100 };
+        let steps =
+            StepSettings { steps: vec![10.0, 100.0], min_secs: 60.0, min_requests: 100, promote: Promote::Time };
         let judge = JudgeSettings { alpha: 0.01, errors: Tolerance { points: 0.5, ratio: 1.0 }, latency: None };
         State {
             version: VERSION,

@@ -6,11 +6,42 @@
 //! else (the evidence is valid whenever it is looked at); then the step passes when it has lasted
 //! `min_secs` *and* served `min_requests` canary requests. Too few requests is never a failure: the step
 //! waits (for ever, if no one calls) rather than judge on nothing.
+//!
+//! Under `promote: evidence` ([`Promote::Evidence`]) a step also needs the data to show the canary within
+//! its tolerance: every judged metric's within-evidence at least 1/β ([`Judge::within_tolerance`]). Time
+//! and requests alone promote a canary that no test at level α can tell from a bad one in that little data
+//! (BENCHMARKS.md, "Progressive delivery": with 60-s steps most ×2 canaries at 0.1 % errors are promoted);
+//! with evidence, promoting *any* step of a canary worse than the tolerance has probability ≤ β. The price
+//! is time: the step waits until the evidence is there, possibly for ever for a canary that is neither
+//! clearly worse nor clearly within (the controller then runs until an operator decides).
 
 use serde::{Deserialize, Serialize};
 
 use crate::counts::Counts;
-use crate::judge::{Judge, JudgeSettings, Metric};
+use crate::judge::{Evidence, Judge, JudgeSettings, Metric};
+
+/// What, besides minimum time and canary requests, a step needs to pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Promote {
+    /// Nothing: the absence of evidence against the canary is enough (the default, and what a state file
+    /// written before this setting existed means).
+    #[default]
+    Time,
+    /// Evidence that every judged metric is within its tolerance (within-e-value ≥ 1/`beta`): the
+    /// probability of ever promoting a step of a canary worse than the tolerance is ≤ `beta`.
+    Evidence { beta: f64 },
+}
+
+impl Promote {
+    /// β, under `Evidence`.
+    pub fn beta(&self) -> Option<f64> {
+        match self {
+            Promote::Time => None,
+            Promote::Evidence { beta } => Some(*beta),
+        }
+    }
+}
 
 /// The plan's step schedule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +52,9 @@ pub struct StepSettings {
     pub min_secs: f64,
     /// Minimum canary requests on each step before it may pass.
     pub min_requests: u64,
+    /// What else a step needs to pass (time alone by default).
+    #[serde(default)]
+    pub promote: Promote,
 }
 
 impl StepSettings {
@@ -52,6 +86,11 @@ impl StepSettings {
                 self.min_secs
             ));
         }
+        if let Promote::Evidence { beta } = self.promote {
+            if !(beta > 0.0 && beta < 1.0) {
+                return Err(format!("promotion's beta must be between 0 and 1 (exclusive), got {beta}"));
+            }
+        }
         Ok(())
     }
 }
@@ -59,7 +98,7 @@ impl StepSettings {
 /// What the controller must do after a reading.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Decision {
-    /// Stay on this step (not enough time or canary requests yet, or simply no verdict).
+    /// Stay on this step (not enough time, canary requests or, under `promote: evidence`, evidence yet).
     Wait,
     /// The step passed: push `to` percent (already the stepper's current weight).
     Advance { from: f64, to: f64 },
@@ -123,6 +162,11 @@ impl Stepper {
         &self.judge
     }
 
+    /// The judge's evidence, with the within-evidence when the plan promotes on it.
+    pub fn evidence(&self) -> Vec<Evidence> {
+        self.judge.evidence_with(self.settings.promote.beta())
+    }
+
     /// Promote or Rollback, once decided.
     pub fn finished(&self) -> Option<&Decision> {
         self.done.as_ref()
@@ -160,6 +204,11 @@ impl Stepper {
         if !waited || self.step_canary_requests < self.settings.min_requests {
             return Decision::Wait;
         }
+        if let Promote::Evidence { beta } = self.settings.promote {
+            if !self.judge.within_tolerance(beta) {
+                return Decision::Wait;
+            }
+        }
         let from = self.step_weight(self.index);
         let next = self.index + 1;
         // The last step (100 %) is promotion, never judged itself: reaching it is the end.
@@ -194,7 +243,12 @@ mod tests {
     use crate::counts::ArmCounts;
 
     fn settings() -> StepSettings {
-        StepSettings { steps: vec![1.0, 5.0, 20.0, 50.0, 100.0], min_secs: 60.0, min_requests: 100 }
+        StepSettings {
+            steps: vec![1.0, 5.0, 20.0, 50.0, 100.0],
+            min_secs: 60.0,
+            min_requests: 100,
+            promote: Promote::Time,
+        }
     }
 
     fn reading(canary: u64, canary_errors: u64, baseline: u64, baseline_errors: u64) -> Counts {
@@ -244,7 +298,7 @@ mod tests {
 
     #[test]
     fn single_step_plan_promotes() {
-        let plan = StepSettings { steps: vec![100.0], min_secs: 0.0, min_requests: 0 };
+        let plan = StepSettings { steps: vec![100.0], min_secs: 0.0, min_requests: 0, promote: Promote::Time };
         let mut s = Stepper::new(plan, JudgeSettings::default(), 0.0);
         assert_eq!(s.observe(0.0, &Counts::default()), Decision::Promote);
     }
@@ -273,6 +327,72 @@ mod tests {
         assert_eq!(n.observe(1e9, &reading(500, 0, 500, 0)), Decision::Wait);
     }
 
+    /// Ratio 1.5 on errors, β = 0.05: a step passes once time, requests *and* within-evidence ≥ 20 are in.
+    fn evidence_stepper() -> Stepper {
+        let judge = JudgeSettings { errors: crate::judge::Tolerance { points: 0.0, ratio: 1.5 }, ..Default::default() };
+        Stepper::new(StepSettings { promote: Promote::Evidence { beta: 0.05 }, ..settings() }, judge, 0.0)
+    }
+
+    #[test]
+    fn evidence_mode_waits_for_evidence_then_passes() {
+        let mut s = evidence_stepper();
+        // Time and requests suffice but no events yet: no evidence (ratio only), so wait.
+        assert_eq!(s.observe(60.0, &reading(200, 0, 200, 0)), Decision::Wait);
+        assert_eq!(s.evidence()[0].within_e_value, Some(1.0));
+        assert_eq!(s.evidence()[0].within_threshold, Some(20.0));
+        // Equal error rates, many events: the canary is shown within ratio 1.5 and the step passes.
+        let mut t = 60.0;
+        let mut decision = Decision::Wait;
+        for _ in 0..50 {
+            t += 10.0;
+            decision = s.observe(t, &reading(500, 10, 500, 10));
+            if decision != Decision::Wait {
+                break;
+            }
+        }
+        assert_eq!(decision, Decision::Advance { from: 1.0, to: 5.0 });
+        assert!(s.evidence()[0].within_e_value.unwrap() >= 20.0);
+        // The same data under `promote: time` passed at the first reading.
+        let mut time = Stepper::new(settings(), *s.judge().settings(), 0.0);
+        assert_eq!(time.observe(60.0, &reading(200, 0, 200, 0)), Decision::Advance { from: 1.0, to: 5.0 });
+        assert_eq!(time.evidence()[0].within_e_value, None);
+    }
+
+    #[test]
+    fn evidence_mode_still_waits_for_time_and_requests_and_rollback_wins() {
+        let mut s = evidence_stepper();
+        // Overwhelming within-evidence in 30 s: not enough time yet.
+        assert_eq!(s.observe(30.0, &reading(50, 0, 1000, 500)), Decision::Wait);
+        assert!(s.judge().within_tolerance(0.05));
+        // Enough time, too few canary requests (50 + 40 < 100): wait, never fail.
+        assert_eq!(s.observe(60.0, &reading(40, 0, 100, 1)), Decision::Wait);
+        assert_eq!(s.observe(70.0, &reading(10, 0, 100, 1)), Decision::Advance { from: 1.0, to: 5.0 });
+        // A canary that turns bad loses its within-evidence, waits, and is then rolled back.
+        let mut t = 70.0;
+        let mut decisions = Vec::new();
+        for _ in 0..30 {
+            t += 60.0;
+            let d = s.observe(t, &reading(1000, 100, 1000, 10));
+            decisions.push(d.clone());
+            if matches!(d, Decision::Rollback { .. }) {
+                break;
+            }
+        }
+        assert_eq!(decisions.last(), Some(&Decision::Rollback { metric: Metric::Errors }));
+        assert!(decisions.iter().all(|d| matches!(d, Decision::Wait | Decision::Rollback { .. })), "{decisions:?}");
+    }
+
+    #[test]
+    fn old_step_settings_load_as_time() {
+        let old = r#"{"steps":[1.0,100.0],"min_secs":60.0,"min_requests":100}"#;
+        let s: StepSettings = serde_json::from_str(old).unwrap();
+        assert_eq!(s.promote, Promote::Time);
+        let evidence = StepSettings { promote: Promote::Evidence { beta: 0.05 }, ..s };
+        let text = serde_json::to_string(&evidence).unwrap();
+        assert!(text.contains(r#""promote":{"evidence":{"beta":0.05}}"#), "{text}");
+        assert_eq!(serde_json::from_str::<StepSettings>(&text).unwrap(), evidence);
+    }
+
     #[test]
     fn validation() {
         assert!(settings().validate().is_ok());
@@ -294,6 +414,14 @@ mod tests {
             let _ = s.weight();
         }
         assert!(StepSettings { min_secs: -1.0, ..settings() }.validate().is_err());
+        for beta in [0.0, 1.0, f64::NAN, -0.1] {
+            let plan = StepSettings { promote: Promote::Evidence { beta }, ..settings() };
+            assert!(plan.validate().is_err(), "{beta}");
+            // An unusable β never passes a step (and never panics).
+            let mut s = Stepper::new(plan, JudgeSettings::default(), 0.0);
+            assert_eq!(s.observe(100.0, &reading(500, 0, 500, 0)), Decision::Wait);
+        }
+        assert!(StepSettings { promote: Promote::Evidence { beta: 0.05 }, ..settings() }.validate().is_ok());
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub fn panel(s: &Snapshot) -> String {
             num(e.e_value),
             num(e.threshold)
         );
+        if let (Some(w), Some(t)) = (e.within_e_value, e.within_threshold) {
+            out += &format!("  {:<8}  {}  within   {} / {} (1/β)\n", "", within_bar(w, t), num(w), num(t));
+        }
     }
     for n in &s.notes {
         out += &format!("  note: {n}\n");
@@ -64,6 +67,9 @@ pub fn line(s: &Snapshot) -> String {
     );
     for e in &s.evidence {
         out += &format!(", {} evidence {}/{}", metric(e.metric), num(e.e_value), num(e.threshold));
+        if let (Some(w), Some(t)) = (e.within_e_value, e.within_threshold) {
+            out += &format!(" within {}/{}", num(w), num(t));
+        }
     }
     if s.progress.is_some() {
         out += &format!("; {}", next_step(s));
@@ -142,6 +148,9 @@ pub fn status(plan: &Plan, state: &State, s: &Snapshot) -> String {
     );
     for e in &s.evidence {
         out += &format!("{} evidence {} / {} (1/α)\n", metric(e.metric), num(e.e_value), num(e.threshold));
+        if let (Some(w), Some(t)) = (e.within_e_value, e.within_threshold) {
+            out += &format!("{} within tolerance {} / {} (1/β)\n", metric(e.metric), num(w), num(t));
+        }
     }
     if let Some(m) = state.regressed {
         out += &format!("rolled back on {}\n", metric(m));
@@ -160,9 +169,20 @@ fn next_step(s: &Snapshot) -> String {
         (m, true) => Some(m as f64 / rate),
         (_, false) => None,
     };
+    // Under `promote: evidence` the step also waits for every metric's within-evidence to reach 1/β, which
+    // no rate predicts: say so rather than promise a time.
+    let short =
+        s.evidence.iter().any(|e| matches!((e.within_e_value, e.within_threshold), (Some(w), Some(t)) if w < t));
     match requests_left {
         None => format!("next step: waiting for {missing} more canary requests (none in the last interval)"),
+        Some(r) if time_left.max(r) == 0.0 && short => {
+            "next step: waiting for evidence that the canary is within its tolerance (1/β)".to_string()
+        }
         Some(r) if time_left.max(r) == 0.0 => "next step: at the next reading, unless the judge objects".to_string(),
+        Some(r) if short => format!(
+            "next step in ~{} at the earliest (needs evidence within the tolerance)",
+            duration(time_left.max(r))
+        ),
         Some(r) => format!("next step in ~{}", duration(time_left.max(r))),
     }
 }
@@ -193,10 +213,15 @@ fn bar(fraction: f64) -> String {
 
 /// Evidence on a log scale from 1 (none) to 1/α (rollback).
 fn evidence_bar(e: &Evidence) -> String {
-    if e.threshold <= 1.0 || !e.e_value.is_finite() {
-        return bar(if e.e_value >= e.threshold { 1.0 } else { 0.0 });
+    within_bar(e.e_value, e.threshold)
+}
+
+/// An e-value on a log scale from 1 (none) to its threshold (1/α to roll back, 1/β to promote).
+fn within_bar(value: f64, threshold: f64) -> String {
+    if threshold <= 1.0 || !value.is_finite() {
+        return bar(if value >= threshold { 1.0 } else { 0.0 });
     }
-    bar(e.e_value.max(1.0).ln() / e.threshold.ln())
+    bar(value.max(1.0).ln() / threshold.ln())
 }
 
 fn metric(m: Metric) -> &'static str {
@@ -333,6 +358,8 @@ mod tests {
                 baseline_requests: 10_000,
                 canary_events: 1,
                 canary_requests: 500,
+                within_e_value: None,
+                within_threshold: None,
             }],
             notes: vec!["127.0.0.1:9902 unreachable".into()],
             elapsed_secs: 75.0,
@@ -357,6 +384,29 @@ mod tests {
         // log scale: e = 10 is halfway to 100.
         assert_eq!(lines[7], format!("  errors    [{}{}]  evidence 10 / 100 (1/α)", "█".repeat(12), "░".repeat(12)));
         assert_eq!(lines[8], "  note: 127.0.0.1:9902 unreachable");
+    }
+
+    #[test]
+    fn within_evidence_is_shown_only_under_promote_evidence() {
+        let mut s = snap();
+        assert!(!panel(&s).contains("within") && !line(&s).contains("within"));
+        s.evidence[0].within_e_value = Some(4.472);
+        s.evidence[0].within_threshold = Some(20.0);
+        let p = panel(&s);
+        let lines: Vec<&str> = p.lines().collect();
+        // log scale: 4.47 = √20 is halfway to 20.
+        assert_eq!(lines[8], format!("            [{}{}]  within   4.47 / 20 (1/β)", "█".repeat(12), "░".repeat(12)));
+        assert_eq!(lines[3], "  next step in ~30s at the earliest (needs evidence within the tolerance)");
+        assert!(line(&s).contains("errors evidence 10/100 within 4.47/20;"), "{}", line(&s));
+        s.progress = s.progress.map(|p| StepProgress { elapsed_secs: 60.0, canary_requests: 200, ..p });
+        assert!(
+            line(&s).ends_with("waiting for evidence that the canary is within its tolerance (1/β)"),
+            "{}",
+            line(&s)
+        );
+        // JSON readings carry the fields only when present.
+        assert!(serde_json::to_string(&s).unwrap().contains(r#""within_e_value":4.472,"within_threshold":20.0"#));
+        assert!(!serde_json::to_string(&snap()).unwrap().contains("within"));
     }
 
     #[test]

@@ -2,10 +2,10 @@
 
 use canary_rollout::judge::{JudgeSettings, LatencyCheck, Tolerance};
 use canary_rollout::sim::{ErrorEffect, LatencyEffect, OurJudge, Scenario, Simulator, Verdict};
-use canary_rollout::stepper::StepSettings;
+use canary_rollout::stepper::{Promote, StepSettings};
 
 fn plan() -> StepSettings {
-    StepSettings { steps: vec![1.0, 5.0, 20.0, 50.0, 100.0], min_secs: 60.0, min_requests: 100 }
+    StepSettings { steps: vec![1.0, 5.0, 20.0, 50.0, 100.0], min_secs: 60.0, min_requests: 100, promote: Promote::Time }
 }
 
 fn judge() -> JudgeSettings {

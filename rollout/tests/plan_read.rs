@@ -6,6 +6,7 @@ use std::path::Path;
 use canary_rollout::judge::{LatencyCheck, Tolerance};
 use canary_rollout::metrics::PrometheusFlavor;
 use canary_rollout::plan::{MetricsPlan, Plan};
+use canary_rollout::stepper::Promote;
 
 const POLICY: &str = "service forecast {\n  chrome -> v2\n  5% v2, 0% v3 by cookie user\n  default v1\n}\nservice frontend {\n  50% v2\n  default v1\n}\n";
 
@@ -64,6 +65,7 @@ fn a_good_plan_maps_to_the_settings() {
     assert_eq!(p.steps.steps, vec![1.0, 5.0, 20.5, 100.0]);
     assert_eq!((p.steps.min_secs, p.steps.min_requests, p.interval_secs), (120.0, 300, 10.0));
     assert_eq!(p.judge.alpha, 0.05);
+    assert_eq!(p.steps.promote, Promote::Time);
     assert_eq!(p.judge.errors, Tolerance { points: 0.5, ratio: 1.2 });
     assert_eq!(
         p.judge.latency,
@@ -153,6 +155,36 @@ fn every_mistake_names_its_position() {
         .map(|(from, to, want, got)| format!("{from:?} → {to:?}\n want: {want}\n  got: {got}"))
         .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn promote_on_evidence() {
+    let with = |judge: &str| plan(&GOOD.replace("  alpha: 0.05\n", &format!("  alpha: 0.05\n{judge}")));
+    assert_eq!(with("  promote: evidence\n").unwrap().steps.promote, Promote::Evidence { beta: 0.05 });
+    assert_eq!(with("  promote: evidence\n  beta: 0.01\n").unwrap().steps.promote, Promote::Evidence { beta: 0.01 });
+    assert_eq!(with("  promote: time\n").unwrap().steps.promote, Promote::Time);
+    let cases = [
+        ("  promote: proof\n", "p.yaml:11:12: error: `promote` is `time` (the default) or `evidence`, not `proof`"),
+        (
+            "  beta: 0.05\n",
+            "p.yaml:11:9: error: `beta` is the risk of promoting a bad canary under `promote: evidence`",
+        ),
+        (
+            "  promote: evidence\n  beta: 1\n",
+            "p.yaml:12:9: error: `beta` is a probability between 0 and 1 (exclusive), not 1",
+        ),
+    ];
+    for (judge, want) in cases {
+        let got = with(judge).unwrap_err();
+        assert!(got.starts_with(want), "{judge:?}\n want: {want}\n  got: {got}");
+    }
+    // No tolerance on a judged metric: refused at `promote`, saying which metric and why.
+    let strict = GOOD.replace("  alpha: 0.05\n", "  alpha: 0.05\n  promote: evidence\n");
+    let errors = plan(&strict.replace("{ tolerance: 0.5, ratio: 1.2 }", "{}")).unwrap_err();
+    assert!(errors.starts_with("p.yaml:11:12: error: `promote: evidence` needs a tolerance on errors"), "{errors}");
+    assert!(errors.contains("can never be shown within it"), "{errors}");
+    let latency = plan(&strict.replace("slower_than: 250ms, tolerance: 1", "slower_than: 250ms")).unwrap_err();
+    assert!(latency.starts_with("p.yaml:11:12: error: `promote: evidence` needs a tolerance on latency"), "{latency}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use canary_rollout::judge::{JudgeSettings, LatencyCheck, Tolerance};
 use canary_rollout::sim::{ErrorEffect, LatencyEffect, Scenario};
-use canary_rollout::stepper::StepSettings;
+use canary_rollout::stepper::{Promote, StepSettings};
 
 pub const RATES: [f64; 4] = [1.0, 10.0, 100.0, 1000.0];
 pub const BASELINE_ERRORS: [f64; 2] = [0.001, 0.01];
@@ -83,7 +83,7 @@ pub fn our_judge() -> JudgeSettings {
 
 /// 1/5/20/50/100 %, at least 60 s and 100 canary requests per step.
 pub fn our_steps() -> StepSettings {
-    StepSettings { steps: STEPS.to_vec(), min_secs: 60.0, min_requests: 100 }
+    StepSettings { steps: STEPS.to_vec(), min_secs: 60.0, min_requests: 100, promote: Promote::Time }
 }
 
 /// The same schedule at Argo Rollouts' documented pace (10 minutes per step): the data a step needs to
@@ -94,3 +94,23 @@ pub fn our_slow_steps() -> StepSettings {
 
 /// The controller's reading interval, seconds.
 pub const INTERVAL_SECS: u64 = 10;
+
+/// β of the evidence-gated configuration: at most 5 % of canaries worse than the tolerance have any step
+/// promoted.
+pub const EVIDENCE_BETA: f64 = 0.05;
+
+/// The evidence-gated configuration's judge: ratio 1.25 on errors and on latency, α = 0.01 as before.
+/// Evidence needs a tolerance (an equal canary can never be shown "no worse at all"); 1.25 is the largest
+/// round ratio that keeps every regression of the grid a regression (×1.5 and ×2 errors exceed it; +10 %
+/// on the median nearly doubles the share slower than 250 ms, ~0.06 % → ~0.12 %), so a promoted ×2 canary
+/// is exactly the failure β bounds. An absolute tolerance would not: +0.1 point is as much as the whole
+/// ×2 excess at 0.1 % errors.
+pub fn our_evidence_judge() -> JudgeSettings {
+    let ratio = Tolerance { points: 0.0, ratio: 1.25 };
+    JudgeSettings { alpha: 0.01, errors: ratio, latency: Some(LatencyCheck { bound_ms: 250.0, tolerance: ratio }) }
+}
+
+/// The main 60-s schedule, each step also needing every metric's within-evidence ≥ 1/β.
+pub fn our_evidence_steps() -> StepSettings {
+    StepSettings { promote: Promote::Evidence { beta: EVIDENCE_BETA }, ..our_steps() }
+}

@@ -2,7 +2,9 @@
 //! grid (`cells.rs`), `--seeds` runs each; prints a Markdown table and the goals, writes JSON.
 //!
 //! Flags: `--seeds N` (default 1000), `--threads N` (default: the machine's cores), `--horizon SECS`
-//! (default 14400), `--rates 1,10,100,1000`, `--out PATH` (default `bench/results/rollout-<unix time>.json`).
+//! (default 14400), `--rates 1,10,100,1000`, `--judges all|ours|I,J,…` (default all; indices into the
+//! line-up printed at the start, e.g. `--judges 2` for the evidence-gated configuration alone), `--out PATH`
+//! (default `bench/results/rollout-<unix time>.json`).
 
 mod cells;
 mod report;
@@ -14,13 +16,15 @@ use std::time::Instant;
 use canary_rollout::sim::{OurJudge, Outcome, Population, SimJudge, Simulator};
 use canary_rollout_bench::peers;
 
-use cells::{grid, our_judge, our_slow_steps, our_steps, INTERVAL_SECS, STEPS};
+use cells::{grid, our_evidence_judge, our_evidence_steps, our_judge, our_slow_steps, our_steps, INTERVAL_SECS, STEPS};
 
 struct Args {
     seeds: u64,
     threads: usize,
     horizon: u64,
     rates: Vec<f64>,
+    /// Indices into the line-up to run (`None`: all).
+    judges: Option<Vec<usize>>,
     out: Option<String>,
 }
 
@@ -30,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         horizon: 4 * 3600,
         rates: cells::RATES.to_vec(),
+        judges: None,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -44,21 +49,36 @@ fn parse_args() -> Result<Args, String> {
                 args.rates =
                     value.split(',').map(|r| r.trim().parse::<f64>().map_err(|e| bad(&e))).collect::<Result<_, _>>()?
             }
+            "--judges" => {
+                args.judges = match value.as_str() {
+                    "all" => None,
+                    "ours" => Some((0..OURS).collect()),
+                    list => Some(
+                        list.split(',')
+                            .map(|i| i.trim().parse::<usize>().map_err(|e| bad(&e)))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                }
+            }
             "--out" => args.out = Some(value),
-            _ => return Err(format!("unknown flag {flag} (--seeds, --threads, --horizon, --rates, --out)")),
+            _ => return Err(format!("unknown flag {flag} (--seeds, --threads, --horizon, --rates, --judges, --out)")),
         }
     }
     Ok(args)
 }
 
-/// Our configurations in the line-up: the bench's main settings, then the same judge with 10-minute steps.
-const OURS: usize = 2;
+/// Our configurations in the line-up: the bench's main settings, the same judge with 10-minute steps, and
+/// the 60-s schedule with evidence-gated promotion (`cells::our_evidence_steps`).
+const OURS: usize = 3;
 
 /// Judge `index` of the line-up, fresh: ours first (`OURS` configurations), then the peers in their order.
 fn make_judge(index: usize) -> Option<Box<dyn SimJudge + Send>> {
     match index {
         0 => Some(Box::new(OurJudge::new(our_steps(), our_judge(), INTERVAL_SECS))),
         1 => Some(Box::new(OurJudge::new(our_slow_steps(), our_judge(), INTERVAL_SECS).named("ours, 10-min steps"))),
+        2 => Some(Box::new(
+            OurJudge::new(our_evidence_steps(), our_evidence_judge(), INTERVAL_SECS).named("ours, promote: evidence"),
+        )),
         _ => peers::judges(&STEPS).into_iter().nth(index - OURS),
     }
 }
@@ -71,7 +91,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let names: Vec<String> = (0..OURS + peers::judges(&STEPS).len()).filter_map(make_judge).map(|j| j.name()).collect();
+    let line_up = OURS + peers::judges(&STEPS).len();
+    let chosen: Vec<usize> = match &args.judges {
+        None => (0..line_up).collect(),
+        Some(list) => list.clone(),
+    };
+    if let Some(bad) = chosen.iter().find(|&&i| i >= line_up) {
+        eprintln!("bench-rollout: --judges {bad}: the line-up has {line_up} judges (0–{})", line_up - 1);
+        std::process::exit(2);
+    }
+    let names: Vec<String> = chosen.iter().filter_map(|&i| make_judge(i)).map(|j| j.name()).collect();
     let cells = grid(&args.rates);
     eprintln!(
         "bench-rollout: {} cells × {} judges ({}) × {} seeds, horizon {} s, {} threads",
@@ -96,7 +125,7 @@ fn main() {
         };
         let sim = Simulator::with_population(cell.scenario(args.horizon), population);
         let cell_started = Instant::now();
-        for (j, name) in names.iter().enumerate() {
+        for (&j, name) in chosen.iter().zip(names.iter()) {
             match run_cell(&sim, j, args.seeds, args.threads) {
                 Ok(outcomes) => summaries.push(report::summarise(name, cell, &outcomes)),
                 Err(e) => {
@@ -115,7 +144,7 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!("{}", report::markdown(&summaries));
-    let ours: Vec<&str> = names.iter().take(OURS).map(|s| s.as_str()).collect();
+    let ours: Vec<&str> = chosen.iter().zip(names.iter()).filter(|(&i, _)| i < OURS).map(|(_, s)| s.as_str()).collect();
     println!("{}", report::goals(&summaries, &ours, our_judge().alpha));
     println!(
         "({} runs in {elapsed:.0} s, {} threads)",
@@ -130,7 +159,15 @@ fn main() {
         "seeds": args.seeds,
         "horizon_secs": args.horizon,
         "steps": STEPS,
-        "ours": { "judge": our_judge(), "steps": our_steps(), "slow_steps": our_slow_steps(), "interval_secs": INTERVAL_SECS },
+        "judges": names,
+        "ours": {
+            "judge": our_judge(),
+            "steps": our_steps(),
+            "slow_steps": our_slow_steps(),
+            "evidence_judge": our_evidence_judge(),
+            "evidence_steps": our_evidence_steps(),
+            "interval_secs": INTERVAL_SECS
+        },
         "elapsed_secs": elapsed,
         "cells": summaries,
     });

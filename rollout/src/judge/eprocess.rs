@@ -58,12 +58,42 @@
 //! in the same way for both arms (diurnal load, a shared database failing) are allowed: step 2 cancels
 //! `q_b` in every interval separately, so only the within-interval split matters. The grid's smallest
 //! `κ = 1.25` bounds what the test can detect quickly: a canary only 10 % worse is found slowly, if ever.
+//!
+//! # The mirror test: evidence that the canary is *within* the tolerance (`promote: evidence`)
+//! The null is now, per interval, `H0′: q_c ≥ r·q_b + δ` (the canary at least as bad as the tolerance
+//! allows), and rejecting it is evidence for promotion. The factor is the same `F_κ`, the same `θ0`, `θ̂`
+//! and `v = n_b·δ/r`, with alternatives `κ < 1` ([`WITHIN_KAPPAS`]: the canary's share of the events
+//! *smaller* than the boundary's). `log_factor` computes it unchanged. Now `x = θ̂/θ0 ≤ 1` and
+//! `y = (1−θ̂)/(1−θ0) ≥ 1`.
+//! 1. The mgf step holds for any `x, y > 0`: `E[x^a y^b] ≤ exp(n_c q_c (x−1) + n_b q_b (y−1))`.
+//! 2. Now `x − 1 ≤ 0`, so the exponent is largest at the *smallest* `q_c` H0′ allows: replace `q_c` by
+//!    `r q_b + δ` (an upper bound on the exponent). The `q_b` terms cancel exactly as before (that step
+//!    never used the sign of `x − 1`).
+//! 3. What remains is `n_c δ (x−1) + v ln y ≤ n_c δ (x−1) + v (y−1)` (`ln y ≤ y − 1` holds for every
+//!    `y > 0`) `= (θ̂−θ0)·(n_c δ/θ0 − v/(1−θ0)) = 0` for the same `v`.
+//!
+//! So under H0′ `E[F_κ | past] ≤ 1` for `κ < 1` too, the mixture over [`WITHIN_KAPPAS`] is a test
+//! supermartingale, and by Ville `P(sup_t W_t ≥ 1/β) ≤ β`: passing a step only while `W_t ≥ 1/β` promotes
+//! *any* step of a canary worse than the tolerance with probability ≤ β over the whole rollout, however
+//! often it is looked at. (If `r·q_b + δ > 1` H0′ is empty: nothing to guarantee.)
+//!
+//! Here the virtual events work *for* the canary (`y^v ≥ 1`): an absolute tolerance is evidence that grows
+//! with canary requests served without many events. With no tolerance at all (`δ = 0`, `r = 1`) an equal
+//! canary sits exactly on H0′'s boundary and its expected log-evidence per interval is negative, so it can
+//! never be shown within: the plan refuses `promote: evidence` without a tolerance. The test is slow where
+//! events are rare: with `δ = 0` each event carries about `KL(θ ‖ θ0)` nats, which is tiny when the canary's
+//! share is 1 % (`θ ≈ 0.8 %` vs `θ0 ≈ 1 %` for `r = 1.25`): a first step at 1 % needs thousands of events.
 
 use serde::{Deserialize, Serialize};
 
 /// The alternatives' odds multipliers κ, weighted equally: from "25 % more events than the tolerance
 /// allows" to "a hundred times more" (a broken canary), so one mixture is quick for both.
 pub const KAPPAS: [f64; 8] = [1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0];
+
+/// The mirror test's alternatives (module doc, "The mirror test"): from "the canary's share of events 20 %
+/// below the boundary's" (an A/A canary under a ratio-1.25 tolerance) to "a tenth of it" (an absolute
+/// tolerance that the canary's few events leave mostly unused).
+pub const WITHIN_KAPPAS: [f64; 6] = [0.8, 0.67, 0.5, 0.33, 0.2, 0.1];
 
 /// The largest relative tolerance used: beyond it `r·n_c` could overflow nothing but means "anything goes".
 const MAX_RATIO: f64 = 1e12;
@@ -80,14 +110,9 @@ pub struct EProcess {
 }
 
 impl Default for EProcess {
+    /// The rollback test's process (one component per entry of [`KAPPAS`]).
     fn default() -> Self {
-        EProcess {
-            log_products: vec![0.0; KAPPAS.len()],
-            canary_events: 0,
-            canary_requests: 0,
-            baseline_events: 0,
-            baseline_requests: 0,
-        }
+        EProcess::with_components(KAPPAS.len())
     }
 }
 
@@ -121,13 +146,35 @@ pub fn log_factor(kappa: f64, r: f64, delta: f64, n_c: u64, n_b: u64, a: u64, b:
 }
 
 impl EProcess {
-    /// Multiplies in one interval's factors.
-    pub fn observe(&mut self, r: f64, delta: f64, n_c: u64, n_b: u64, a: u64, b: u64) {
+    /// A fresh process (every component's product 1) for a grid of `components` alternatives.
+    pub fn with_components(components: usize) -> EProcess {
+        EProcess {
+            log_products: vec![0.0; components],
+            canary_events: 0,
+            canary_requests: 0,
+            baseline_events: 0,
+            baseline_requests: 0,
+        }
+    }
+
+    /// The mirror test's fresh process (one component per entry of [`WITHIN_KAPPAS`]); also what a state
+    /// file written before `promote: evidence` existed loads as.
+    pub fn within() -> EProcess {
+        EProcess::with_components(WITHIN_KAPPAS.len())
+    }
+
+    /// Multiplies in one interval's factors, component `i` for alternative `kappas[i]` ([`KAPPAS`] for the
+    /// rollback test, [`WITHIN_KAPPAS`] for the mirror test). A state whose component count differs from the
+    /// grid's (edited by hand) uses the components both have.
+    // One interval's four counts and the null's two parameters are the test's inputs; a struct for them
+    // would be built and taken apart at the one call site.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(&mut self, kappas: &[f64], r: f64, delta: f64, n_c: u64, n_b: u64, a: u64, b: u64) {
         self.canary_requests = self.canary_requests.saturating_add(n_c);
         self.baseline_requests = self.baseline_requests.saturating_add(n_b);
         self.canary_events = self.canary_events.saturating_add(a);
         self.baseline_events = self.baseline_events.saturating_add(b);
-        for (log_product, &kappa) in self.log_products.iter_mut().zip(KAPPAS.iter()) {
+        for (log_product, &kappa) in self.log_products.iter_mut().zip(kappas.iter()) {
             let next = *log_product + log_factor(kappa, r, delta, n_c, n_b, a, b);
             // Sums of finite terms stay finite unless ~1e308 events were counted; keep the state JSON-safe.
             if next.is_finite() {
@@ -187,8 +234,8 @@ mod tests {
         let mut bad = EProcess::default();
         let mut good = EProcess::default();
         for _ in 0..20 {
-            bad.observe(1.0, 0.0, 100, 100, 5, 0);
-            good.observe(1.0, 0.0, 100, 100, 0, 5);
+            bad.observe(&KAPPAS, 1.0, 0.0, 100, 100, 5, 0);
+            good.observe(&KAPPAS, 1.0, 0.0, 100, 100, 0, 5);
         }
         assert!(bad.value() > 1e6, "{}", bad.value());
         assert!(good.value() < 1.0, "{}", good.value());
@@ -196,11 +243,32 @@ mod tests {
         assert_eq!(good.baseline_requests, 2000);
     }
 
+    /// The mirror test reads the same data the other way: canary events lower, baseline events and an
+    /// absolute tolerance raise the evidence that the canary is within the tolerance.
+    #[test]
+    fn within_evidence_grows_for_a_good_canary_only() {
+        let (mut good, mut bad, mut quiet) = (EProcess::within(), EProcess::within(), EProcess::within());
+        for _ in 0..50 {
+            // Ratio 1.5: a canary at half the baseline's rate is well within, one at 3× is not.
+            good.observe(&WITHIN_KAPPAS, 1.5, 0.0, 100, 100, 1, 2);
+            bad.observe(&WITHIN_KAPPAS, 1.5, 0.0, 100, 100, 6, 2);
+            // +1 point and no events at all: 5,000 canary requests without an error.
+            quiet.observe(&WITHIN_KAPPAS, 1.0, 0.01, 100, 100, 0, 0);
+        }
+        assert!(good.value() > 100.0, "{}", good.value());
+        assert!(bad.value() < 1e-3, "{}", bad.value());
+        assert!(quiet.value() > 100.0, "{}", quiet.value());
+        // No tolerance and no events: no evidence either way.
+        let mut none = EProcess::within();
+        none.observe(&WITHIN_KAPPAS, 1.0, 0.0, 100, 100, 0, 0);
+        assert_eq!(none.value(), 1.0);
+    }
+
     #[test]
     fn hostile_counts_stay_finite() {
         let mut e = EProcess::default();
-        e.observe(f64::NAN, f64::NAN, u64::MAX, u64::MAX, u64::MAX, 0);
-        e.observe(1.0, 0.0, 1, u64::MAX, u64::MAX, u64::MAX);
+        e.observe(&KAPPAS, f64::NAN, f64::NAN, u64::MAX, u64::MAX, u64::MAX, 0);
+        e.observe(&KAPPAS, 1.0, 0.0, 1, u64::MAX, u64::MAX, u64::MAX);
         assert!(e.log_value().is_finite());
         let (r, d) = null_parameters(f64::NAN, f64::NAN);
         assert_eq!((r, d), (1.0, 0.0));

@@ -8,10 +8,17 @@
 //! reason exact: the named metric's own null is rejected at level `α/2` even when the other metric really
 //! is worse, and the operator sees one e-value per metric against its own threshold. The cost is a factor 2
 //! on one threshold (ln 2 ≈ 0.7 nats of evidence, a few events).
+//!
+//! **The mirror test, for promotion.** Each metric also has a second e-process fed the same deltas: the
+//! evidence that the canary is *within* its tolerance (`eprocess`, "The mirror test"). The judge always
+//! keeps it; the stepper uses it only under `promote: evidence` ([`Judge::within_tolerance`]). There β is
+//! *not* split over the metrics: promotion needs every metric's within-evidence ≥ 1/β, so a canary worse
+//! than the tolerance on metric `m` is promoted only if `m`'s own process crosses 1/β, which has probability
+//! ≤ β (an intersection–union test: rejecting a union of nulls needs each rejected at level β, no Bonferroni).
 
 mod eprocess;
 
-pub use eprocess::{log_factor, null_parameters, KAPPAS};
+pub use eprocess::{log_factor, null_parameters, KAPPAS, WITHIN_KAPPAS};
 
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +124,13 @@ pub struct Evidence {
     pub baseline_requests: u64,
     pub canary_events: u64,
     pub canary_requests: u64,
+    /// The mirror e-process's value: the evidence that the canary is *within* the tolerance. Present only
+    /// when the rollout promotes on evidence (absent in older states and in `promote: time` output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_e_value: Option<f64>,
+    /// 1/β: the within-evidence a step needs to pass under `promote: evidence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_threshold: Option<f64>,
 }
 
 /// The judge's whole state (serialisable: the rollout's state file carries it across restarts).
@@ -125,6 +139,12 @@ pub struct Judge {
     settings: JudgeSettings,
     errors: EProcess,
     latency: EProcess,
+    /// The mirror tests (evidence that each metric is within its tolerance); a state saved before they
+    /// existed starts them fresh, which only delays an evidence-gated promotion.
+    #[serde(default = "EProcess::within")]
+    errors_within: EProcess,
+    #[serde(default = "EProcess::within")]
+    latency_within: EProcess,
     /// The first metric whose e-value reached its threshold: latched, since Ville's inequality bounds the
     /// probability of *ever* crossing (a later fall does not undo the evidence).
     crossed: Option<Metric>,
@@ -132,7 +152,14 @@ pub struct Judge {
 
 impl Judge {
     pub fn new(settings: JudgeSettings) -> Judge {
-        Judge { settings, errors: EProcess::default(), latency: EProcess::default(), crossed: None }
+        Judge {
+            settings,
+            errors: EProcess::default(),
+            latency: EProcess::default(),
+            errors_within: EProcess::within(),
+            latency_within: EProcess::within(),
+            crossed: None,
+        }
     }
 
     pub fn settings(&self) -> &JudgeSettings {
@@ -144,10 +171,12 @@ impl Judge {
     pub fn observe(&mut self, delta: &Counts) {
         let (c, b) = (&delta.canary, &delta.baseline);
         let (r, d) = null_parameters(self.settings.errors.ratio, self.settings.errors.points);
-        self.errors.observe(r, d, c.requests, b.requests, c.errors, b.errors);
+        self.errors.observe(&KAPPAS, r, d, c.requests, b.requests, c.errors, b.errors);
+        self.errors_within.observe(&WITHIN_KAPPAS, r, d, c.requests, b.requests, c.errors, b.errors);
         if let Some(latency) = &self.settings.latency {
             let (r, d) = null_parameters(latency.tolerance.ratio, latency.tolerance.points);
-            self.latency.observe(r, d, c.requests, b.requests, c.slow, b.slow);
+            self.latency.observe(&KAPPAS, r, d, c.requests, b.requests, c.slow, b.slow);
+            self.latency_within.observe(&WITHIN_KAPPAS, r, d, c.requests, b.requests, c.slow, b.slow);
         }
         if self.crossed.is_none() {
             let log_threshold = self.log_threshold();
@@ -174,6 +203,38 @@ impl Judge {
         self.crossed
     }
 
+    /// Whether every judged metric's within-evidence is now at least `1/beta` (module doc: no split over
+    /// metrics). The current value, not a latch: a canary that degrades as its share grows pulls the
+    /// evidence back down and its next step waits; Ville's bound covers every look, so this is still ≤ β.
+    /// A β outside (0, 1) never passes.
+    pub fn within_tolerance(&self, beta: f64) -> bool {
+        if !(beta > 0.0 && beta < 1.0) {
+            return false;
+        }
+        let log_threshold = -beta.ln();
+        let errors = self.errors_within.log_value() >= log_threshold;
+        let latency = self.settings.latency.is_none() || self.latency_within.log_value() >= log_threshold;
+        errors && latency
+    }
+
+    /// Each judged metric's evidence; the within-evidence only if `beta` is given (`promote: evidence`).
+    pub fn evidence_with(&self, beta: Option<f64>) -> Vec<Evidence> {
+        let mut all = self.evidence();
+        if let Some(beta) = beta {
+            let threshold = if beta > 0.0 && beta < 1.0 { (1.0 / beta).min(f64::MAX) } else { f64::MAX };
+            for e in &mut all {
+                let within = match e.metric {
+                    Metric::Errors => &self.errors_within,
+                    Metric::Latency => &self.latency_within,
+                };
+                e.within_e_value = Some(within.value());
+                e.within_threshold = Some(threshold);
+            }
+        }
+        all
+    }
+
+    /// Each judged metric's evidence that the canary is worse (no within-evidence: `evidence_with`).
     pub fn evidence(&self) -> Vec<Evidence> {
         let threshold = self.settings.threshold();
         let one = |metric: Metric, e: &EProcess| Evidence {
@@ -184,6 +245,8 @@ impl Judge {
             baseline_requests: e.baseline_requests,
             canary_events: e.canary_events,
             canary_requests: e.canary_requests,
+            within_e_value: None,
+            within_threshold: None,
         };
         let mut all = vec![one(Metric::Errors, &self.errors)];
         if self.settings.latency.is_some() {
@@ -300,6 +363,50 @@ mod tests {
         assert_eq!(a.regressed(), Some(Metric::Errors));
         assert_eq!(b.regressed(), None);
         assert!(b.evidence()[0].e_value < 1e-6);
+    }
+
+    #[test]
+    fn within_tolerance_needs_every_metric() {
+        let s = JudgeSettings {
+            errors: Tolerance { points: 0.0, ratio: 1.5 },
+            latency: Some(LatencyCheck { bound_ms: 250.0, tolerance: Tolerance { points: 0.0, ratio: 1.5 } }),
+            ..JudgeSettings::default()
+        };
+        let mut j = Judge::new(s);
+        assert!(!j.within_tolerance(0.05));
+        // Errors equal (well within ratio 1.5), latency 3× worse: errors' within-evidence grows, latency's not.
+        for _ in 0..100 {
+            j.observe(&Counts {
+                canary: ArmCounts { requests: 500, errors: 5, slow: 15 },
+                baseline: ArmCounts { requests: 500, errors: 5, slow: 5 },
+            });
+        }
+        let e = j.evidence_with(Some(0.05));
+        assert!(e[0].within_e_value.unwrap() > 20.0, "{e:?}");
+        assert!(e[1].within_e_value.unwrap() < 1.0, "{e:?}");
+        assert_eq!(e[0].within_threshold, Some(20.0));
+        assert!(!j.within_tolerance(0.05));
+        // Errors alone judged: the same data pass; an unusable β never does.
+        let mut errors_only = Judge::new(JudgeSettings { latency: None, ..s });
+        for _ in 0..100 {
+            errors_only.observe(&interval(500, 5, 500, 5));
+        }
+        assert!(errors_only.within_tolerance(0.05));
+        assert!(!errors_only.within_tolerance(f64::NAN) && !errors_only.within_tolerance(1.0));
+        // Without β the within fields stay out of the evidence (and of its JSON).
+        assert_eq!(errors_only.evidence()[0].within_e_value, None);
+        assert!(!serde_json::to_string(&errors_only.evidence()).unwrap().contains("within"));
+    }
+
+    #[test]
+    fn state_without_within_processes_loads() {
+        let mut j = Judge::new(JudgeSettings::default());
+        j.observe(&interval(100, 3, 900, 4));
+        let mut value = serde_json::to_value(&j).unwrap();
+        let map = value.as_object_mut().unwrap();
+        assert!(map.remove("errors_within").is_some() && map.remove("latency_within").is_some());
+        let back: Judge = serde_json::from_value(value).unwrap();
+        assert_eq!(back.evidence_with(Some(0.05))[0].within_e_value, Some(1.0));
     }
 
     #[test]
