@@ -49,6 +49,31 @@ pub fn render(s: &Snapshot) -> String {
         "Evidence at which the canary is rolled back (1/alpha).",
         threshold,
     );
+    // Under `promote: evidence` only: the mirror test's evidence that each metric is within its tolerance.
+    let within: Vec<(String, String)> = s
+        .evidence
+        .iter()
+        .filter_map(|e| e.within_e_value.map(|w| (format!(",metric=\"{}\"", metric_name(e.metric)), num(w))))
+        .collect();
+    if !within.is_empty() {
+        family(
+            "canary_rollout_within_evidence",
+            "gauge",
+            "The judge's evidence that the canary is within its tolerance (promote: evidence).",
+            within,
+        );
+        let within_threshold = s
+            .evidence
+            .iter()
+            .filter_map(|e| e.within_threshold.map(|t| (format!(",metric=\"{}\"", metric_name(e.metric)), num(t))))
+            .collect();
+        family(
+            "canary_rollout_within_threshold",
+            "gauge",
+            "Within-evidence a step needs to pass (1/beta).",
+            within_threshold,
+        );
+    }
     let arms = [("baseline", &s.totals.baseline), ("canary", &s.totals.canary)];
     let requests = arms.iter().map(|(arm, c)| (format!(",arm=\"{arm}\""), c.requests.to_string())).collect();
     family("canary_rollout_requests_total", "counter", "Requests judged, per arm.", requests);
@@ -209,6 +234,23 @@ mod tests {
             ]
         );
         assert!(text.contains("# TYPE canary_rollout_requests_total counter\n"));
+    }
+
+    #[test]
+    fn within_evidence_series_only_under_promote_evidence() {
+        let mut s = snap();
+        for e in &mut s.evidence {
+            e.within_e_value = Some(4.0);
+            e.within_threshold = Some(20.0);
+        }
+        let text = render(&s);
+        for line in [
+            r#"canary_rollout_within_evidence{rollout="forecast",metric="latency"} 4"#,
+            r#"canary_rollout_within_threshold{rollout="forecast",metric="errors"} 20"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        assert!(!render(&snap()).contains("within"));
     }
 
     #[test]

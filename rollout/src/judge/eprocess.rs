@@ -82,7 +82,8 @@
 //! canary sits exactly on H0′'s boundary and its expected log-evidence per interval is negative, so it can
 //! never be shown within: the plan refuses `promote: evidence` without a tolerance. The test is slow where
 //! events are rare: with `δ = 0` each event carries about `KL(θ ‖ θ0)` nats, which is tiny when the canary's
-//! share is 1 % (`θ ≈ 0.8 %` vs `θ0 ≈ 1 %` for `r = 1.25`): a first step at 1 % needs thousands of events.
+//! share is 1 % (`θ ≈ 1 %` vs `θ0 ≈ 1.25 %` for `r = 1.25`: ~2.5·10⁻⁴ nats per event), so a first step at
+//! 1 % needs some 20,000 events before `W_t` reaches 20.
 
 use serde::{Deserialize, Serialize};
 
