@@ -207,3 +207,38 @@ fn a_second_controller_on_the_same_state_is_refused() {
     let (result, _) = run(&s, &Ops::new(), &mut Script::new(0, 0), false);
     assert!(result.unwrap_err().contains("another `canaryc rollout` is running this plan"));
 }
+
+#[test]
+fn promote_evidence_waits_for_the_within_evidence_and_reports_it() {
+    let mut s = Scratch::new("[10, 50, 100]", "10s", "");
+    let text = std::fs::read_to_string(&s.plan.file).unwrap();
+    let evidence =
+        text.replace("errors: { tolerance: 0.5 } }", "errors: { tolerance: 0.5 }, promote: evidence, beta: 0.05 }");
+    assert_ne!(text, evidence);
+    std::fs::write(&s.plan.file, evidence).unwrap();
+    s.plan = canary_rollout::plan::Plan::load(&s.plan.file).unwrap();
+    let ops = Ops::new();
+    // No errors in either arm: under +0.5 points each reading's 500 clean canary requests are evidence that
+    // the canary is within the tolerance (~1.8 nats per reading for κ = 0.1), but 1/β = 20 takes 3 readings.
+    let (result, out) = run(&s, &ops, &mut Script::new(0, 0), false);
+    assert_eq!(result, Ok(Outcome::Promoted));
+    assert_eq!(ops.percents(), vec![10.0, 50.0, 100.0]);
+    let readings: Vec<_> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reading(snap) => Some(snap),
+            _ => None,
+        })
+        .collect();
+    assert!(!readings.is_empty());
+    assert!(readings
+        .iter()
+        .all(|r| r.evidence.iter().all(|e| e.within_e_value.is_some() && e.within_threshold == Some(20.0))));
+    // Some reading had the step's time and requests but not yet the evidence: the step waited for it.
+    let waited = readings.iter().any(|r| {
+        r.progress.is_some_and(|p| p.elapsed_secs >= p.min_secs && p.canary_requests >= p.min_requests)
+            && r.evidence[0].within_e_value.is_some_and(|w| w < 20.0)
+    });
+    assert!(waited, "{readings:#?}");
+}

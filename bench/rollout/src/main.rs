@@ -39,6 +39,14 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            println!(
+                "bench-rollout [--seeds N] [--threads N] [--horizon SECS] [--rates 1,10,100,1000] \
+                 [--judges all|ours|I,J,…] [--out PATH]\n\
+                 line-up: 0 ours, 1 ours with 10-min steps, 2 ours with promote: evidence, 3… the peers"
+            );
+            std::process::exit(0);
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
         match flag.as_str() {
