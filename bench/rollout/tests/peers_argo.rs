@@ -1,24 +1,16 @@
 //! Argo Rollouts' background analysis on hand-made ticks (argoproj/argo-rollouts `analysis/analysis.go`,
 //! `utils/evaluate/evaluate.go`, `docs/analysis/prometheus.md`).
 
-use canary_rollout::sim::{Action, ArmTick, SimJudge, Tick};
+mod support;
+
+use canary_rollout::sim::{Action, SimJudge, Tick};
 use canary_rollout_bench::peers::argo::Measurement;
 use canary_rollout_bench::peers::{ArgoQuery, ArgoRollouts, ArgoSettings};
+use support::run;
 
+/// A second of canary traffic, every request in the 50 ms bucket.
 fn canary(t: u64, requests: u64, errors: u64) -> Tick {
-    let mut latency = [0u64; 20];
-    latency[5] = requests;
-    Tick { t, canary: ArmTick { requests, errors, latency, new_users: 0 }, baseline: ArmTick::default() }
-}
-
-fn run(judge: &mut ArgoRollouts, ticks: impl IntoIterator<Item = Tick>) -> Vec<(u64, Action)> {
-    ticks
-        .into_iter()
-        .filter_map(|tick| {
-            let a = judge.on_tick(&tick);
-            (a != Action::Hold).then_some((tick.t, a))
-        })
-        .collect()
+    support::canary(t, requests, errors, 5)
 }
 
 #[test]

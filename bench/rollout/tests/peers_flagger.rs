@@ -1,27 +1,13 @@
 //! Flagger's decision rules on hand-made ticks (fluxcd/flagger `pkg/controller/scheduler.go` `advanceCanary`,
 //! `pkg/controller/scheduler_metrics.go` `runBuiltinMetricChecks`).
 
-use canary_rollout::sim::{Action, ArmTick, SimJudge, Tick};
+mod support;
+
+use canary_rollout::sim::{Action, SimJudge};
 use canary_rollout_bench::peers::{Flagger, FlaggerSettings};
+use support::{canary, run};
 
 /// `requests` canary requests, `errors` of them 5xx, all with a latency in bucket `bucket` (index 5 = (25, 50]).
-fn canary(t: u64, requests: u64, errors: u64, bucket: usize) -> Tick {
-    let mut latency = [0u64; 20];
-    latency[bucket] = requests;
-    Tick { t, canary: ArmTick { requests, errors, latency, new_users: 0 }, baseline: ArmTick::default() }
-}
-
-/// Feeds `ticks` and returns the non-Hold actions with the tick they came on.
-fn run(judge: &mut Flagger, ticks: impl IntoIterator<Item = Tick>) -> Vec<(u64, Action)> {
-    ticks
-        .into_iter()
-        .filter_map(|tick| {
-            let a = judge.on_tick(&tick);
-            (a != Action::Hold).then_some((tick.t, a))
-        })
-        .collect()
-}
-
 #[test]
 fn healthy_canary_walks_the_steps_and_promotes_after_a_check_at_the_last() {
     let mut f = Flagger::new(FlaggerSettings::new(&[1.0, 5.0, 100.0], 1));
