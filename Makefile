@@ -24,14 +24,14 @@ filter: setup-demo
 ## The browser playground bundle (embedded into canaryc); then `canaryc playground` serves it.
 playground: setup-demo
 	scripts/build-playground.sh
-	$(CARGO) build -p canary-compiler --bin canaryc
+	$(CARGO) build -p canaryc
 
 ## Boot the weather mesh in real Envoys and walk through scenarios S1–S6 (the `demo` binary of mesh/, which
 ## does not compile wasmtime). canaryc is built with the playground bundle embedded, so `canaryc playground`
 ## works afterwards (the demo ends saying how to open it).
 demo: setup-demo filter
 	scripts/build-playground.sh
-	$(CARGO) build --release -p canary-compiler --bin canaryc
+	$(CARGO) build --release -p canaryc
 	scripts/demo.sh
 
 ## Everything CI checks: formatting, lints, unit/property/golden tests, wasmtime filter tests, real Envoy.
@@ -46,6 +46,7 @@ vsix:
 
 lint: setup-demo
 	$(CARGO) fmt --all --check
+	scripts/check-boundaries.sh
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p canary-filter -p canary-playground --target wasm32-unknown-unknown -- -D warnings
 

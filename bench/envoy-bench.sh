@@ -23,7 +23,7 @@ python=.venv/bin/python
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   scripts/build-filter.sh
   bench/sdk-filter/build.sh  # after build-filter.sh, which installs wasm-opt
-  cargo build --release -p canary-compiler --bin canaryc
+  cargo build --release -p canaryc
 fi
 mkdir -p bench/results
 kind=envoy

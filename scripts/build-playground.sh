@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the playground bundle into build/playground/ (embedded into canaryc by compiler/build.rs):
+# Builds the playground bundle into build/playground/ (embedded into canaryc by canaryc/build.rs):
 #   the bindings crate (playground/) for wasm32 with the `wasm` profile -> wasm-bindgen --target web ->
 #   wasm-opt -Oz (binaryen from npm, project-local; Debian's binaryen breaks wasm-bindgen output) ->
 #   the static page (playground/web/), the example policies (examples/*.canary) as scenarios.js, and the

@@ -3,7 +3,7 @@
 # scripts/build-filter.sh installs there):
 #   * playwright-core            drives Debian's Chromium in the playground's browser tests;
 #   * @kubernetes-models/istio   Istio's CRD schemas (Istio 1.29.2's crd-all.gen.yaml) compiled to validators,
-#                                against which compiler/tests/manifest/validate.mjs checks every manifest.
+#                                against which canaryc/tests/manifest/validate.mjs checks every manifest.
 # Idempotent: a package is installed only when build/node lacks that exact version; a run that finds both
 # prints nothing.
 set -euo pipefail

@@ -9,7 +9,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup-editors.sh
-cargo build -p canary-compiler --bin canaryc
+cargo build -p canaryc
 CANARYC="${CANARYC:-$root/target/debug/canaryc}" \
   .venv/bin/python -m pytest -q -p no:cacheprovider -c editors/lsp-test/pytest.ini editors/lsp-test
 (cd editors/vscode && npm test --silent)

@@ -13,7 +13,7 @@ scripts/setup-packages.sh
 scripts/setup-node.sh
 
 scripts/build-playground.sh
-cargo build -p canary-compiler --bin canaryc
+cargo build -p canaryc
 mkdir -p build/artifacts
 
 # The tests write the server's pid here; should they die without stopping it, stop it by that id.

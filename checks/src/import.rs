@@ -1,6 +1,6 @@
 //! Arbitrary YAML → `canaryc import`: messages with paths, never a panic, and a printed policy compiles.
 
-use canary_compiler::import::{import, Input};
+use canary_import::{import, Input};
 
 /// Imports `yaml` as one file. No message is an internal error (the importer's self-check failing); a
 /// refusal has at least one error and no policy; a policy compiles, and its service count matches what

@@ -1,37 +1,28 @@
-//! canary-compiler: `.canary` policy → the versioned JSON [`Config`] the filter loads, plus the `canaryc`
-//! CLI, `check`'s analysis, the user-agent families and deployment manifests.
+//! canary-compiler — the core: `.canary` policy → the versioned JSON [`Config`] the filter loads
+//! ([`compile`], `lower.rs`), and what is computed from a policy without deploying it: `check`'s analysis
+//! ([`analysis`]), the user-agent families ([`families`]), `diff` ([`diff`]), `eval --explain` ([`explain`]),
+//! request specs and simulation ([`request`]), policy text for printed examples ([`policy_text`]).
 //!
-//! [`compile`] is the one entry point every consumer (CLI, tests, playground) uses, so they all accept
-//! and reject exactly the same policies with the same messages.
+//! [`compile`] is the one entry point every consumer (CLI, backends, importer, LSP, tests, playground) uses, so
+//! they all accept and reject exactly the same policies with the same messages.
+//!
+//! Contract: depends on `dsl` and `eval` (and serde, rand, regex-lite) only. It is what the browser playground
+//! links as it is — no feature switch — so it may not depend on YAML, clap, manifests, the importer, the
+//! language server, the rollout or anything that does I/O.
 
 pub mod analysis;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod diff;
 pub mod explain;
 pub mod families;
-#[cfg(feature = "cli")]
-pub mod import;
 mod lower;
-#[cfg(feature = "cli")]
-pub mod lsp;
-#[cfg(feature = "cli")]
-pub mod manifest;
-pub mod native;
 pub mod policy_text;
 pub mod request;
-#[cfg(feature = "cli")]
-mod schema;
-#[cfg(feature = "cli")]
-pub mod testing;
 
 use canary_dsl::ast::Span;
 use canary_eval::{Config, Policy};
 pub use lower::RuleSpans;
 
 pub use canary_dsl::{render, Diagnostic, Note, Severity};
-#[cfg(feature = "cli")]
-pub use schema::schema_json;
 
 /// A successfully compiled policy.
 #[derive(Debug, Clone)]

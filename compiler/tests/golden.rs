@@ -61,7 +61,7 @@ fn compiled_examples_validate_against_the_published_schema() {
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/config.v1.json");
     let published = std::fs::read_to_string(&schema_path).expect("schema/config.v1.json exists");
     assert!(
-        published == canary_compiler::schema_json(),
+        published == canary_eval::schema_json(),
         "schema/config.v1.json is stale: run `canaryc schema > schema/config.v1.json`"
     );
     let schema: serde_json::Value = serde_json::from_str(&published).expect("schema is JSON");

@@ -3,7 +3,8 @@
 //! [`parse`] turns source text into an [`ast::Policy`] with byte spans, [`check`] enforces the rules that
 //! span statements (duplicates, unknown `let`s, split sums, TCP restrictions…), and [`render`] prints
 //! [`Diagnostic`]s as `FILE:LINE:COL: error: MESSAGE` followed by a caret excerpt. Lowering to the JSON
-//! config lives in `canary-compiler`, so this crate depends on nothing but the parser stack.
+//! config lives in `canary-compiler`, so this crate depends on nothing but the parser stack and `canary-eval`'s
+//! `compile_regex` (one regex compiler: a pattern the checker accepts is one the evaluator loads).
 //!
 //! [`fmt::format`] prints a policy in its canonical layout (`canaryc fmt`).
 //!

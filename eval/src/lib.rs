@@ -11,6 +11,8 @@ mod index;
 mod matcher;
 mod policy;
 mod request;
+#[cfg(feature = "schema")]
+mod schema;
 pub mod telemetry;
 mod wire;
 
@@ -19,4 +21,6 @@ pub use hash::{sticky_bucket, sticky_bucket_all};
 pub use matcher::{compile_regex, literal_alternatives, RegexError, REGEX_SCAN_LIMIT, REGEX_SIZE_LIMIT};
 pub use policy::{quoted, AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
 pub use request::{Request, SimpleRequest, SlotRequest};
+#[cfg(feature = "schema")]
+pub use schema::schema_json;
 pub use wire::{cookie_value, query_value};

@@ -2,7 +2,7 @@
 # Regenerates the weather app's Istio manifests for S1–S6 from examples/*.canary:
 #   examples/istio/<scenario>/{wasmplugin,envoyfilter,istio-routes}.yaml            (the filter decides)
 #   examples/istio/<scenario>/auto-{wasmplugin,istio-routes}.yaml                   (--backend auto)
-# These are the exact command lines; `cargo test -p canary-compiler --test manifest` checks the files are what
+# These are the exact command lines; `cargo test -p canaryc --test manifest` checks the files are what
 # they print (and validates them against the Istio CRDs).
 #
 # Usage: examples/istio/generate.sh [OUT_DIR]      (default: next to this script)
@@ -14,7 +14,7 @@ policies="$here/.."
 if [[ -n "${CANARYC:-}" ]]; then
   canaryc=("$CANARYC")
 else
-  canaryc=(cargo run --quiet --manifest-path "$here/../../Cargo.toml" -p canary-compiler --bin canaryc --)
+  canaryc=(cargo run --quiet --manifest-path "$here/../../Cargo.toml" -p canaryc --)
 fi
 
 # The module as the sidecars see it: mounted into istio-proxy at this path (see README.md). A file:// URL keeps

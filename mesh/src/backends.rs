@@ -1,6 +1,6 @@
 //! The filter against the native backend in real Envoy, shared by `tests/tests/envoy_native*.rs`: for one
 //! policy, a pair of Envoys (one runs the canary filter, one the policy lowered to Envoy's own routes by
-//! `canary_compiler::native`) in front of the same stand-in subsets v1, v2, v3 (each answers with its version);
+//! `canary_backends::native`) in front of the same stand-in subsets v1, v2, v3 (each answers with its version);
 //! requests written byte for byte; and the evaluator's view of which answers a request may get.
 
 use std::collections::BTreeSet;
@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use std::thread;
 
 use anyhow::{Context, Result};
-use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
-use canary_compiler::native::{lower_service, EnvoyVersion, NativeService, Target};
+use canary_backends::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
+use canary_backends::native::{lower_service, EnvoyVersion, NativeService, Target};
 use canary_eval::config::{Config, Protocol};
 use canary_eval::{Policy, SimpleRequest, BUCKETS};
 use canary_weather::http::Client;

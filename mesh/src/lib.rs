@@ -8,7 +8,7 @@
 //! ```
 //! Routing is client-side, as in Istio: the proxy in front of a caller decides which subset of the callee gets
 //! the call, so `source` conditions see the caller's own labels. Every Envoy runs the same `.wasm` with the same
-//! compiled policy and a bootstrap from [`canary_compiler::manifest::envoy_bootstrap`]; only `settings.service`,
+//! compiled policy and a bootstrap from [`canary_backends::manifest::envoy_bootstrap`]; only `settings.service`,
 //! the labels and the clusters differ. Applying another policy restarts the Envoys on the same ports.
 
 pub mod agents;
@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use canary_compiler::manifest::envoy::{envoy_bootstrap, resolve_protocol, EnvoyOptions};
-use canary_compiler::native::{lower_service, EnvoyVersion, Target};
+use canary_backends::manifest::envoy::{envoy_bootstrap, resolve_protocol, EnvoyOptions};
+use canary_backends::native::{lower_service, EnvoyVersion, Target};
 use canary_compiler::RuleSpans;
 use canary_eval::config::{Config, Protocol};
 use canary_weather::Role;

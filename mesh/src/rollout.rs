@@ -29,7 +29,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
+use canary_backends::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_eval::config::Protocol;
 use canary_eval::{Policy, SimpleRequest};
 use canary_weather::http::Client;
@@ -479,7 +479,7 @@ fn set_faults(addr: SocketAddr, faults: Faults) -> Result<()> {
 /// `canaryc ARGS…` through the CLI's own entry point (the harness needs canaryc's push before any binary is
 /// built, and the tests run the rollout this way); the exit code.
 pub fn canaryc_in_process(args: &[String]) -> i32 {
-    canary_compiler::cli::run_with(std::iter::once("canaryc".to_string()).chain(args.iter().cloned()))
+    canaryc::run_with(std::iter::once("canaryc".to_string()).chain(args.iter().cloned()))
 }
 
 /// The wall clock at `epoch`, in ms since the Unix epoch: proxies stamp `update_time` on that clock.
@@ -964,7 +964,7 @@ mod tests {
 
     /// The file as `canaryc manifest --kind ecds` writes it (YAML), for the policy at `percent`.
     fn ecds_file(percent: u32) -> String {
-        use canary_compiler::manifest::push::{ecds_resource, render, Format, PushOptions};
+        use canary_backends::manifest::push::{ecds_resource, render, Format, PushOptions};
         let config = policy::compile(&POLICY.replace("1% v2", &format!("{percent}% v2")), "f.canary").unwrap();
         let opts = PushOptions { wasm_path: "/it's/canary_filter.wasm".into(), ..PushOptions::new(SERVICE) };
         render(&ecds_resource(&config, &opts).unwrap(), Format::Yaml, "").unwrap()

@@ -7,7 +7,7 @@
 //! (`controller`, `view`), and the traffic simulator that tests the judge's guarantee (`sim`). It depends on
 //! `canary-dsl` (spans of the split to rewrite) and `canary-eval` (the one evaluator: the simulator routes
 //! users through `Policy::decide`), never on `canary-compiler`: compiling, diffing and pushing a policy are
-//! handed in by the CLI through the [`ops::PolicyOps`] trait, so the compiler's CLI can depend on this crate
+//! handed in by the CLI through the [`ops::PolicyOps`] trait, so `canaryc` can depend on this crate
 //! without a cycle and the judge stays testable without manifests, YAML backends or the network.
 
 pub mod clock;

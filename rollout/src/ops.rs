@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-/// Compile/check, diff and push a policy. `canary-compiler`'s CLI implements it with its own `compile`,
+/// Compile/check, diff and push a policy. The `canaryc` crate implements it with its own `compile`,
 /// `diff` and `manifest` code paths; tests may implement it directly.
 pub trait PolicyOps {
     /// Compile and check `text` (the policy file at `path`): `Err` holds the rendered diagnostics

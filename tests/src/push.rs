@@ -1,7 +1,7 @@
 //! One plain Envoy whose policy is pushed exactly as the README's push does it: the bootstrap is
 //! `canaryc manifest --kind envoy --ecds-path PATH` (or `--rds-path PATH`) and every push is
 //! `canaryc manifest POLICY --kind ecds -o PATH` (or `--kind rds`), run through the CLI's own entry point
-//! (`canary_compiler::cli::run_with`), so these tests prove the emitted forms and the atomic `-o` in Envoy.
+//! (`canaryc::run_with`), so these tests prove the emitted forms and the atomic `-o` in Envoy.
 //! The upstreams are the mesh's stand-ins (`backends::upstreams`): HTTP subsets answer `recommendation=vN`,
 //! TCP ones echo `one …` (v1) / `two …` (v2).
 
@@ -51,7 +51,7 @@ pub struct PushedEnvoy {
 
 /// `canaryc ARGS…` in-process; the exit code.
 pub fn canaryc(args: &[&str]) -> i32 {
-    canary_compiler::cli::run_with(std::iter::once("canaryc").chain(args.iter().copied()))
+    canaryc::run_with(std::iter::once("canaryc").chain(args.iter().copied()))
 }
 
 impl PushedEnvoy {
@@ -128,7 +128,7 @@ impl PushedEnvoy {
     /// Replaces the watched file with `contents` by rename, as any atomic writer would (for hand-edited or
     /// broken resources canaryc never writes).
     pub fn push_raw(&self, contents: &str) -> Result<()> {
-        canary_compiler::manifest::write_atomic(&self.watched, contents.as_bytes()).context("writing the file")
+        canary_durable::write_atomic(&self.watched, contents.as_bytes()).context("writing the file")
     }
 
     /// The stat prefix of this proxy's subscription: ECDS `extension_config_discovery.{http,network}_filter.

@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use canary_compiler::manifest::push::{ecds_resource, ecds_response, filter_discovery, render, Format, PushOptions};
-use canary_compiler::manifest::write_atomic;
+use canary_backends::manifest::push::{ecds_resource, ecds_response, filter_discovery, render, Format, PushOptions};
+use canary_durable::write_atomic;
 use canary_eval::config::{Config, Protocol};
 use serde_json::{json, Value};
 

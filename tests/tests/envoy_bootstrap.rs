@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
+use canary_backends::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_eval::config::Protocol;
 use canary_tests::mesh::envoy::{find_envoy, find_wasm, validate};
 use canary_tests::mesh::policy;

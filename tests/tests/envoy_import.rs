@@ -12,8 +12,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use canary_compiler::import::{import, Input, Severity};
 use canary_eval::{Policy, SimpleRequest};
+use canary_import::{import, Input, Severity};
 use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX};
 use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;

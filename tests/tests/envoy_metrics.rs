@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
+use canary_backends::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_rollout::metrics::stats_text::{self, Sample};
 use canary_tests::mesh::backends::{compile, upstreams};
 use canary_tests::mesh::chain::binomial_bounds;

@@ -1,5 +1,5 @@
 //! The native backend against the filter, in real Envoy 1.40: for each policy, one Envoy runs the canary filter
-//! and one runs the policy lowered to Envoy's own routes (`canary_compiler::native`), both in front of the same
+//! and one runs the policy lowered to Envoy's own routes (`canary_backends::native`), both in front of the same
 //! stand-in subsets v1, v2, v3 (each answers with its version). The same requests go to both and the subsets
 //! that answered must agree — request by request for deterministic decisions, key by key for sticky splits
 //! (and against `canary_eval::sticky_bucket`), within 5σ binomial bounds for splits drawn per request.
@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use canary_compiler::manifest::envoy::{cluster_name, envoy_bootstrap, EnvoyOptions};
-use canary_compiler::manifest::istio::{istio_manifest, IstioKind, IstioOptions};
-use canary_compiler::native::{lower_service, EnvoyVersion, NativeService, Target};
+use canary_backends::manifest::envoy::{cluster_name, envoy_bootstrap, EnvoyOptions};
+use canary_backends::manifest::istio::{istio_manifest, IstioKind, IstioOptions};
+use canary_backends::native::{lower_service, EnvoyVersion, NativeService, Target};
 use canary_eval::config::Protocol;
 use canary_eval::{sticky_bucket, sticky_bucket_all, Policy};
 use canary_tests::istio_pilot;

@@ -1,7 +1,7 @@
 //! Generated policies through both backends in real Envoy 1.40: proptest draws policies inside the native
 //! subset (header `=`/`!=`/`in`/literal `~`/`present`/`absent`, cookie equality, `path` prefixes, `method`,
 //! `host`, `source`, families, `not`/`and`/`or`; routes, splits sticky or not, 100% splits, top-level and
-//! service rules, defaults or none), keeps those `canary_compiler::native::lower_service` lowers (the refused
+//! service rules, defaults or none), keeps those `canary_backends::native::lower_service` lowers (the refused
 //! ones are counted and redrawn), and runs each through a pair of Envoys — the filter and the native routes
 //! (`canary_tests::mesh::backends`, as `envoy_native.rs`). Requests aimed at the generated values (equal,
 //! differing, absent, empty, prefixes, case variants; no repeated header lines: README "Backends" documents that

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use canary_compiler::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
+use canary_backends::manifest::envoy::{envoy_bootstrap, EnvoyOptions};
 use canary_rollout::counts::{ArmCounts, Counts};
 use canary_rollout::metrics::prometheus::arm_queries;
 use canary_rollout::metrics::{

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use super::client::Conn;
 use super::Proxy;
 use crate::reload::stat_value;
-use canary_compiler::manifest::envoy::filter_name;
+use canary_backends::manifest::envoy::filter_name;
 
 /// The ECDS counters of the proxy's canary filter (`canary-SERVICE`, as canaryc names it).
 fn counter(p: &Proxy, which: &str) -> String {

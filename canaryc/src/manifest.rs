@@ -1,0 +1,471 @@
+//! `canaryc manifest FILE [--kind wasmplugin|envoyfilter|istio-routes|envoy|ecds|rds] … [-o OUT]`: deployment
+//! YAML on stdout, or written atomically to OUT.
+//!
+//! The Istio kinds share one set of flags, so one command line per kind differs only in `--kind` (a script can
+//! generate all three). The module comes from `--wasm-url`, which the proxies fetch; `--kind envoy` instead
+//! needs a file Envoy reads itself (`--wasm PATH`, or a `file://` `--wasm-url`). `ecds` and `rds` are the push
+//! forms for a plain Envoy whose bootstrap (`--kind envoy --ecds-path|--rds-path PATH`) watches PATH: they take
+//! the flags of `--kind envoy` that describe the pushed resource. Flags a kind does not use are refused, so a
+//! mistyped command does not silently produce something else.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use canary_eval::config::Protocol;
+use canary_eval::Config;
+use clap::{Args, ValueEnum};
+
+use super::{color, load, print, Failure};
+use canary_backends::manifest::envoy::{
+    envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, resolve_protocol, EnvoyOptions,
+};
+use canary_backends::manifest::istio::{
+    istio_manifest, istio_services, local_module_path, Edge, IstioKind, IstioOptions, WasmModule,
+};
+use canary_backends::manifest::push::{self, Format, PushOptions};
+use canary_backends::manifest::write_atomic;
+use canary_backends::native::{self, Dialect, EnvoyVersion, Target};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// Istio WasmPlugins (Istio ≥ 1.12): the filter in the callers' sidecars and the ingress gateway.
+    Wasmplugin,
+    /// The same as EnvoyFilters, for meshes without WasmPlugin.
+    Envoyfilter,
+    /// DestinationRules and VirtualServices that route on the filter's subset header.
+    IstioRoutes,
+    /// A bootstrap for one plain Envoy (the policy inline, or pushed: --ecds-path / --rds-path).
+    Envoy,
+    /// The filter's configuration as an ECDS resource, for a bootstrap made with --ecds-path (push it with -o).
+    Ecds,
+    /// A natively lowered HTTP service's routes as an RDS resource, for a bootstrap made with --rds-path.
+    Rds,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Wasmplugin => "wasmplugin",
+            Kind::Envoyfilter => "envoyfilter",
+            Kind::IstioRoutes => "istio-routes",
+            Kind::Envoy => "envoy",
+            Kind::Ecds => "ecds",
+            Kind::Rds => "rds",
+        }
+    }
+}
+
+/// Who decides: the canary filter, Envoy's own routes, or the cheapest exact one per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The wasm filter decides, the routes map its subset header (what scripts without --backend get).
+    Filter,
+    /// Envoy's native routes decide, no filter; exit 1 naming every rule without an exact native form.
+    Native,
+    /// Native where exact, the filter elsewhere; one line per service on stderr says which and why.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The policy (`.canary`).
+    file: PathBuf,
+    #[arg(long, value_enum, default_value_t = Kind::Wasmplugin)]
+    kind: Kind,
+    /// Who decides (see README "Backends") [default: filter; native for --kind rds and --rds-path]. The default
+    /// stays `filter`, so existing scripts keep their output.
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+    /// Write the output to OUT instead of stdout, atomically: a temporary file beside OUT, renamed over it (what
+    /// a watching Envoy needs). `--kind ecds|rds` write JSON when OUT ends in .json, else YAML.
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// The oldest Envoy the generated routes must run on: native features newer than it are left to the
+    /// filter, with the reason (Istio 1.28 ships Envoy 1.36).
+    #[arg(long, default_value = "1.40", value_name = "X.Y", value_parser = EnvoyVersion::parse)]
+    envoy_version: EnvoyVersion,
+    /// Where proxies fetch the filter module: https://…, oci://…, file:///path-in-the-proxy, or a local file
+    /// (written as file://ABSOLUTE and hashed). Required for wasmplugin and envoyfilter.
+    #[arg(long, value_name = "URL")]
+    wasm_url: Option<String>,
+    /// Module checksum: 64 hex digits, or a local copy of the module to hash (computed automatically for a
+    /// file:// URL that exists here). For oci:// it is the image digest.
+    #[arg(long, value_name = "HEX|PATH")]
+    sha256: Option<String>,
+    /// Application namespace.
+    #[arg(long, default_value = "default", value_name = "NS", help_heading = "Istio")]
+    namespace: String,
+    /// A mesh service to generate for besides those the policy declares (top-level rules apply to it);
+    /// repeatable. With --kind envoy: the service the proxy serves.
+    #[arg(long = "service", value_name = "NAME")]
+    services: Vec<String>,
+    /// Service port, repeatable: required for TCP services (Istio's subset clusters are
+    /// outbound|PORT|SUBSET|HOST); for HTTP services it narrows the plugin to those ports.
+    #[arg(long = "port", value_name = "SERVICE=PORT", value_parser = parse_port, help_heading = "Istio")]
+    ports: Vec<(String, u16)>,
+    /// Subsets deployed for every service (the first is where undecided requests go when the policy has no
+    /// default), merged with those the policy names. With --kind ecds|rds: the subsets the proxy has clusters
+    /// for; a policy that can choose another is refused.
+    #[arg(long, value_delimiter = ',', value_name = "V1,V2", help_heading = "Istio")]
+    subsets: Vec<String>,
+    /// The service the ingress gateway calls: also run the filter in the gateway (deciding for this service) and
+    /// route the gateway's traffic on its decision.
+    #[arg(long, value_name = "SERVICE", help_heading = "Istio")]
+    edge: Option<String>,
+    /// The Gateway resource the edge service's public VirtualService binds to (istio-routes).
+    #[arg(long, value_name = "[NS/]NAME", help_heading = "Istio")]
+    gateway: Option<String>,
+    /// Public host of the edge service, repeatable [default: *].
+    #[arg(long = "edge-host", value_name = "HOST", help_heading = "Istio")]
+    edge_hosts: Vec<String>,
+    /// Namespace of the ingress gateway workload.
+    #[arg(long, default_value = "istio-system", value_name = "NS", help_heading = "Istio")]
+    gateway_namespace: String,
+    /// Label of the ingress gateway workload, repeatable [default: istio=ingressgateway].
+    #[arg(long = "gateway-label", value_name = "K=V", value_parser = parse_label_flag, help_heading = "Istio")]
+    gateway_labels: Vec<(String, String)>,
+    /// Kubernetes cluster DNS domain.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN", help_heading = "Istio")]
+    cluster_domain: String,
+    /// Local filter module Envoy loads.
+    #[arg(long, value_name = "PATH", help_heading = "Envoy")]
+    wasm: Option<PathBuf>,
+    /// Where the proxy listens.
+    #[arg(long, value_name = "IP:PORT", value_parser = |v: &str| parse_addr(v, "--listen"), help_heading = "Envoy")]
+    listen: Option<SocketAddr>,
+    /// Envoy's admin interface.
+    #[arg(long, default_value = "127.0.0.1:9901", value_name = "IP:PORT",
+          value_parser = |v: &str| parse_addr(v, "--admin"), help_heading = "Envoy")]
+    admin: SocketAddr,
+    /// A subset's upstream, repeatable.
+    #[arg(long = "cluster", value_name = "SUBSET=IP:PORT", value_parser = parse_cluster_flag, help_heading = "Envoy")]
+    clusters: Vec<(String, SocketAddr)>,
+    /// A label of the workload this proxy fronts (read by `source` conditions), repeatable.
+    #[arg(long = "node-label", value_name = "K=V", value_parser = parse_label_flag, help_heading = "Envoy")]
+    node_labels: Vec<(String, String)>,
+    /// Serve the service as HTTP or TCP [default: as the policy declares it].
+    #[arg(long, value_enum, help_heading = "Envoy")]
+    protocol: Option<ProtocolArg>,
+    /// The filter's policy is read from this watched file (ECDS; write it with --kind ecds -o PATH) instead of
+    /// being inlined. Absolute; ends in .yaml or .json.
+    #[arg(long, value_name = "PATH", help_heading = "Envoy")]
+    ecds_path: Option<PathBuf>,
+    /// The native routes are read from this watched file (RDS; write it with --kind rds -o PATH) instead of
+    /// being inlined. HTTP only. Absolute; ends in .yaml or .json.
+    #[arg(long, value_name = "PATH", help_heading = "Envoy")]
+    rds_path: Option<PathBuf>,
+    /// Make the filter write each decision into filter state `wasm.canary_decision` (one host call per
+    /// request); with --kind envoy also log every request with it to stdout. For Istio, print it with
+    /// `%FILTER_STATE(wasm.canary_decision:PLAIN)%` in meshConfig.accessLogFormat (README "Metrics and access log").
+    #[arg(long)]
+    access_log: bool,
+}
+
+fn parse_port(value: &str) -> Result<(String, u16), String> {
+    match value.split_once('=') {
+        Some((service, port)) if !service.trim().is_empty() => match port.trim().parse::<u16>() {
+            Ok(port) if port > 0 => Ok((service.trim().to_string(), port)),
+            _ => Err(format!("--port: `{port}` is not a port number (1-65535)")),
+        },
+        _ => Err(format!("--port: expected SERVICE=PORT, got `{value}`")),
+    }
+}
+
+/// Runs `canaryc manifest`: YAML on stdout (or atomically into `-o OUT`), notes as warnings on stderr.
+pub(super) fn run(args: ManifestArgs) -> Result<(), Failure> {
+    let yaml = generate(&args)?;
+    match &args.output {
+        Some(out) => write_atomic(out, yaml.as_bytes()).map_err(|e| format!("{}: cannot write: {e}", out.display()))?,
+        None => print(&yaml),
+    }
+    Ok(())
+}
+
+/// The manifest `args` describe, as text (`canaryc rollout` pipes it into a push command).
+pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
+    misplaced_flags(args)?;
+    let backend = effective_backend(args)?;
+    let (mut compiled, text) = load(&args.file)?;
+    if args.access_log && args.kind != Kind::Envoy {
+        // The Istio plugins and the ECDS resource carry the setting; `--kind envoy` sets it with the log it writes.
+        compiled.config.settings.access_log = true;
+    }
+    let config = &compiled.config;
+    let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
+    if backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
+        return Err("--backend native deploys no filter: generate the routes with --kind istio-routes --backend \
+                    native (or use --backend auto here: plugins only for the services that need the filter)"
+            .to_string()
+            .into());
+    }
+    let yaml = match args.kind {
+        Kind::Envoy => {
+            let mut opts = envoy_options(args, backend, config)?;
+            if backend != Backend::Filter {
+                let protocol = resolve_protocol(config, &opts)?;
+                let target = Target { labels: Some(&opts.node_labels), ..Target::envoy(args.envoy_version) };
+                let lowered = choose(args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
+                opts.native = lowered.into_values().next();
+            }
+            if opts.access_log && opts.native.is_some() {
+                return Err("--access-log logs the filter's decisions, but this service got native routes (no \
+                            filter runs): use --backend filter, or Envoy's own access log"
+                    .to_string()
+                    .into());
+            }
+            envoy_bootstrap(config, &opts)?
+        }
+        Kind::Ecds | Kind::Rds => pushed_resource(args, backend, &compiled, &text)?,
+        Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
+            let kind = match args.kind {
+                Kind::Wasmplugin => IstioKind::WasmPlugin,
+                Kind::Envoyfilter => IstioKind::EnvoyFilter,
+                _ => IstioKind::Routes,
+            };
+            let opts = istio_options(args);
+            let native = match backend {
+                Backend::Filter => BTreeMap::new(),
+                _ => choose(
+                    args,
+                    backend,
+                    &compiled,
+                    &text,
+                    &istio_services(config, &opts)?,
+                    &Target::istio(args.envoy_version),
+                )?,
+            };
+            let (module, notes) = match (&args.wasm_url, kind) {
+                (Some(url), IstioKind::WasmPlugin | IstioKind::EnvoyFilter) => {
+                    let (module, notes) = WasmModule::resolve(url, args.sha256.as_deref())?;
+                    (Some(module), notes)
+                }
+                _ => (None, Vec::new()),
+            };
+            let manifest = istio_manifest(config, kind, &opts, module.as_ref(), &source, &native)?;
+            for note in notes.iter().chain(&manifest.notes) {
+                eprintln!("warning: {note}");
+            }
+            manifest.yaml
+        }
+    };
+    Ok(yaml)
+}
+
+impl ManifestArgs {
+    /// `-o OUT`, if given.
+    pub(super) fn output(&self) -> Option<&std::path::Path> {
+        self.output.as_deref()
+    }
+}
+
+/// `--backend` as given, else what the kind implies: native routes for `--kind rds` and `--rds-path`, the
+/// filter everywhere else. Refuses combinations that cannot push what they name.
+fn effective_backend(args: &ManifestArgs) -> Result<Backend, Failure> {
+    let routes = args.kind == Kind::Rds || args.rds_path.is_some();
+    let what = if args.kind == Kind::Rds { "--kind rds" } else { "--rds-path" };
+    match (args.backend, routes) {
+        (Some(Backend::Filter), true) => Err(format!(
+            "{what} pushes native routes, and --backend filter has none: push the filter's policy with --kind ecds \
+             (--ecds-path in the bootstrap)"
+        )
+        .into()),
+        (Some(Backend::Native | Backend::Auto), false) if args.kind == Kind::Ecds => {
+            Err("--kind ecds pushes the filter's policy: native routes are pushed with --kind rds (--rds-path in the \
+             bootstrap)"
+                .to_string()
+                .into())
+        }
+        (Some(backend), _) => Ok(backend),
+        (None, true) => Ok(Backend::Native),
+        (None, false) => Ok(Backend::Filter),
+    }
+}
+
+/// `--kind ecds|rds`: the resource a watching proxy reads, in the format its file name tells Envoy to parse.
+fn pushed_resource(
+    args: &ManifestArgs,
+    backend: Backend,
+    compiled: &canary_compiler::Compiled,
+    text: &str,
+) -> Result<String, Failure> {
+    let config = &compiled.config;
+    let mut opts = PushOptions::new(&proxy_service(args, config)?);
+    opts.protocol = args.protocol.map(protocol);
+    opts.subsets = args.subsets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let format = Format::for_path(args.output.as_deref());
+    let (response, what) = if args.kind == Kind::Ecds {
+        opts.wasm_path = match (&args.wasm, &args.wasm_url) {
+            (Some(path), _) => path.clone(),
+            (None, Some(url)) => local_module_path(url)
+                .ok_or_else(|| format!("--kind ecds loads the module from a file: pass --wasm PATH, not {url}"))?,
+            (None, None) => {
+                return Err("--kind ecds needs the filter module's path in the proxy: --wasm PATH".to_string().into())
+            }
+        };
+        (push::ecds_resource(config, &opts)?, format!("ECDS resource: the canary filter of `{}`", opts.service))
+    } else {
+        let protocol = canary_backends::manifest::envoy::protocol_of(config, &opts.service, opts.protocol)?;
+        let target = Target { labels: Some(&args.node_labels), ..Target::envoy(args.envoy_version) };
+        let lowered = choose(args, backend, compiled, text, &[(opts.service.clone(), protocol)], &target)?;
+        opts.native = Some(lowered.into_values().next().ok_or_else(|| {
+            format!(
+                "--kind rds: service `{}` needs the filter (above), which routes cannot carry: push its policy with \
+                 --kind ecds to a proxy made with --ecds-path",
+                opts.service
+            )
+        })?);
+        (push::rds_resource(config, &opts)?, format!("RDS resource: the native routes of `{}`", opts.service))
+    };
+    Ok(push::render(&response, format, &what)?)
+}
+
+fn protocol(p: ProtocolArg) -> Protocol {
+    match p {
+        ProtocolArg::Http => Protocol::Http,
+        ProtocolArg::Tcp => Protocol::Tcp,
+    }
+}
+
+/// `--backend native|auto`: each service's policy as native routes for `target` (an Envoy specialised by its
+/// own `--node-label`s, or Istio's VirtualServices), or why not. `native` fails with every refusal as a
+/// `FILE:LINE:COL` diagnostic; `auto` leaves such services to the filter, and says on stderr, one line per
+/// service, which backend each got and why.
+fn choose(
+    args: &ManifestArgs,
+    backend: Backend,
+    compiled: &canary_compiler::Compiled,
+    text: &str,
+    services: &[(String, Protocol)],
+    target: &Target<'_>,
+) -> Result<BTreeMap<String, native::NativeService>, Failure> {
+    let file = args.file.display().to_string();
+    let what = match target.dialect {
+        Dialect::Envoy => "native Envoy routes",
+        Dialect::Istio => "native VirtualService routes",
+    };
+    let mut lowered = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    for (service, protocol) in services {
+        match native::lower_service(&compiled.config, &compiled.spans, service, *protocol, target) {
+            Ok(routes) => {
+                if backend == Backend::Auto {
+                    eprintln!("{service}: {what} (every rule has an exact form on Envoy {})", args.envoy_version);
+                }
+                lowered.insert(service.clone(), routes);
+            }
+            Err(refusals) if backend == Backend::Native => {
+                diagnostics.extend(native::diagnostics(service, &refusals, "native"));
+            }
+            Err(refusals) => {
+                let first = &refusals[0];
+                let at = canary_dsl::line_col(text, first.span.start);
+                let more = match refusals.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more rule(s))", n - 1),
+                };
+                eprintln!("{service}: filter ({file}:{}:{}: {}){more}", at.line, at.col, first.reason);
+            }
+        }
+    }
+    if !diagnostics.is_empty() {
+        eprint!("{}", canary_compiler::render(&diagnostics, text, &file, color()));
+        return Err(Failure::Reported);
+    }
+    Ok(lowered)
+}
+
+fn istio_options(args: &ManifestArgs) -> IstioOptions {
+    let mut opts = IstioOptions::new(&args.namespace);
+    opts.services = args.services.clone();
+    opts.ports = args.ports.clone();
+    opts.subsets = args.subsets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    opts.cluster_domain = args.cluster_domain.clone();
+    opts.edge = args.edge.as_ref().map(|service| {
+        let mut edge = Edge::new(service);
+        edge.gateway = args.gateway.clone();
+        edge.namespace = args.gateway_namespace.clone();
+        if !args.edge_hosts.is_empty() {
+            edge.hosts = args.edge_hosts.clone();
+        }
+        if !args.gateway_labels.is_empty() {
+            edge.labels = args.gateway_labels.clone();
+        }
+        edge
+    });
+    opts
+}
+
+/// The one service a proxy (or a pushed resource) is for: `--service`, or the policy's only service.
+fn proxy_service(args: &ManifestArgs, config: &Config) -> Result<String, Failure> {
+    let kind = args.kind.name();
+    match (args.services.as_slice(), config.services.as_slice()) {
+        ([one], _) => Ok(one.clone()),
+        ([], [only]) => Ok(only.name.clone()),
+        ([], _) => Err(format!("--kind {kind}: name the service this proxy serves with --service NAME").into()),
+        _ => Err(format!("--kind {kind} is for one proxy: give --service once").into()),
+    }
+}
+
+fn envoy_options(args: &ManifestArgs, backend: Backend, config: &Config) -> Result<EnvoyOptions, Failure> {
+    let service = proxy_service(args, config)?;
+    let listen = args.listen.ok_or_else(|| "--kind envoy needs --listen IP:PORT".to_string())?;
+    let wasm = match (&args.wasm, &args.wasm_url) {
+        (Some(path), _) => path.clone(),
+        (None, Some(url)) => local_module_path(url)
+            .ok_or_else(|| format!("--kind envoy loads the module from a file: pass --wasm PATH, not {url}"))?,
+        // Native routes load no module; `auto` may still need one, and says so if it does.
+        (None, None) if backend == Backend::Native => PathBuf::new(),
+        (None, None) => return Err("--kind envoy needs the filter module: --wasm PATH".to_string().into()),
+    };
+    let mut opts = EnvoyOptions::new(&service, listen, args.admin, wasm);
+    opts.clusters = args.clusters.clone();
+    opts.node_labels = args.node_labels.clone();
+    opts.access_log = args.access_log;
+    opts.protocol = args.protocol.map(protocol);
+    opts.ecds_path = args.ecds_path.clone();
+    opts.rds_path = args.rds_path.clone();
+    // Undecided requests (or a skipped filter) take the policy's default when it has a cluster.
+    let declared = config.services.iter().find(|s| s.name == service);
+    let default = declared.and_then(|s| s.rules.default.clone()).or_else(|| config.global.default.clone());
+    opts.default_subset = default.filter(|d| opts.clusters.iter().any(|(subset, _)| subset == d));
+    Ok(opts)
+}
+
+/// Refuses flags the chosen kind would ignore.
+fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
+    use Kind::*;
+    const ISTIO: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes];
+    let flags: [(&str, bool, &[Kind]); 16] = [
+        ("--wasm", args.wasm.is_some(), &[Envoy, Ecds]),
+        ("--listen", args.listen.is_some(), &[Envoy]),
+        ("--cluster", !args.clusters.is_empty(), &[Envoy]),
+        ("--node-label", !args.node_labels.is_empty(), &[Envoy, Rds]),
+        ("--protocol", args.protocol.is_some(), &[Envoy, Ecds, Rds]),
+        ("--ecds-path", args.ecds_path.is_some(), &[Envoy]),
+        ("--rds-path", args.rds_path.is_some(), &[Envoy]),
+        ("--access-log", args.access_log, &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds]),
+        ("--wasm-url", args.wasm_url.is_some(), &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds]),
+        ("--sha256", args.sha256.is_some(), ISTIO),
+        ("--port", !args.ports.is_empty(), ISTIO),
+        ("--subsets", !args.subsets.is_empty(), &[Wasmplugin, Envoyfilter, IstioRoutes, Ecds, Rds]),
+        ("--edge", args.edge.is_some(), ISTIO),
+        ("--gateway", args.gateway.is_some(), ISTIO),
+        ("--edge-host", !args.edge_hosts.is_empty(), ISTIO),
+        ("--gateway-label", !args.gateway_labels.is_empty(), ISTIO),
+    ];
+    let kind = match args.kind {
+        Envoy | Ecds | Rds => args.kind.name(),
+        _ => "an Istio kind",
+    };
+    match flags.iter().find(|(_, given, kinds)| *given && !kinds.contains(&args.kind)) {
+        Some((flag, ..)) => Err(format!("{flag} does not apply to {kind} (see canaryc manifest --help)").into()),
+        None => Ok(()),
+    }
+}

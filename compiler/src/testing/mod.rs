@@ -1,9 +1,0 @@
-//! `canaryc test`: policy tests as YAML cases, so a rollout step (a pull request changing one percentage)
-//! fails review when a rule stops doing what its author meant. [`file`] reads the cases, [`run`] decides
-//! them with the one evaluator.
-
-pub mod file;
-pub mod run;
-
-pub use file::{parse, Case, Expect, FileError, RuleExpect};
-pub use run::{rule_spans, Runner, DEFAULT_SAMPLES, SIGMAS};
