@@ -20,7 +20,8 @@ impl ExactTable {
     }
 
     pub fn get(&self, value: &[u8]) -> Option<RuleId> {
-        self.entries.binary_search_by(|(k, _)| (**k).cmp(value)).ok().map(|i| self.entries[i].1)
+        let i = self.entries.binary_search_by(|(k, _)| (**k).cmp(value)).ok()?;
+        self.entries.get(i).map(|(_, rule)| *rule)
     }
 }
 
@@ -49,7 +50,7 @@ impl PrefixIndex {
         self.by_len
             .iter()
             .take_while(|(len, _)| *len <= value.len())
-            .filter_map(|(len, table)| table.get(&value[..*len]))
+            .filter_map(|(len, table)| table.get(value.get(..*len)?))
             .min_by_key(|r| r.0)
     }
 }
@@ -59,6 +60,7 @@ impl PrefixIndex {
 /// an open-addressed table, and candidates are verified in full.
 #[derive(Debug)]
 pub struct LiteralIndex {
+    /// 1 to 8 bytes: the shortest literal's length, as much as a u64 holds.
     window: usize,
     first_bytes: [u64; 4],
     /// Slots of (packed prefix, index of the first entry with that prefix); `u32::MAX` marks empty.
@@ -75,10 +77,14 @@ impl LiteralIndex {
         let mut first_bytes = [0u64; 4];
         let entries: Vec<(u64, Box<[u8]>, RuleId)> = literals
             .into_iter()
-            .filter(|(l, _)| !l.is_empty())
-            .map(|(l, r)| {
-                first_bytes[usize::from(l[0] >> 6)] |= 1 << (l[0] & 63);
-                (pack(&l[..window]), l, r)
+            .filter_map(|(l, r)| {
+                // Empty literals are left out; `window` is at most any other literal's length.
+                let (&first, _) = l.split_first()?;
+                let head = pack(l.get(..window)?);
+                if let Some(bits) = first_bytes.get_mut(usize::from(first >> 6)) {
+                    *bits |= 1 << (first & 63);
+                }
+                Some((head, l, r))
             })
             .collect();
         // Literals arrive in rule order, so equal prefixes stay sorted by rule.
@@ -86,15 +92,20 @@ impl LiteralIndex {
         let size = (entries.len() * 2).next_power_of_two().max(2);
         let shift = 64 - size.trailing_zeros();
         let mut slots = vec![(0, u32::MAX); size];
+        let mut previous = None;
         for (i, (prefix, _, _)) in entries.iter().enumerate() {
-            if i > 0 && entries[i - 1].0 == *prefix {
+            if previous.replace(*prefix) == Some(*prefix) {
                 continue;
             }
+            // `slot_of` is below `size` (its top `log2(size)` bits), and the table is at most half full.
             let mut s = slot_of(*prefix, shift);
-            while slots[s].1 != u32::MAX {
+            while let Some(slot) = slots.get_mut(s) {
+                if slot.1 == u32::MAX {
+                    *slot = (*prefix, i as u32);
+                    break;
+                }
                 s = (s + 1) & (size - 1);
             }
-            slots[s] = (*prefix, i as u32);
         }
         LiteralIndex { window, first_bytes, slots, shift, entries }
     }
@@ -104,21 +115,22 @@ impl LiteralIndex {
         if value.len() < self.window {
             return None;
         }
-        for i in 0..=value.len() - self.window {
-            let b = value[i];
-            if self.first_bytes[usize::from(b >> 6)] & (1 << (b & 63)) == 0 {
+        // `window` is at least 1 (`new`), so `windows` cannot panic.
+        for (i, w) in value.windows(self.window).enumerate() {
+            let Some(&b) = w.first() else { continue };
+            if self.first_bytes.get(usize::from(b >> 6)).is_none_or(|bits| bits & (1 << (b & 63)) == 0) {
                 continue;
             }
-            let prefix = pack(&value[i..i + self.window]);
+            let prefix = pack(w);
             let Some(start) = self.lookup(prefix) else { continue };
-            for (p, literal, rule) in &self.entries[start..] {
+            for (p, literal, rule) in self.entries.iter().skip(start) {
                 if *p != prefix {
                     break;
                 }
                 if best.is_some_and(|b| b.0 <= rule.0) {
                     break; // entries are sorted by rule within a prefix: nothing earlier follows
                 }
-                if value[i..].starts_with(literal) {
+                if value.get(i..).is_some_and(|rest| rest.starts_with(literal)) {
                     best = Some(*rule);
                     break;
                 }
@@ -131,7 +143,7 @@ impl LiteralIndex {
         let mask = self.slots.len() - 1;
         let mut s = slot_of(prefix, self.shift);
         loop {
-            let (p, i) = self.slots[s];
+            let &(p, i) = self.slots.get(s)?;
             if i == u32::MAX {
                 return None;
             }
@@ -149,7 +161,7 @@ fn permute<T>(items: Vec<T>, key: impl Fn(&T) -> Vec<u8>) -> Vec<T> {
     let mut order: Vec<(Vec<u8>, usize)> = items.iter().map(&key).zip(0..).collect();
     order.sort_unstable();
     let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|(_, i)| slots[i].take()).collect()
+    order.into_iter().filter_map(|(_, i)| slots.get_mut(i)?.take()).collect()
 }
 
 fn pack(bytes: &[u8]) -> u64 {

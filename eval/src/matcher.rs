@@ -119,7 +119,7 @@ impl std::fmt::Display for RegexError {
 
 /// The part of a value that a `~` condition with regex operators searches.
 pub fn regex_window(v: &[u8]) -> &[u8] {
-    &v[..v.len().min(REGEX_SCAN_LIMIT)]
+    v.get(..REGEX_SCAN_LIMIT).unwrap_or(v)
 }
 
 #[derive(Debug, Clone)]
@@ -201,9 +201,10 @@ impl Test {
                 match std::str::from_utf8(v) {
                     Ok(s) => re.is_match(s),
                     // Cut inside a character by the window: search the complete characters.
-                    Err(e) if e.error_len().is_none() => {
-                        std::str::from_utf8(&v[..e.valid_up_to()]).is_ok_and(|s| re.is_match(s))
-                    }
+                    Err(e) if e.error_len().is_none() => v
+                        .get(..e.valid_up_to())
+                        .and_then(|complete| std::str::from_utf8(complete).ok())
+                        .is_some_and(|s| re.is_match(s)),
                     // Not UTF-8: match against the lossy text so a hostile byte can neither crash nor evade.
                     Err(_) => re.is_match(&String::from_utf8_lossy(v)),
                 }
@@ -229,7 +230,7 @@ impl<'r> Memo<'r> {
     }
 
     pub fn get_or(&mut self, key: u32, compute: impl FnOnce() -> Option<&'r [u8]>) -> Option<&'r [u8]> {
-        if let Some((_, v)) = self.entries[..self.len].iter().find(|(k, _)| *k == key) {
+        if let Some((_, v)) = self.entries.iter().take(self.len).find(|(k, _)| *k == key) {
             return *v;
         }
         let v = compute();
@@ -240,7 +241,9 @@ impl<'r> Memo<'r> {
             self.next = (self.next + 1) % self.entries.len();
             self.next
         };
-        self.entries[i] = (key, v);
+        if let Some(entry) = self.entries.get_mut(i) {
+            *entry = (key, v);
+        }
         v
     }
 }

@@ -182,8 +182,9 @@ impl Policy {
         self.settings.header()
     }
 
+    /// The name of a subset of this policy (empty for an id of another policy).
     pub fn subset_name(&self, id: SubsetId) -> &str {
-        &self.subsets[id.0 as usize]
+        self.subsets.get(id.0 as usize).map_or("", String::as_str)
     }
 
     pub fn subsets(&self) -> &[String] {
@@ -194,18 +195,19 @@ impl Policy {
         self.rules.len()
     }
 
+    /// The policy line of a rule (0, which no rule has, for an id of another policy).
     pub fn rule_line(&self, id: RuleId) -> u32 {
-        self.rules[id.0 as usize].line
+        self.rule(id).map_or(0, |r| r.line)
     }
 
     /// The rules a service tries, in order: the global rules (HTTP services), then its own.
     pub fn service_rules(&self, id: ServiceId) -> &[RuleId] {
-        &self.service_rules[id.0 as usize]
+        self.service_rules.get(id.0 as usize).map_or(&[], Vec::as_slice)
     }
 
     /// What a service gives when no rule decides: its default, else the global one.
     pub fn default_subset(&self, id: ServiceId) -> Option<SubsetId> {
-        self.services[id.0 as usize].default
+        self.compiled(id)?.default
     }
 
     /// The rule of `config` that `id` was compiled from; `config` must be the one this policy was built
@@ -220,23 +222,40 @@ impl Policy {
         (0..self.services.len() as u32).map(ServiceId)
     }
 
+    /// The name of a service of this policy (empty for an id of another policy).
     pub fn service_name(&self, id: ServiceId) -> &str {
-        &self.services[id.0 as usize].name
+        self.compiled(id).map_or("", |s| s.name.as_str())
     }
 
+    /// The protocol of a service of this policy (HTTP, as the fallback's, for an id of another policy).
     pub fn protocol(&self, id: ServiceId) -> Protocol {
-        self.services[id.0 as usize].protocol
+        self.compiled(id).map_or(Protocol::Http, |s| s.protocol)
     }
 
     /// Declared service names (the fallback excluded).
     pub fn declared_services(&self) -> impl Iterator<Item = &str> {
-        self.services[..self.services.len() - 1].iter().map(|s| s.name.as_str())
+        self.declared().iter().map(|s| s.name.as_str())
     }
 
     /// A declared service by exact name.
     pub fn service(&self, name: &str) -> Option<ServiceId> {
-        let declared = &self.services[..self.services.len() - 1];
-        declared.iter().position(|s| s.name == name).map(|i| ServiceId(i as u32))
+        self.declared().iter().position(|s| s.name == name).map(|i| ServiceId(i as u32))
+    }
+
+    /// The declared services: all but the last, the fallback.
+    fn declared(&self) -> &[CompiledService] {
+        self.services.split_last().map_or(&[], |(_fallback, declared)| declared)
+    }
+
+    /// A service of this policy. Ids are numbers a caller could make up: one that is not this policy's finds
+    /// nothing (every accessor then answers as for a service without rules or default) instead of panicking.
+    fn compiled(&self, id: ServiceId) -> Option<&CompiledService> {
+        self.services.get(id.0 as usize)
+    }
+
+    /// A rule of this policy; see [`Policy::compiled`].
+    fn rule(&self, id: RuleId) -> Option<&CompiledRule> {
+        self.rules.get(id.0 as usize)
     }
 
     /// The service for any name: a declared one, else the fallback that holds only the global rules.
@@ -257,7 +276,7 @@ impl Policy {
         }
         let host = host_only(authority);
         let first_label = host.split(|&b| b == b'.').next().unwrap_or(host);
-        let declared = &self.services[..self.services.len() - 1];
+        let declared = self.declared();
         declared
             .iter()
             .position(|s| s.name.as_bytes().eq_ignore_ascii_case(host))
@@ -277,10 +296,13 @@ impl Policy {
         Q: Request + ?Sized,
         G: RngCore + ?Sized,
     {
-        let svc = &self.services[service.0 as usize];
+        let Some(svc) = self.compiled(service) else {
+            return Decision { subset: None, rule: None };
+        };
         let mut memo = Memo::new();
         if let Some(id) = svc.steps.iter().find_map(|step| self.hit(step, req, &mut memo)) {
-            let subset = self.act(&self.rules[id.0 as usize].action, req, rng, &mut ()).or(svc.default);
+            // `hit` finds only this policy's rules.
+            let subset = self.rule(id).and_then(|rule| self.act(&rule.action, req, rng, &mut ())).or(svc.default);
             return Decision { subset, rule: Some(id) };
         }
         Decision { subset: svc.default, rule: None }
@@ -294,11 +316,13 @@ impl Policy {
         Q: Request + ?Sized,
         G: RngCore + ?Sized,
     {
-        let svc = &self.services[service.0 as usize];
-        let mut memo = Memo::new();
         let mut tried = Vec::new();
-        for &id in &self.service_rules[service.0 as usize] {
-            let rule = &self.rules[id.0 as usize];
+        let Some(svc) = self.compiled(service) else {
+            return Explanation { service, tried, decision: Decision { subset: None, rule: None } };
+        };
+        let mut memo = Memo::new();
+        for &id in self.service_rules(service) {
+            let Some(rule) = self.rule(id) else { continue };
             let mut rec = Recorder::new();
             let matched = rule.when.as_ref().is_none_or(|m| self.matches(m, req, &mut memo, &mut rec));
             let when = rule.when.as_ref().and_then(|_| rec.root());
@@ -335,14 +359,14 @@ impl Policy {
     /// The rule `decide` picks, through the indexes.
     fn first_hit<Q: Request + ?Sized>(&self, service: ServiceId, req: &Q) -> Option<RuleId> {
         let mut memo = Memo::new();
-        self.services[service.0 as usize].steps.iter().find_map(|step| self.hit(step, req, &mut memo))
+        self.compiled(service)?.steps.iter().find_map(|step| self.hit(step, req, &mut memo))
     }
 
     /// The rule a step matches, if any (the earliest, for an index).
     fn hit<'r, Q: Request + ?Sized>(&self, step: &Step, req: &'r Q, memo: &mut Memo<'r>) -> Option<RuleId> {
         match step {
             Step::Rule(id) => {
-                let rule = &self.rules[id.0 as usize];
+                let rule = self.rule(*id)?;
                 rule.when.as_ref().is_none_or(|m| self.matches(m, req, memo, &mut ())).then_some(*id)
             }
             // A header sent several times: the earliest rule any of its values matches (Envoy matches each
@@ -432,7 +456,7 @@ impl Policy {
 
     /// Every value of attribute `slot`, in request order.
     fn values<'r, 's, Q: Request + ?Sized>(&'s self, req: &'r Q, slot: usize) -> Values<'r, 's, Q> {
-        Values::new(req, slot, &self.attrs[slot])
+        Values::new(req, slot, self.attrs.get(slot))
     }
 
     /// Whether `m` holds; `trace` sees every test and operator as it is evaluated (`()` for `decide`). A test
@@ -451,7 +475,8 @@ impl Policy {
                     let values = &mut self.values(req, *slot);
                     // A joining extract (cookies) reads one value from all; any other reads a pseudo-header, with
                     // one value in Envoy: extracted once per request either way, and value by value otherwise.
-                    if extract.joins_values() || req.get(*slot, &self.attrs[*slot], 1).is_none() {
+                    if extract.joins_values() || self.attrs.get(*slot).and_then(|key| req.get(*slot, key, 1)).is_none()
+                    {
                         test.matches(memo.get_or(*key, || extract.first(values)))
                     } else {
                         test.holds(&mut values.filter_map(|v| extract.apply(v)))
@@ -682,64 +707,77 @@ impl Builder {
     /// index once there are enough of them (else they stay plain rules). A block of one kind is that index; a
     /// block of interleaved kinds is [`Step::Interleaved`]. Everything else stays a plain rule.
     fn steps(&self, ids: &[RuleId]) -> Vec<Step> {
-        let groups: Vec<Option<Group>> = ids.iter().map(|&id| self.group(id)).collect();
+        let rules: Vec<(RuleId, Option<Group>)> = ids.iter().map(|&id| (id, self.group(id))).collect();
         let mut steps = Vec::new();
-        let mut i = 0;
-        while i < ids.len() {
-            // A block: the longest run of indexable rules from here.
-            let block_groups: Vec<&Group> = groups[i..].iter().map_while(Option::as_ref).collect();
-            if block_groups.is_empty() {
-                steps.push(Step::Rule(ids[i]));
-                i += 1;
-                continue;
+        // Each chunk: a block (the longest run of indexable rules, perhaps empty), then the plain rule that
+        // ends it unless the list ended first.
+        for chunk in rules.split_inclusive(|(_, group)| group.is_none()) {
+            let (block, plain) = match chunk.split_last() {
+                Some(((id, None), block)) => (block, Some(*id)),
+                _ => (chunk, None),
+            };
+            let block: Vec<(RuleId, &Group)> = block.iter().filter_map(|(id, g)| Some((*id, g.as_ref()?))).collect();
+            self.block_steps(&block, &mut steps);
+            steps.extend(plain.map(Step::Rule));
+        }
+        steps
+    }
+
+    /// The steps for a block of indexable rules (see [`Builder::steps`]).
+    fn block_steps(&self, block: &[(RuleId, &Group)], steps: &mut Vec<Step>) {
+        // Each kind's rules in file order: one sort by (kind, position), so a block where every rule names
+        // another header or cookie costs O(n log n), not a search per rule. (The same sort as the indexes'
+        // `permute`, so the wasm filter carries one copy of it.)
+        let mut order: Vec<(Vec<u8>, usize)> = block.iter().map(|(_, g)| g.key()).zip(0..).collect();
+        order.sort_unstable();
+        let mut kinds: Vec<(&Group, Vec<RuleId>)> = Vec::new();
+        let mut previous: Option<&[u8]> = None;
+        for (key, at) in &order {
+            let Some(&(id, group)) = block.get(*at) else { continue };
+            match kinds.last_mut() {
+                Some((_, ids)) if previous == Some(key) => ids.push(id),
+                _ => kinds.push((group, vec![id])),
             }
-            let block = &ids[i..i + block_groups.len()];
-            i += block.len();
-            // Each kind's rules in file order: one sort by (kind, position), so a block where every rule names
-            // another header or cookie costs O(n log n), not a search per rule. (The same sort as the indexes'
-            // `permute`, so the wasm filter carries one copy of it.)
-            let mut order: Vec<(Vec<u8>, usize)> = block_groups.iter().map(|g| g.key()).zip(0..).collect();
-            order.sort_unstable();
-            let mut kinds: Vec<(&Group, Vec<RuleId>)> = Vec::new();
-            for (n, (key, at)) in order.iter().enumerate() {
-                match kinds.last_mut() {
-                    Some((_, ids)) if n > 0 && order[n - 1].0 == *key => ids.push(block[*at]),
-                    _ => kinds.push((block_groups[*at], vec![block[*at]])),
-                }
-            }
-            if kinds.iter().all(|(_, ids)| ids.len() < TABLE_MIN_RUN) {
-                steps.extend(block.iter().map(|id| Step::Rule(*id)));
-                continue;
-            }
-            let mut parts: Vec<Part> = kinds
-                .into_iter()
-                .map(|(g, ids)| Part {
-                    first: ids[0],
+            previous = Some(key);
+        }
+        if kinds.iter().all(|(_, ids)| ids.len() < TABLE_MIN_RUN) {
+            steps.extend(block.iter().map(|(id, _)| Step::Rule(*id)));
+            return;
+        }
+        let mut parts: Vec<Part> = kinds
+            .into_iter()
+            .filter_map(|(g, ids)| {
+                Some(Part {
+                    first: *ids.first()?,
                     steps: if ids.len() < TABLE_MIN_RUN {
                         ids.iter().map(|id| Step::Rule(*id)).collect()
                     } else {
                         vec![self.index(g, &ids)]
                     },
                 })
-                .collect();
-            steps.push(match parts.len() {
-                1 => parts.pop().expect("one part").steps.pop().expect("an index"),
-                _ => Step::Interleaved(parts),
-            });
-        }
-        steps
+            })
+            .collect();
+        // One kind, so enough rules of it for an index (else all kinds were too few): the index alone.
+        let index = match parts.as_mut_slice() {
+            [only] if only.steps.len() == 1 => only.steps.pop(),
+            _ => None,
+        };
+        steps.push(match index {
+            Some(index) => index,
+            None => Step::Interleaved(parts),
+        });
     }
 
     /// The kind of index a rule can join, if any: a single condition of an indexable form.
     fn group(&self, id: RuleId) -> Option<Group> {
-        match &self.rules[id.0 as usize].when {
-            Some(Matcher::Attr {
-                slot, extract: e @ (Extract::Whole | Extract::Cookie(_)), test: Test::Eq(_), ..
-            }) => Some(Group::Exact(*slot, e.clone())),
-            Some(Matcher::Attr { slot, extract: Extract::Whole, test: Test::Substrings(_), .. }) => {
+        match self.rules.get(id.0 as usize)?.when.as_ref()? {
+            Matcher::Attr { slot, extract: e @ (Extract::Whole | Extract::Cookie(_)), test: Test::Eq(_), .. } => {
+                Some(Group::Exact(*slot, e.clone()))
+            }
+            Matcher::Attr { slot, extract: Extract::Whole, test: Test::Substrings(_), .. } => {
                 Some(Group::Literals(*slot))
             }
-            Some(Matcher::Attr { slot, extract: Extract::PathOnly, test: Test::Prefix(_), .. }) => {
+            Matcher::Attr { slot, extract: Extract::PathOnly, test: Test::Prefix(_), .. } => {
                 Some(Group::Prefixes(*slot))
             }
             _ => None,
@@ -748,8 +786,8 @@ impl Builder {
 
     /// One index over rules of kind `g`, in file order.
     fn index(&self, g: &Group, ids: &[RuleId]) -> Step {
-        let tests = ids.iter().filter_map(|id| match &self.rules[id.0 as usize].when {
-            Some(Matcher::Attr { test, .. }) => Some((test, *id)),
+        let tests = ids.iter().filter_map(|id| match self.rules.get(id.0 as usize)?.when.as_ref()? {
+            Matcher::Attr { test, .. } => Some((test, *id)),
             _ => None,
         });
         match g {

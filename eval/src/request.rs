@@ -18,12 +18,13 @@ pub trait Request {
 pub(crate) struct Values<'r, 'k, Q: ?Sized> {
     req: &'r Q,
     slot: usize,
-    key: &'k AttrKey,
+    /// The attribute in `slot`; `None` (no values) for a slot the policy does not have.
+    key: Option<&'k AttrKey>,
     nth: usize,
 }
 
 impl<'r, 'k, Q: Request + ?Sized> Values<'r, 'k, Q> {
-    pub(crate) fn new(req: &'r Q, slot: usize, key: &'k AttrKey) -> Self {
+    pub(crate) fn new(req: &'r Q, slot: usize, key: Option<&'k AttrKey>) -> Self {
         Values { req, slot, key, nth: 0 }
     }
 }
@@ -38,7 +39,7 @@ impl<'r, Q: Request + ?Sized> Iterator for Values<'r, '_, Q> {
     type Item = &'r [u8];
 
     fn next(&mut self) -> Option<&'r [u8]> {
-        let value = self.req.get(self.slot, self.key, self.nth)?;
+        let value = self.req.get(self.slot, self.key?, self.nth)?;
         self.nth += 1;
         Some(value)
     }
@@ -92,9 +93,9 @@ impl SimpleRequest {
     /// Sets the path, keeping any query already added.
     pub fn path(mut self, path: &str) -> Self {
         let old = self.take(":path").unwrap_or_default();
-        let query = old.iter().position(|&b| b == b'?').map(|q| old[q..].to_vec()).unwrap_or_default();
+        let query = old.iter().position(|&b| b == b'?').and_then(|q| old.get(q..)).unwrap_or_default();
         let mut p = path.as_bytes().to_vec();
-        p.extend_from_slice(&query);
+        p.extend_from_slice(query);
         self.headers.push((":path".into(), p));
         self
     }
@@ -163,7 +164,7 @@ impl<'a> SlotRequest<'a> {
 impl Request for SlotRequest<'_> {
     fn get(&self, slot: usize, _key: &AttrKey, nth: usize) -> Option<&[u8]> {
         let (start, end) = (*self.starts.get(slot)?, *self.starts.get(slot + 1)?);
-        self.values[start..end].get(nth).copied()
+        self.values.get(start..end)?.get(nth).copied()
     }
 }
 
@@ -172,7 +173,7 @@ mod tests {
     use super::*;
 
     fn values<'a>(req: &'a dyn Request, slot: usize, key: &AttrKey) -> Vec<&'a [u8]> {
-        Values::new(req, slot, key).collect()
+        Values::new(req, slot, Some(key)).collect()
     }
 
     #[test]

@@ -113,18 +113,11 @@ impl<'a> Labels<'a> {
 }
 
 /// Decimal digits without `fmt` (which would pull formatting machinery into the filter's per-outcome path).
-fn push_u32(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+fn push_u32(out: &mut String, n: u32) {
+    if n >= 10 {
+        push_u32(out, n / 10); // at most 9 levels deep
     }
-    digits[i..].iter().for_each(|&d| out.push(d as char));
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]

@@ -8,12 +8,13 @@
 /// first occurrence wins, as browsers send the most specific first.
 pub fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     header.split(|&b| b == b';').find_map(|pair| {
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        let start = pair.iter().position(|&b| b != b' ').unwrap_or(eq);
-        if &pair[start..eq] != name {
+        let (mut key, v) = split_once(pair, b'=')?;
+        while let [b' ', rest @ ..] = key {
+            key = rest;
+        }
+        if key != name {
             return None;
         }
-        let v = &pair[eq + 1..];
         Some(match v {
             [b'"', inner @ .., b'"'] => inner,
             _ => v,
@@ -24,54 +25,57 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 /// The raw (still percent-encoded) value of query parameter `name` in a `:path`; the name is compared
 /// after decoding. A parameter without `=` has the empty value.
 pub fn query_value<'a>(path: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let q = &path[path.iter().position(|&b| b == b'?')? + 1..];
-    let q = &q[..q.iter().position(|&b| b == b'#').unwrap_or(q.len())];
-    q.split(|&b| b == b'&').find_map(|pair| {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, &pair[pair.len()..]),
-        };
+    let (_, query) = split_once(path, b'?')?;
+    let query = split_once(query, b'#').map_or(query, |(query, _)| query);
+    query.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = split_once(pair, b'=').unwrap_or((pair, &[]));
         decoded_eq(k, name).then_some(v)
     })
 }
 
+/// The bytes before and after the first `sep`; `None` without one.
+fn split_once(bytes: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().position(|&b| b == sep)?;
+    let (before, from_sep) = bytes.split_at_checked(at)?;
+    Some((before, from_sep.split_first()?.1))
+}
+
 /// The path without its query string or fragment.
 pub fn path_only(path: &[u8]) -> &[u8] {
-    let end = path.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(path.len());
-    &path[..end]
+    match path.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(end) => path.get(..end).unwrap_or(path),
+        None => path,
+    }
 }
 
 /// `:authority` without the port (keeps IPv6 brackets intact).
 pub fn host_only(authority: &[u8]) -> &[u8] {
-    if authority.first() == Some(&b'[') {
-        return match authority.iter().position(|&b| b == b']') {
-            Some(end) => &authority[..=end],
-            None => authority,
-        };
-    }
-    match authority.iter().rposition(|&b| b == b':') {
-        Some(colon) => &authority[..colon],
-        None => authority,
-    }
+    let end = if authority.first() == Some(&b'[') {
+        authority.iter().position(|&b| b == b']').map(|bracket| bracket + 1)
+    } else {
+        authority.iter().rposition(|&b| b == b':')
+    };
+    end.and_then(|end| authority.get(..end)).unwrap_or(authority)
 }
 
 /// Whether form-urlencoded `raw` decodes to exactly `want` (`+` is a space, `%XY` a byte; a malformed
 /// escape stands for itself, as browsers and Envoy leave it).
 pub fn decoded_eq(raw: &[u8], want: &[u8]) -> bool {
     let mut want = want.iter();
-    let mut i = 0;
-    while i < raw.len() {
-        let (byte, used) = match raw[i] {
-            b'+' => (b' ', 1),
-            b'%' if i + 2 < raw.len() && hex(raw[i + 1]).is_some() && hex(raw[i + 2]).is_some() => {
-                (hex(raw[i + 1]).unwrap_or(0) << 4 | hex(raw[i + 2]).unwrap_or(0), 3)
-            }
-            b => (b, 1),
+    let mut rest = raw;
+    while let Some((&b, after)) = rest.split_first() {
+        let (byte, after) = match (b, after) {
+            (b'+', _) => (b' ', after),
+            (b'%', [hi, lo, after_escape @ ..]) => match (hex(*hi), hex(*lo)) {
+                (Some(hi), Some(lo)) => (hi << 4 | lo, after_escape),
+                _ => (b'%', after),
+            },
+            _ => (b, after),
         };
         if want.next() != Some(&byte) {
             return false;
         }
-        i += used;
+        rest = after;
     }
     want.next().is_none()
 }

@@ -1,5 +1,8 @@
 //! Evaluator semantics, on configs written as JSON (the compiler is tested separately).
 
+// Test helpers may unwrap, index and panic too (clippy.toml allows it only inside `#[test]` functions).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use canary_eval::{sticky_bucket_all, Decision, Policy, SimpleRequest};
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
@@ -457,4 +460,29 @@ fn cookies_are_read_across_cookie_headers() {
         assert_eq!(sticky(&two("a=1", &format!("uid={key}; uid=zz"))), joined);
         assert_eq!(sticky(&two(&format!("uid={key}"), "uid=zz")), joined);
     }
+}
+
+/// Ids are plain numbers a caller can make up; one this policy never gave out finds nothing — no decision, no
+/// name, no rules — rather than panicking (the crate denies indexing: ARCHITECTURE.md, "What a request costs").
+#[test]
+fn ids_of_another_policy_find_nothing_and_never_panic() {
+    use canary_eval::config::Protocol;
+    use canary_eval::{RuleId, ServiceId, SubsetId};
+    let p = policy(serde_json::json!({"version": 1, "services": [{"name": "a", "rules": [
+        header_rule(1, "x", serde_json::json!("present"), "v2")], "default": "v1"}]}));
+    let (service, rule, subset) = (ServiceId(99), RuleId(99), SubsetId(99));
+    let req = SimpleRequest::new().header("x", "1");
+    let nothing = Decision { subset: None, rule: None };
+    assert_eq!(p.decide(service, &req, &mut SmallRng::seed_from_u64(7)), nothing);
+    let explained = p.explain(service, &req, &mut SmallRng::seed_from_u64(7));
+    assert!(explained.tried.is_empty() && explained.decision == nothing);
+    assert_eq!((p.service_name(service), p.subset_name(subset), p.rule_line(rule)), ("", "", 0));
+    assert_eq!(
+        (p.default_subset(service), p.service_rules(service), p.protocol(service)),
+        (None, &[][..], Protocol::Http)
+    );
+    // The policy's own ids still work.
+    let a = p.service("a").expect("declared");
+    assert_eq!(decide(&p, "a", &req), (Some("v2".into()), Some(1)));
+    assert_eq!(p.service_rules(a).len(), 1);
 }

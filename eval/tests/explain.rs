@@ -1,6 +1,9 @@
 //! `Policy::explain` is `decide` with a record: the same decision and draws, every rule tried in order, the
 //! values the tests saw, and a split's bucket.
 
+// Test helpers may unwrap, index and panic too (clippy.toml allows it only inside `#[test]` functions).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use canary_eval::explain::{Node, SplitTrace};
 use canary_eval::{sticky_bucket, Policy, SimpleRequest, SubsetId};
 use proptest::prelude::*;

@@ -271,16 +271,17 @@ impl Filter {
         let key = (service.0, decision.rule.map_or(u32::MAX, |r| r.0), decision.subset.map_or(u32::MAX, |s| s.0));
         let access_log = self.policy.settings().access_log;
         let mut counters = self.counters.borrow_mut();
-        let i = match counters.iter().position(|o| o.key == key) {
-            Some(i) => i,
+        let outcome = match counters.iter().position(|o| o.key == key) {
+            Some(i) => counters.get_mut(i),
             None => {
                 let counter = host.define_counter(&counter_name(&self.policy, service, decision));
                 let log = if access_log { log_value(&self.policy, service, decision) } else { String::new() };
                 counters.push(Outcome { key, counter, pending: 0, log });
-                counters.len() - 1
+                counters.last_mut()
             }
         };
-        let outcome = &mut counters[i];
+        // Found or just pushed: always there.
+        let Some(outcome) = outcome else { return };
         outcome.pending += 1;
         if access_log
             && !host.set_property(canary_eval::telemetry::FILTER_STATE_PROPERTY, outcome.log.as_bytes())
@@ -351,7 +352,7 @@ impl<'a, H: Host> LazyRequest<'a, H> {
 
     fn authority(&self) -> Option<&[u8]> {
         match self.filter.authority_slot {
-            Some(slot) => self.get(slot, &self.filter.policy.attrs()[slot], 0),
+            Some(slot) => self.get(slot, self.filter.policy.attrs().get(slot)?, 0),
             None => self.authority.get_or_init(|| self.first(":authority")).as_deref(),
         }
     }

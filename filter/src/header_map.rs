@@ -51,8 +51,8 @@ impl HeaderMap {
     /// Every pair whose name is `name` (lowercase, as Envoy hands names over).
     pub fn find(&self, name: &[u8]) -> Found {
         let mut found = Found::None;
-        for i in 0..self.pairs.len() {
-            if self.name(i) == name {
+        for (i, pair) in self.pairs.iter().enumerate() {
+            if self.bytes(pair.name) == Some(name) {
                 found = match found {
                     Found::None => Found::One(i),
                     Found::One(first) => Found::Many(vec![first, i]),
@@ -73,22 +73,18 @@ impl HeaderMap {
             Found::Many(all) => *all.get(nth)?,
             _ => return None,
         };
-        Some(self.value(i))
+        self.bytes(self.pairs.get(i)?.value)
     }
 
     /// The first value of `name`.
     pub fn first(&self, name: &[u8]) -> Option<&[u8]> {
-        (0..self.pairs.len()).find(|&i| self.name(i) == name).map(|i| self.value(i))
+        let pair = self.pairs.iter().find(|pair| self.bytes(pair.name) == Some(name))?;
+        self.bytes(pair.value)
     }
 
-    fn name(&self, i: usize) -> &[u8] {
-        let (start, end) = self.pairs[i].name;
-        &self.buf[start..end]
-    }
-
-    fn value(&self, i: usize) -> &[u8] {
-        let (start, end) = self.pairs[i].value;
-        &self.buf[start..end]
+    /// A name or value of a pair; [`pairs`] checked that the buffer holds it.
+    fn bytes(&self, (start, end): (usize, usize)) -> Option<&[u8]> {
+        self.buf.get(start..end)
     }
 }
 
@@ -99,8 +95,8 @@ fn pairs(buf: &[u8]) -> Option<Vec<Pair>> {
         return Some(Vec::new());
     }
     let word = |at: usize| -> Option<usize> {
-        let bytes = buf.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
+        let bytes = buf.get(at..)?.first_chunk::<4>()?;
+        Some(u32::from_le_bytes(*bytes) as usize)
     };
     let count = word(0)?;
     // The size table must fit before anything is allocated for it: a hostile count allocates nothing.
