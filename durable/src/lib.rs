@@ -3,7 +3,7 @@
 //! **Contract.** This crate owns how `canaryc` replaces a file others read (`write_atomic`: Envoy watching a
 //! pushed ECDS/RDS file, a policy `fmt` or a rollout step rewrites, a rollout's state file) and the advisory
 //! lock (`Lock`) that keeps one rollout controller per state file. It depends on nothing of ours and on no
-//! YAML, CLI or network crate, so the compiler's CLI and the rollout crate share one implementation.
+//! YAML, CLI or network crate, so the CLI (`canaryc`), the backends and the rollout crate share one implementation.
 
 mod atomic;
 mod lock;
