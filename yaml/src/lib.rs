@@ -20,7 +20,9 @@ mod trail;
 
 pub use budget::Budget;
 pub use error::Error;
+// The importer's paths and words for values are these (it can use them once the compiler's split is done).
 pub use path::Path;
+pub use read::kind;
 pub use yaml_serde::value::{Tag, TaggedValue};
 pub use yaml_serde::{Mapping, Number, Value};
 

@@ -211,7 +211,8 @@ fn merge_into(map: &mut Mapping, merge: Value) -> Result<(), String> {
     Ok(())
 }
 
-fn kind(value: &Value) -> &'static str {
+/// How a value is described in messages (`a list`, `null`): the importer's words too.
+pub fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
