@@ -50,10 +50,11 @@ lint: setup-demo
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p canary-filter -p canary-playground --target wasm32-unknown-unknown -- -D warnings
 
-## Criterion benchmarks: evaluator ns/request, compile time, filter µs/request under wasmtime; then the
-## filter's own wasm instructions per request (exact counts, wasmtime fuel).
+## Criterion benchmarks: evaluator ns/request, compile time, YAML reading and alias-bomb refusal, filter
+## µs/request under wasmtime; then the filter's own wasm instructions per request (exact counts, wasmtime fuel).
 bench: filter
 	$(CARGO) bench -p canary-compiler --bench evaluate
+	$(CARGO) bench -p canary-yaml --bench read
 	$(CARGO) bench -p canary-tests --bench filter_wasmtime
 	$(CARGO) bench -p canary-tests --bench filter_instructions
 

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 fn workspace() -> PathBuf {
@@ -45,11 +44,10 @@ fn run(file: &str, kind: &str, backend: &str, extra: &[&str]) -> (i32, Vec<Value
     let mut args = vec!["manifest", file, "--kind", kind, "--backend", backend];
     args.extend_from_slice(extra);
     let out = canaryc(&args);
-    let docs = serde_yaml::Deserializer::from_str(&String::from_utf8_lossy(&out.stdout))
-        .filter_map(|d| {
-            let v = serde_yaml::Value::deserialize(d).ok()?;
-            Some(serde_json::to_value(v).expect("JSON-compatible"))
-        })
+    let docs = canary_yaml::documents(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| serde_json::to_value(v).expect("JSON-compatible"))
         .filter(|d| !d.is_null())
         .collect();
     (out.status.code().unwrap_or(-1), docs, String::from_utf8_lossy(&out.stderr).into_owned())

@@ -16,7 +16,6 @@ use canary_backends::manifest::istio::{sha256_hex, FAIL_STRATEGY, PHASE, SIDECAR
 use canary_eval::{Config, Policy, SimpleRequest};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crd::Crds;
@@ -123,12 +122,11 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
 /// The documents of a multi-document YAML stream, as JSON (what the API server sees).
 fn documents(yaml: &str) -> Vec<Value> {
     assert!(!yaml.contains(": !"), "YAML tags would not survive kubectl:\n{yaml}");
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|doc| {
-            let value = serde_yaml::Value::deserialize(doc).expect("each document is YAML");
-            serde_json::to_value(value).expect("YAML is JSON-compatible")
-        })
-        // A stream of comments only (no plugin needed) reads as one empty document.
+    canary_yaml::documents(yaml)
+        .expect("each document is YAML")
+        .into_iter()
+        .map(|value| serde_json::to_value(value).expect("YAML is JSON-compatible"))
+        // A stream of comments only (no plugin needed) has no documents; an empty one is null.
         .filter(|doc| !doc.is_null())
         .collect()
 }

@@ -72,7 +72,7 @@ fn load(dir: &std::path::Path, file: &str) -> Vec<Case> {
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("UA corpus file {}: {e}", path.display()));
     let corpus: Corpus =
-        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not a uap-core test file: {e}", path.display()));
+        canary_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not a uap-core test file: {e}", path.display()));
     assert!(!corpus.test_cases.is_empty(), "{} has no test cases", path.display());
     corpus.test_cases
 }

@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn subsets_with_labels() {
-        let value: serde_yaml::Value = serde_yaml::from_str(
+        let value: canary_yaml::Value = canary_yaml::from_str(
             "host: forecast\ntrafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\nsubsets:\n- {name: v1, labels: {version: v1}}\n- name: v2",
         )
         .expect("yaml");
@@ -75,7 +75,7 @@ mod tests {
         let rule = destination_rule(Node::new(&value, &path), Some("weather"), &mut report).expect("read");
         assert_eq!(rule.service.name, "forecast");
         assert_eq!(rule.subsets, vec![("v1".into(), vec![("version".into(), "v1".into())]), ("v2".into(), vec![])]);
-        let bad: serde_yaml::Value = serde_yaml::from_str("host: f\nsubset: []").expect("yaml");
+        let bad: canary_yaml::Value = canary_yaml::from_str("host: f\nsubset: []").expect("yaml");
         assert!(destination_rule(Node::new(&bad, &path), None, &mut report).is_some());
         assert!(report.messages.iter().any(|m| m.path == "spec.subset" && m.text.contains("unknown field")));
     }

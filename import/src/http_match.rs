@@ -236,7 +236,7 @@ mod tests {
     use canary_eval::config::Test;
 
     fn translate(yaml: &str) -> (Result<Option<Cond>, ()>, Report) {
-        let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let value: canary_yaml::Value = canary_yaml::from_str(yaml).expect("yaml");
         let path = Path::root().key("match").index(0);
         let mut report = Report::new("t.yaml", "doc 1");
         let result = block(Node::new(&value, &path), &["mesh".to_string()], &mut report);

@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 
 use canary_eval::config::{Config, RuleSet, Service};
 use canary_eval::CONFIG_VERSION;
-use serde_yaml::Value;
+use canary_yaml::Value;
 
 use destination_rule::Subsets;
 use report::Report;
@@ -85,10 +85,10 @@ struct Collected {
 pub fn import(inputs: &[Input<'_>]) -> Outcome {
     let mut found = Collected::default();
     for input in inputs {
-        let docs = match yaml::documents(input.text) {
+        let docs = match yaml::documents(input.name, input.text) {
             Ok(docs) => docs,
-            Err(e) => {
-                found.messages.push(file_error(input.name, format!("not YAML: {e}")));
+            Err(message) => {
+                found.messages.push(message);
                 continue;
             }
         };

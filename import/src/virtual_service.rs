@@ -239,7 +239,7 @@ impl Walk<'_, '_> {
                 self.report.error(&path, "a route without `route` destinations");
                 return None;
             };
-            let blocks: Vec<(Option<&serde_yaml::Value>, Path)> = match fields.get("match") {
+            let blocks: Vec<(Option<&canary_yaml::Value>, Path)> = match fields.get("match") {
                 None => vec![(None, path.clone())],
                 Some((value, match_path)) => {
                     let list = Node::new(value, match_path).seq(self.report, "match")?;
@@ -581,7 +581,7 @@ mod tests {
     use canary_eval::config::Test;
 
     fn read(yaml: &str) -> (Option<Routing>, Report) {
-        let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let value: canary_yaml::Value = canary_yaml::from_str(yaml).expect("yaml");
         let path = Path::root().key("spec");
         let mut report = Report::new("t.yaml", "doc 1 VirtualService/x");
         let routing = virtual_service(Node::new(&value, &path), Some("weather"), &mut report);

@@ -1,9 +1,9 @@
 //! Reading Kubernetes YAML with a path at hand, so that every complaint names the exact place
 //! (`spec.http[2].match[0].queryParams.a`) and no field is ever skipped without a word.
 
-use serde_yaml::Value;
+use canary_yaml::Value;
 
-use super::report::Report;
+use super::report::{Message, Report, Severity};
 
 /// A value in a document and where it is.
 #[derive(Clone, Copy)]
@@ -12,45 +12,7 @@ pub struct Node<'a> {
     pub path: &'a Path,
 }
 
-/// A YAML path, built as the walk descends (`spec.http[2]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Path(String);
-
-impl Path {
-    pub fn root() -> Path {
-        Path(String::new())
-    }
-
-    pub fn key(&self, key: &str) -> Path {
-        let simple = !key.is_empty()
-            && key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '@')
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-@".contains(c));
-        match (simple, self.0.is_empty()) {
-            (true, true) => Path(key.to_string()),
-            (true, false) => Path(format!("{}.{key}", self.0)),
-            (false, _) => Path(format!("{}[{}]", self.0, quote(key))),
-        }
-    }
-
-    pub fn index(&self, i: usize) -> Path {
-        Path(format!("{}[{i}]", self.0))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Path {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `"text"`, escaped so that a hostile key cannot forge a line of the report.
-pub fn quote(s: &str) -> String {
-    format!("\"{}\"", s.escape_debug())
-}
+pub use canary_yaml::{kind, Path};
 
 /// What becomes of a field the walk meets.
 pub enum Field {
@@ -178,7 +140,7 @@ impl<'a> Node<'a> {
         match n.filter(|n| range.contains(n)) {
             Some(n) => Some(n),
             None => {
-                let shown = serde_yaml::to_string(self.value).unwrap_or_default();
+                let shown = canary_yaml::to_string(self.value).unwrap_or_default();
                 let message = format!(
                     "{what} must be an integer from {} to {}, not {}",
                     range.start(),
@@ -203,30 +165,19 @@ fn untag<'a>(value: &'a Value, report: &mut Report, path: &Path) -> Option<&'a V
     }
 }
 
-/// How a value is described in messages.
-pub fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
-/// The documents of a YAML stream, with YAML merge keys (`<<: *anchor`) applied as kubectl does. `Err` is
-/// serde_yaml's own message (it names the line and column).
-pub fn documents(text: &str) -> Result<Vec<Value>, String> {
-    use serde::Deserialize;
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let mut value = Value::deserialize(doc).map_err(|e| e.to_string())?;
-        value.apply_merge().map_err(|e| e.to_string())?;
-        docs.push(value);
-    }
-    Ok(docs)
+/// The documents of a YAML stream, with YAML merge keys (`<<: *anchor`) applied as kubectl does and aliases
+/// within canary-yaml's budget. `Err` is the message for the file: "not YAML" (line and column) for text that
+/// is not YAML, or the document and YAML path of what canary-yaml refused (an alias bomb, a duplicate key).
+pub fn documents(file: &str, text: &str) -> Result<Vec<Value>, Message> {
+    canary_yaml::documents(text).map_err(|e| {
+        let (line, column) = e.position().unwrap_or_default();
+        let (doc, path, text) = match (e.is_syntax(), e.doc()) {
+            (false, Some(doc)) => (format!("doc {doc}"), e.path().to_string(), e.message().to_string()),
+            _ => (String::new(), String::new(), format!("not YAML: {}", e.message())),
+        };
+        let text = format!("{text} at line {line} column {column}");
+        Message { severity: Severity::Error, file: file.to_string(), doc, path, text }
+    })
 }
 
 #[cfg(test)]
@@ -234,20 +185,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_read_like_yq() {
-        let p = Path::root().key("spec").key("http").index(2).key("match").index(0);
-        assert_eq!(p.key("headers").key("user-agent").as_str(), "spec.http[2].match[0].headers.user-agent");
-        assert_eq!(p.key("headers").key("x.y").as_str(), "spec.http[2].match[0].headers[\"x.y\"]");
-        assert_eq!(Path::root().key(":path").as_str(), "[\":path\"]");
-        assert_eq!(Path::root().key("a\nb").as_str(), "[\"a\\nb\"]");
-    }
-
-    #[test]
     fn streams_apply_merge_keys_and_keep_empty_documents() {
-        let docs = documents("a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\n---\n").expect("yaml");
+        let docs = documents("f", "a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\n---\n").expect("yaml");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0]["c"]["b"], Value::from(1));
         assert!(docs[1].is_null());
-        assert!(documents("a: [").is_err());
+        assert!(documents("f", "a: [").is_err_and(|m| m.to_string().starts_with("f: error: not YAML: ")));
     }
 }

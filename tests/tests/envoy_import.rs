@@ -17,10 +17,10 @@ use canary_import::{import, Input, Severity};
 use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX};
 use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;
+use canary_yaml::Value;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value as Json};
-use serde_yaml::Value;
 
 /// Match blocks (YAML flow style), each routed to v2 before a catch-all to v1.
 const CASES: &[&str] = &[
@@ -347,7 +347,7 @@ fn imported(block: &str) -> Result<(Policy, bool)> {
 #[test]
 fn imported_policies_decide_as_istio_routes_do_in_envoy() -> Result<()> {
     let envoy = find_envoy()?;
-    let blocks: Vec<Value> = CASES.iter().map(|c| serde_yaml::from_str(c).expect("case YAML")).collect();
+    let blocks: Vec<Value> = CASES.iter().map(|c| canary_yaml::from_str(c).expect("case YAML")).collect();
     let (listen, admin) = (free_port()?, free_port()?);
     let mut procs = Procs::new("import")?;
     spawn(&mut procs, &envoy, "envoy", &bootstrap(listen, admin, &blocks))?;

@@ -26,7 +26,6 @@ use canary_tests::mesh::envoy::{find_envoy, find_wasm, free_port, spawn, wait_re
 use canary_tests::mesh::load::tcp_many;
 use canary_tests::mesh::policy::example_files;
 use canary_tests::mesh::procs::Procs;
-use serde::Deserialize;
 use serde_json::Value;
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
@@ -597,14 +596,15 @@ fn istio_bootstrap(case: &Case, options: &EnvoyOptions) -> Result<Option<String>
     let natives = BTreeMap::from([(case.service.clone(), native)]);
     let manifest = istio_manifest(&case.config, IstioKind::Routes, &opts, None, &case.label, &natives)
         .map_err(anyhow::Error::msg)?;
-    let vs = serde_yaml::Deserializer::from_str(&manifest.yaml)
-        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).expect("YAML")).expect("JSON"))
+    let vs = canary_yaml::documents(&manifest.yaml)?
+        .into_iter()
+        .map(|d| serde_json::to_value(d).expect("JSON"))
         .find(|d| d["kind"] == "VirtualService" && d["metadata"]["name"] == case.service.as_str())
         .context("the service's VirtualService")?;
     let cluster = |subset: &str| cluster_name(&case.config, &case.service, subset);
     let routes = istio_pilot::http_routes(&vs["spec"], &case.labels, &cluster)?;
     let bootstrap = envoy_bootstrap(&case.config, options).map_err(anyhow::Error::msg)?;
-    let mut bootstrap: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&bootstrap)?)?;
+    let mut bootstrap: Value = serde_json::to_value(canary_yaml::from_str::<canary_yaml::Value>(&bootstrap)?)?;
     *virtual_host_routes(&mut bootstrap).context("the bootstrap's route table")? = Value::Array(routes);
     Ok(Some(serde_json::to_string(&bootstrap)?))
 }

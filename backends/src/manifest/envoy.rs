@@ -163,7 +163,7 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
             "name": "canary", "static_layer": { "re2.max_program_size.error_level": 1000 },
         }] });
     }
-    let yaml = serde_yaml::to_string(&bootstrap).map_err(|e| format!("cannot write YAML: {e}"))?;
+    let yaml = canary_yaml::to_string(&bootstrap).map_err(|e| format!("cannot write YAML: {e}"))?;
     let how = if opts.native.is_some() { "native routes, no filter" } else { "the canary filter" };
     let change = match (&opts.ecds_path, &opts.rds_path) {
         (Some(path), _) => format!(
@@ -489,8 +489,8 @@ mod tests {
         o
     }
 
-    fn yaml(config: &Config, o: &EnvoyOptions) -> serde_yaml::Value {
-        serde_yaml::from_str(&envoy_bootstrap(config, o).unwrap()).unwrap()
+    fn yaml(config: &Config, o: &EnvoyOptions) -> canary_yaml::Value {
+        canary_yaml::from_str(&envoy_bootstrap(config, o).unwrap()).unwrap()
     }
 
     const SPLIT: &str = r#"{"version":1,"services":[{"name":"forecast","rules":[

@@ -167,7 +167,7 @@ pub fn object_schema(kind: &str, api_version: &str) -> Result<Value, String> {
     let dir = shared_crd_dir().ok_or_else(|| "no ../shared/istio-crds".to_string())?;
     let path = dir.join(crd_file(kind).ok_or_else(|| format!("no CRD for kind {kind:?}"))?);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let crd: Value = serde_yaml::from_str(&text).expect("CRD is YAML");
+    let crd: Value = canary_yaml::from_str(&text).expect("CRD is YAML");
     assert_eq!(crd["spec"]["names"]["kind"], kind, "{}", path.display());
     let (group, version) = api_version.split_once('/').ok_or_else(|| format!("apiVersion {api_version:?}"))?;
     if crd["spec"]["group"] != group {

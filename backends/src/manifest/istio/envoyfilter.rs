@@ -118,7 +118,7 @@ struct VmConfig {
     code: Code,
 }
 
-/// `AsyncDataSource`: exactly one of the two (a struct, not an enum, so serde_yaml writes no YAML tag).
+/// `AsyncDataSource`: exactly one of the two (a struct, not an enum, so yaml_serde writes no YAML tag).
 #[derive(Debug, Clone, Serialize)]
 struct Code {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -35,7 +35,7 @@ impl Metadata {
 impl<S: Serialize> Resource<S> {
     /// The object as one YAML document.
     pub fn to_yaml(&self) -> Result<String, String> {
-        serde_yaml::to_string(self).map_err(|e| format!("cannot write YAML: {e}"))
+        canary_yaml::to_string(self).map_err(|e| format!("cannot write YAML: {e}"))
     }
 }
 
@@ -58,10 +58,10 @@ pub(crate) fn labels(pairs: &[(String, String)]) -> BTreeMap<String, String> {
 
 /// The policy as plain YAML data, keys in the order `canaryc compile` prints them.
 ///
-/// Serialized directly, serde_yaml writes the config's enums as YAML tags (`when: !cookie …`), which Kubernetes
+/// Serialized directly, yaml_serde writes the config's enums as YAML tags (`when: !cookie …`), which Kubernetes
 /// does not turn into the JSON the filter reads. Going through the compile JSON (which is valid YAML) keeps the
-/// exact JSON shape, and serde_yaml's mapping keeps the key order.
-pub(crate) fn plain(config: &canary_eval::Config) -> Result<serde_yaml::Value, String> {
+/// exact JSON shape, and yaml_serde's mapping keeps the key order.
+pub(crate) fn plain(config: &canary_eval::Config) -> Result<canary_yaml::Value, String> {
     let json = serde_json::to_string(config).map_err(|e| format!("cannot serialize the policy: {e}"))?;
-    serde_yaml::from_str(&json).map_err(|e| format!("cannot convert the policy to YAML: {e}"))
+    canary_yaml::from_str(&json).map_err(|e| format!("cannot convert the policy to YAML: {e}"))
 }

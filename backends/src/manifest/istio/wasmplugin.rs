@@ -35,7 +35,7 @@ struct Spec {
     fail_strategy: &'static str,
     #[serde(rename = "match")]
     traffic: Vec<TrafficSelector>,
-    plugin_config: serde_yaml::Value,
+    plugin_config: canary_yaml::Value,
 }
 
 #[derive(Debug, Serialize)]
