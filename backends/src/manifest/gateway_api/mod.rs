@@ -330,8 +330,13 @@ fn write_match(m: &GwMatch) -> Match {
 fn backends(action: &NativeAction, default: &str, service: &str, port: u16) -> Vec<BackendRef> {
     match action {
         NativeAction::Subset(s) => vec![backend(service, s, port, None)],
+        // Weights are relative (weight ÷ sum): whole percents where every share is one, else 0.01% steps.
         NativeAction::Split { weights, .. } => {
-            weights.iter().map(|(s, w)| backend(service, s.as_deref().unwrap_or(default), port, Some(*w))).collect()
+            let scale = if weights.iter().all(|(_, w)| w % 100 == 0) { 100 } else { 1 };
+            weights
+                .iter()
+                .map(|(s, w)| backend(service, s.as_deref().unwrap_or(default), port, Some(*w / scale)))
+                .collect()
         }
     }
 }
