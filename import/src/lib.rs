@@ -16,6 +16,7 @@
 mod destination_rule;
 mod hosts;
 mod http_match;
+mod ingress_nginx;
 mod re2;
 mod render;
 mod report;
@@ -79,6 +80,8 @@ struct Collected {
     rules: Vec<(Subsets, Origin)>,
     /// VirtualService documents seen, imported or not.
     virtual_services: usize,
+    /// Ingress documents read (ingress-nginx canaries and their main Ingresses).
+    ingresses: Vec<ingress_nginx::Ingress>,
 }
 
 /// Imports the VirtualServices and DestinationRules of `inputs`. Never panics, whatever the YAML.
@@ -96,12 +99,27 @@ pub fn import(inputs: &[Input<'_>]) -> Outcome {
             resource(input.name, &format!("doc {}", i + 1), doc, &mut found);
         }
     }
-    let Collected { mut messages, routings, rules, virtual_services } = found;
+    let Collected { mut messages, routings, rules, virtual_services, ingresses } = found;
     let mut report = Report::default();
-    let services = merge(routings, &rules, &mut report);
+    let mut services = merge(routings, &rules, &mut report);
     messages.extend(report.messages);
+    let mut reports: Vec<Report> = ingresses.iter().map(|i| Report::new(&i.file, &i.doc)).collect();
+    let indexed: Vec<(ingress_nginx::Ingress, usize)> = ingresses.into_iter().zip(0..).collect();
+    for (service, notes) in ingress_nginx::services(&indexed, &mut reports) {
+        if services.iter().any(|(s, _)| s.name == service.name) {
+            messages.push(file_error(
+                &indexed.first().map_or(String::new(), |(i, _)| i.file.clone()),
+                format!(
+                    "service `{}` is routed by a VirtualService and by an Ingress canary: import one",
+                    service.name
+                ),
+            ));
+        }
+        services.push((service, notes));
+    }
+    messages.extend(reports.into_iter().flat_map(|r| r.messages));
     let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
-    if virtual_services == 0 {
+    if virtual_services == 0 && indexed.is_empty() {
         messages.push(file_error(&names.join(", "), "no VirtualService among the inputs: nothing to import".into()));
     }
     if messages.iter().any(|m| m.severity == Severity::Error) {
@@ -158,6 +176,10 @@ fn resource(file: &str, label: &str, doc: &Value, found: &mut Collected) {
         }
     } else if kind == "VirtualService" || kind == "DestinationRule" {
         istio_resource(doc, kind, name, bare, &mut report, found);
+    } else if kind == "Ingress" {
+        if let Some(ingress) = ingress_nginx::ingress(doc, file, &label, &mut report) {
+            found.ingresses.push(ingress);
+        }
     } else {
         report.note(&root, "ignored: only VirtualServices and DestinationRules decide which subset a request reaches");
     }

@@ -300,7 +300,7 @@ const POLICIES: &[(&str, &str)] = &[
         "method-as-header",
         "service forecast {\n  header x-env = \"a\" and header x-tier = \"b\" -> v2\n  method GET -> v3\n  default v1\n}\n",
     ),
-    ("no-default", "service forecast {\n  header x-tier ~ \"b\" -> v2\n  path \"/a\": 30% v3\n}\n"),
+    ("no-default", "service forecast {\n  path \"/a\": 30% v3\n  header x-tier ~ \"b\" -> v2\n}\n"),
 ];
 
 #[test]
