@@ -368,3 +368,56 @@ impl rand::RngCore for FixedBucket {
         dest.fill(0);
     }
 }
+
+/// `examples/gateway-api/` is what its `generate.sh` prints, and every document in it is valid.
+#[test]
+fn the_gateway_api_examples_are_what_generate_sh_prints() {
+    let dir = tempdir().join("examples");
+    std::fs::create_dir_all(&dir).unwrap();
+    let here = workspace().join("examples/gateway-api");
+    let status = Command::new(here.join("generate.sh"))
+        .arg(&dir)
+        .env("CANARYC", env!("CARGO_BIN_EXE_canaryc"))
+        .status()
+        .expect("generate.sh runs");
+    assert!(status.success());
+    let mut crds = Crds::default();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let fresh = std::fs::read_to_string(&path).unwrap();
+        let checked_in = std::fs::read_to_string(here.join(&name)).unwrap_or_default();
+        assert_eq!(fresh, checked_in, "examples/gateway-api/{name} is stale: run examples/gateway-api/generate.sh");
+        for doc in documents(&fresh) {
+            let errors =
+                if doc["kind"] == "EnvoyExtensionPolicy" { extension_policy_errors(&doc) } else { crds.errors(&doc) };
+            assert_eq!(errors, Vec::<String>::new(), "{name}");
+        }
+    }
+}
+
+/// `examples/ingress-nginx/`: each imports, and S2/S3 import into the lab's own policies' rules.
+#[test]
+fn the_ingress_nginx_examples_import_into_the_lab_policies() {
+    let here = workspace().join("examples/ingress-nginx");
+    for (file, lab) in [
+        ("s2-forecast-50.yaml", Some("s2-forecast-50")),
+        ("s3-chrome.yaml", Some("s3-chrome")),
+        ("frontend-testers.yaml", None),
+    ] {
+        let out = canaryc(&["import", &here.join(file).display().to_string()]);
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let imported = canary_compiler::compile(&text, file).expect("compiles").config;
+        if let Some(lab) = lab {
+            let source = std::fs::read_to_string(policy_path(lab)).unwrap();
+            let want = canary_compiler::compile(&source, lab).unwrap().config;
+            let rules = |c: &canary_eval::Config| {
+                let s = c.services.iter().find(|s| s.name == "forecast").expect("forecast");
+                let whens: Vec<_> = s.rules.rules.iter().map(|r| (r.when.clone(), r.then.clone())).collect();
+                (whens, s.rules.default.clone())
+            };
+            assert_eq!(rules(&imported), rules(&want), "{file} imports into {lab}'s forecast rules");
+        }
+    }
+}
