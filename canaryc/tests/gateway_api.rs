@@ -92,7 +92,7 @@ fn extension_policy_errors(doc: &Value) -> Vec<String> {
         if !source["url"].is_string() {
             errors.push("code source url is required".into());
         }
-        if code["type"] == "HTTP" && !source["sha256"].as_str().is_some_and(|s| s.len() == 64) {
+        if code["type"] == "HTTP" && source["sha256"].as_str().is_none_or(|s| s.len() != 64) {
             errors.push("an HTTP code source needs its sha256".into());
         }
         if !w["config"].is_object() {

@@ -109,7 +109,7 @@ pub fn route(kind: &str, api: &str, name: &str, spec: Node<'_>, report: &mut Rep
         }
     }
     // Stable: ties keep rule and match order.
-    ranked.sort_by(|a, b| b.key.cmp(&a.key));
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.key));
     let mut out = Vec::new();
     let mut default = None;
     for r in ranked {

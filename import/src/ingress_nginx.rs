@@ -240,7 +240,7 @@ fn annotations(ing: &Ingress, report: &mut Report) -> Shaping {
 }
 
 /// The services the canary Ingresses of `ingresses` decide, each with its comment lines.
-pub fn services(ingresses: &[(Ingress, usize)], reports: &mut Vec<Report>) -> Vec<(Service, Vec<String>)> {
+pub fn services(ingresses: &[(Ingress, usize)], reports: &mut [Report]) -> Vec<(Service, Vec<String>)> {
     let mut out: Vec<(Service, Vec<String>)> = Vec::new();
     // Main Ingresses' annotations are checked too (affinity there overrides the canary as well).
     for (ing, r) in ingresses {

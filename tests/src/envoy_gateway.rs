@@ -49,7 +49,7 @@ pub fn http_routes(spec: &Value, cluster: &dyn Fn(&str) -> String) -> Result<Vec
         }
     }
     // sort.Stable(sort.Reverse(XdsIRRoutes)): descending by key, ties in the order built.
-    ir.sort_by(|a, b| b.0.cmp(&a.0));
+    ir.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(ir.into_iter().map(|(_, r)| r).collect())
 }
 

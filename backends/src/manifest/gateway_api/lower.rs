@@ -449,7 +449,7 @@ pub fn ranked(rules: &[GwRule], ranking: Ranking) -> Vec<(usize, Option<usize>)>
         all.extend((0..rule.matches.len()).map(|m| (r, Some(m))));
     }
     let key = |(r, m): &(usize, Option<usize>)| rank(m.map(|m| &rules[*r].matches[m]), ranking);
-    all.sort_by(|a, b| key(b).cmp(&key(a)));
+    all.sort_by_key(|e| std::cmp::Reverse(key(e)));
     all
 }
 
