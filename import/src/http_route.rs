@@ -265,6 +265,10 @@ fn one_match(node: Node<'_>, report: &mut Report) -> Option<([usize; 4], [usize;
             )?;
             let kind = hf.get("type").and_then(|(v, p)| Node::new(v, p).str(report, "type")).unwrap_or("Exact");
             let name = hf.get("name").and_then(|(v, p)| Node::new(v, p).str(report, "name"))?.to_ascii_lowercase();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+                report.error(&at, format!("{name:?} is not a header name"));
+                return None;
+            }
             let value = hf.get("value").and_then(|(v, p)| Node::new(v, p).str(report, "value"))?;
             let test = match kind {
                 "Exact" => {
@@ -294,7 +298,12 @@ fn one_match(node: Node<'_>, report: &mut Report) -> Option<([usize; 4], [usize;
     let mut method = 0;
     if let Some((m, mp)) = f.get("method") {
         method = 1;
-        all.push(Cond::Method(Node::new(m, mp).str(report, "method")?.to_string()));
+        let method = Node::new(m, mp).str(report, "method")?;
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            report.error(mp, format!("{method:?} is not an HTTPRoute method"));
+            return None;
+        }
+        all.push(Cond::Method(method.to_string()));
     }
     let key = [method, headers, 0, 0];
     let eg = [path_key[0], path_key[1], headers + method, exact + method];

@@ -222,7 +222,16 @@ fn annotations(ing: &Ingress, report: &mut Report) -> Shaping {
             "canary" => {}
             "canary-weight" => s.weight = int(report),
             "canary-weight-total" => s.total = int(report),
-            "canary-by-header" => s.header = basic(report).map(|h| h.to_ascii_lowercase()),
+            "canary-by-header" => {
+                s.header = basic(report).map(|h| h.to_ascii_lowercase());
+                if s.header
+                    .as_deref()
+                    .is_some_and(|h| !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+                {
+                    report.error(at, format!("`canary-by-header` {value:?} is not a header name"));
+                    s.header = None;
+                }
+            }
             "canary-by-header-value" => s.value = basic(report),
             "canary-by-header-pattern" => {
                 if let Err(e) = canary_eval::compile_regex(value) {
