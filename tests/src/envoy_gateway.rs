@@ -34,18 +34,19 @@ pub fn http_routes(spec: &Value, cluster: &dyn Fn(&str) -> String) -> Result<Vec
         let at = format!("rules[{i}]");
         known(rule, &["name", "matches", "backendRefs"], &at)?;
         let action = action(&rule["backendRefs"], cluster).with_context(|| format!("{at}.backendRefs"))?;
-        let Some(action) = action else { continue };
+        // Every match is read (an unmodelled field is an error) before a rule without backends is dropped.
+        let mut matches = Vec::new();
         match rule.get("matches").and_then(Value::as_array) {
-            None => ir.push(([0; 4], json!({ "match": { "prefix": "/" }, "route": action }))),
-            Some(matches) if matches.is_empty() => {
-                ir.push(([0; 4], json!({ "match": { "prefix": "/" }, "route": action })))
-            }
-            Some(matches) => {
-                for (j, m) in matches.iter().enumerate() {
-                    let (key, route_match) = route_match(m).with_context(|| format!("{at}.matches[{j}]"))?;
-                    ir.push((key, json!({ "match": route_match, "route": action })));
+            Some(list) if !list.is_empty() => {
+                for (j, m) in list.iter().enumerate() {
+                    matches.push(route_match(m).with_context(|| format!("{at}.matches[{j}]"))?);
                 }
             }
+            _ => matches.push(([0; 4], json!({ "prefix": "/" }))),
+        }
+        let Some(action) = action else { continue };
+        for (key, route_match) in matches {
+            ir.push((key, json!({ "match": route_match, "route": action })));
         }
     }
     // sort.Stable(sort.Reverse(XdsIRRoutes)): descending by key, ties in the order built.
