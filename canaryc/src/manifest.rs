@@ -20,6 +20,7 @@ use super::{color, load, print, Failure};
 use canary_backends::manifest::envoy::{
     envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, resolve_protocol, EnvoyOptions,
 };
+use canary_backends::manifest::gateway_api::{self, GatewayApiOptions, Implementation, Parent};
 use canary_backends::manifest::istio::{
     istio_manifest, istio_services, local_module_path, Edge, IstioKind, IstioOptions, WasmModule,
 };
@@ -41,6 +42,9 @@ pub enum Kind {
     Ecds,
     /// A natively lowered HTTP service's routes as an RDS resource, for a bootstrap made with --rds-path.
     Rds,
+    /// Kubernetes Gateway API HTTPRoutes/TCPRoutes (README "Gateway API"); the filter, where needed, as an Envoy
+    /// Gateway EnvoyExtensionPolicy or an Istio WasmPlugin.
+    GatewayApi,
 }
 
 impl Kind {
@@ -52,6 +56,7 @@ impl Kind {
             Kind::Envoy => "envoy",
             Kind::Ecds => "ecds",
             Kind::Rds => "rds",
+            Kind::GatewayApi => "gateway-api",
         }
     }
 }
@@ -65,6 +70,15 @@ pub enum Backend {
     Native,
     /// Native where exact, the filter elsewhere; one line per service on stderr says which and why.
     Auto,
+}
+
+/// Who implements the Gateway API routes (and runs the filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImplementationArg {
+    /// Envoy Gateway (its precedence, regular-expression paths; the filter as an EnvoyExtensionPolicy).
+    EnvoyGateway,
+    /// Istio (the spec's precedence; the filter as a WasmPlugin).
+    Istio,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,6 +180,13 @@ pub struct ManifestArgs {
     /// `%FILTER_STATE(wasm.canary_decision:PLAIN)%` in meshConfig.accessLogFormat (README "Metrics and access log").
     #[arg(long)]
     access_log: bool,
+    /// What the routes attach to: gateway/NAME or gateway/NAMESPACE/NAME (one edge service), or `service`
+    /// (GAMMA mesh routes, each on its own Service).
+    #[arg(long, value_name = "gateway/[NS/]NAME|service", value_parser = Parent::parse, help_heading = "Gateway API")]
+    parent: Option<Parent>,
+    /// Who implements the routes and runs the filter.
+    #[arg(long, value_enum, default_value_t = ImplementationArg::EnvoyGateway, help_heading = "Gateway API")]
+    implementation: ImplementationArg,
 }
 
 fn parse_port(value: &str) -> Result<(String, u16), String> {
@@ -223,6 +244,7 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
             envoy_bootstrap(config, &opts)?
         }
         Kind::Ecds | Kind::Rds => pushed_resource(args, backend, &compiled, &text)?,
+        Kind::GatewayApi => gateway_api_routes(args, backend, &compiled, &text, &source)?,
         Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
             let kind = match args.kind {
                 Kind::Wasmplugin => IstioKind::WasmPlugin,
@@ -438,11 +460,92 @@ fn envoy_options(args: &ManifestArgs, backend: Backend, config: &Config) -> Resu
     Ok(opts)
 }
 
+/// `--kind gateway-api`: each service's route, lowered where `--backend` asks and exact (else refused, or the
+/// filter for `auto`), with the filter's document for the services that need it.
+fn gateway_api_routes(
+    args: &ManifestArgs,
+    backend: Backend,
+    compiled: &canary_compiler::Compiled,
+    text: &str,
+    source: &str,
+) -> Result<String, Failure> {
+    let config = &compiled.config;
+    let parent = args
+        .parent
+        .clone()
+        .ok_or_else(|| "--kind gateway-api needs --parent gateway/[NS/]NAME or --parent service".to_string())?;
+    let implementation = match args.implementation {
+        ImplementationArg::EnvoyGateway => Implementation::EnvoyGateway,
+        ImplementationArg::Istio => Implementation::Istio,
+    };
+    let opts = GatewayApiOptions {
+        namespace: args.namespace.clone(),
+        parent,
+        implementation,
+        ports: args.ports.clone(),
+        subsets: args.subsets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        hostnames: args.edge_hosts.clone(),
+    };
+    let mut services = gateway_api::services(config, &args.services);
+    if matches!(opts.parent, Parent::Gateway { .. }) && args.services.len() == 1 {
+        services.retain(|(name, _)| *name == args.services[0]);
+    }
+    let file = args.file.display().to_string();
+    let mut lowered = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    if backend != Backend::Filter {
+        for (service, protocol) in &services {
+            let fallback = opts.subsets.first().map(String::as_str);
+            let ranking = implementation.ranking();
+            match gateway_api::lower::lower_service(config, &compiled.spans, service, *protocol, ranking, fallback) {
+                Ok(routes) => {
+                    if backend == Backend::Auto {
+                        eprintln!("{service}: native Gateway API routes (every rule has an exact form)");
+                    }
+                    lowered.insert(service.clone(), routes);
+                }
+                Err(refusals) if backend == Backend::Native || *protocol == Protocol::Tcp => {
+                    diagnostics.extend(native::diagnostics(service, &refusals, "Gateway API"));
+                }
+                Err(refusals) => {
+                    let first = &refusals[0];
+                    let at = canary_dsl::line_col(text, first.span.start);
+                    let more = match refusals.len() {
+                        1 => String::new(),
+                        n => format!(" (and {} more rule(s))", n - 1),
+                    };
+                    eprintln!("{service}: filter ({file}:{}:{}: {}){more}", at.line, at.col, first.reason);
+                }
+            }
+        }
+    }
+    if !diagnostics.is_empty() {
+        eprint!("{}", canary_compiler::render(&diagnostics, text, &file, color()));
+        return Err(Failure::Reported);
+    }
+    let module = match &args.wasm_url {
+        Some(url) if lowered.len() < services.len() => {
+            let (module, notes) = WasmModule::resolve(url, args.sha256.as_deref())?;
+            for note in notes {
+                eprintln!("warning: {note}");
+            }
+            Some(module)
+        }
+        _ => None,
+    };
+    let manifest = gateway_api::gateway_api_manifest(config, &opts, &services, &lowered, module.as_ref(), source)?;
+    for note in &manifest.notes {
+        eprintln!("warning: {note}");
+    }
+    Ok(manifest.yaml)
+}
+
 /// Refuses flags the chosen kind would ignore.
 fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
     use Kind::*;
     const ISTIO: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes];
-    let flags: [(&str, bool, &[Kind]); 16] = [
+    const ISTIO_GW: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes, GatewayApi];
+    let flags: [(&str, bool, &[Kind]); 18] = [
         ("--wasm", args.wasm.is_some(), &[Envoy, Ecds]),
         ("--listen", args.listen.is_some(), &[Envoy]),
         ("--cluster", !args.clusters.is_empty(), &[Envoy]),
@@ -451,17 +554,19 @@ fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
         ("--ecds-path", args.ecds_path.is_some(), &[Envoy]),
         ("--rds-path", args.rds_path.is_some(), &[Envoy]),
         ("--access-log", args.access_log, &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds]),
-        ("--wasm-url", args.wasm_url.is_some(), &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds]),
-        ("--sha256", args.sha256.is_some(), ISTIO),
-        ("--port", !args.ports.is_empty(), ISTIO),
-        ("--subsets", !args.subsets.is_empty(), &[Wasmplugin, Envoyfilter, IstioRoutes, Ecds, Rds]),
+        ("--wasm-url", args.wasm_url.is_some(), &[Wasmplugin, Envoyfilter, IstioRoutes, Envoy, Ecds, GatewayApi]),
+        ("--sha256", args.sha256.is_some(), ISTIO_GW),
+        ("--port", !args.ports.is_empty(), ISTIO_GW),
+        ("--subsets", !args.subsets.is_empty(), &[Wasmplugin, Envoyfilter, IstioRoutes, Ecds, Rds, GatewayApi]),
         ("--edge", args.edge.is_some(), ISTIO),
         ("--gateway", args.gateway.is_some(), ISTIO),
-        ("--edge-host", !args.edge_hosts.is_empty(), ISTIO),
+        ("--edge-host", !args.edge_hosts.is_empty(), ISTIO_GW),
         ("--gateway-label", !args.gateway_labels.is_empty(), ISTIO),
+        ("--parent", args.parent.is_some(), &[GatewayApi]),
+        ("--implementation", args.implementation != ImplementationArg::EnvoyGateway, &[GatewayApi]),
     ];
     let kind = match args.kind {
-        Envoy | Ecds | Rds => args.kind.name(),
+        Envoy | Ecds | Rds | GatewayApi => args.kind.name(),
         _ => "an Istio kind",
     };
     match flags.iter().find(|(_, given, kinds)| *given && !kinds.contains(&args.kind)) {

@@ -16,6 +16,8 @@
 mod destination_rule;
 mod hosts;
 mod http_match;
+mod http_route;
+mod ingress_nginx;
 mod re2;
 mod render;
 mod report;
@@ -79,6 +81,10 @@ struct Collected {
     rules: Vec<(Subsets, Origin)>,
     /// VirtualService documents seen, imported or not.
     virtual_services: usize,
+    /// Ingress documents read (ingress-nginx canaries and their main Ingresses).
+    ingresses: Vec<ingress_nginx::Ingress>,
+    /// Services read from Gateway API HTTPRoutes/TCPRoutes, with where they came from.
+    routes: Vec<(Service, Vec<String>, String)>,
 }
 
 /// Imports the VirtualServices and DestinationRules of `inputs`. Never panics, whatever the YAML.
@@ -96,12 +102,37 @@ pub fn import(inputs: &[Input<'_>]) -> Outcome {
             resource(input.name, &format!("doc {}", i + 1), doc, &mut found);
         }
     }
-    let Collected { mut messages, routings, rules, virtual_services } = found;
+    let Collected { mut messages, routings, rules, virtual_services, ingresses, routes } = found;
+    let route_count = routes.len();
     let mut report = Report::default();
-    let services = merge(routings, &rules, &mut report);
+    let mut services = merge(routings, &rules, &mut report);
     messages.extend(report.messages);
+    let mut reports: Vec<Report> = ingresses.iter().map(|i| Report::new(&i.file, &i.doc)).collect();
+    let indexed: Vec<(ingress_nginx::Ingress, usize)> = ingresses.into_iter().zip(0..).collect();
+    for (service, notes) in ingress_nginx::services(&indexed, &mut reports) {
+        if services.iter().any(|(s, _)| s.name == service.name) {
+            messages.push(file_error(
+                &indexed.first().map_or(String::new(), |(i, _)| i.file.clone()),
+                format!(
+                    "service `{}` is routed by a VirtualService and by an Ingress canary: import one",
+                    service.name
+                ),
+            ));
+        }
+        services.push((service, notes));
+    }
+    messages.extend(reports.into_iter().flat_map(|r| r.messages));
+    for (service, notes, file) in routes {
+        if services.iter().any(|(s, _)| s.name == service.name) {
+            messages.push(file_error(
+                &file,
+                format!("service `{}` is routed twice among the inputs: import one", service.name),
+            ));
+        }
+        services.push((service, notes));
+    }
     let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
-    if virtual_services == 0 {
+    if virtual_services == 0 && indexed.is_empty() && route_count == 0 {
         messages.push(file_error(&names.join(", "), "no VirtualService among the inputs: nothing to import".into()));
     }
     if messages.iter().any(|m| m.severity == Severity::Error) {
@@ -158,6 +189,23 @@ fn resource(file: &str, label: &str, doc: &Value, found: &mut Collected) {
         }
     } else if kind == "VirtualService" || kind == "DestinationRule" {
         istio_resource(doc, kind, name, bare, &mut report, found);
+    } else if kind == "HTTPRoute" || kind == "TCPRoute" {
+        let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let spec_path = root.key("spec");
+        match doc.get("spec") {
+            Some(spec) => {
+                if let Some((service, notes)) =
+                    http_route::route(kind, api, name, Node::new(spec, &spec_path), &mut report)
+                {
+                    found.routes.push((service, notes, file.to_string()));
+                }
+            }
+            None => report.error(&root, format!("a {kind} without `spec`")),
+        }
+    } else if kind == "Ingress" {
+        if let Some(ingress) = ingress_nginx::ingress(doc, file, &label, &mut report) {
+            found.ingresses.push(ingress);
+        }
     } else {
         report.note(&root, "ignored: only VirtualServices and DestinationRules decide which subset a request reaches");
     }

@@ -8,7 +8,7 @@
 //! exactly the subsets the DestinationRule defines.
 
 mod envoyfilter;
-mod k8s;
+pub(crate) mod k8s;
 mod mesh;
 mod module;
 mod native_routes;

@@ -5,6 +5,7 @@
 
 pub mod envoy;
 pub mod envoy_routes;
+pub mod gateway_api;
 pub mod istio;
 pub mod push;
 

@@ -285,6 +285,50 @@ pub fn cel_rules(object: &Value) -> Vec<String> {
                 }
             }
         }
+        // Gateway API v1.5 (`apis/v1/httproute_types.go`, `shared_types.go`, `apis/v1alpha2/tcproute_types.go`):
+        // the CEL rules and list-map keys the npm validators (generated from the Go types) do not carry.
+        Some("HTTPRoute") | Some("TCPRoute") => {
+            let rules = spec["rules"].as_array().cloned().unwrap_or_default();
+            let matches: usize = rules.iter().map(|r| r["matches"].as_array().map_or(0, Vec::len)).sum();
+            if matches > 128 {
+                errors.push(format!("spec.rules: {matches} matches, the total across all rules must be <= 128"));
+            }
+            for (i, rule) in rules.iter().enumerate() {
+                for backend in rule["backendRefs"].as_array().into_iter().flatten() {
+                    let group = backend["group"].as_str().unwrap_or_default();
+                    let kind = backend["kind"].as_str().unwrap_or("Service");
+                    if group.is_empty() && kind == "Service" && backend.get("port").is_none() {
+                        errors.push(format!("spec.rules[{i}].backendRefs: Must have port for Service reference"));
+                    }
+                }
+                for m in rule["matches"].as_array().into_iter().flatten() {
+                    let names: Vec<String> = m["headers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|h| h["name"].as_str().map(str::to_ascii_lowercase))
+                        .collect();
+                    if names.iter().collect::<std::collections::BTreeSet<_>>().len() != names.len() {
+                        errors.push(format!("spec.rules[{i}].matches[].headers: duplicate name (a list map)"));
+                    }
+                    let path = &m["path"];
+                    if let (Some("PathPrefix" | "Exact"), Some(v)) = (path["type"].as_str(), path["value"].as_str()) {
+                        if !v.starts_with('/') || v.contains("//") || v.contains('#') {
+                            errors.push(format!("spec.rules[{i}].matches[].path: `{v}` is not an absolute path"));
+                        }
+                    }
+                }
+            }
+            let names: Vec<&str> = rules.iter().filter_map(|r| r["name"].as_str()).collect();
+            if names.iter().collect::<std::collections::BTreeSet<_>>().len() != names.len() {
+                errors.push("spec.rules: Rule name must be unique within the route".into());
+            }
+            for parent in spec["parentRefs"].as_array().into_iter().flatten() {
+                if parent["kind"] == "Service" && parent["group"] != "" {
+                    errors.push("spec.parentRefs: a Service parent has the core group \"\"".into());
+                }
+            }
+        }
         _ => {}
     }
     errors

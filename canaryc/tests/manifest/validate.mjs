@@ -1,6 +1,8 @@
 // Validates Kubernetes objects against Istio's CRD schemas as npm's @kubernetes-models/istio ships them:
 // Istio 1.29.2's crd-all.gen.yaml, each version's openAPIV3Schema compiled to an ajv validator
-// (`_schemas/<Group><Version><Kind>.js`), installed pinned under build/node by scripts/setup-node.sh.
+// (`_schemas/<Group><Version><Kind>.js`), installed pinned under build/node by scripts/setup-node.sh; and
+// Gateway API objects (group gateway.networking.k8s.io) against @kubernetes-models/gateway-api 2.0.0, whose
+// validators are generated from Gateway API v1.5's Go types (HTTPRoute v1, TCPRoute v1alpha2).
 // canaryc/tests/manifest/crd.rs runs this once per test binary and talks to it line by line:
 //   stdin:  one JSON object per line;   stdout: one JSON array of error strings per line ([] = valid).
 //
@@ -31,6 +33,8 @@ try {
   process.exit(3);
 }
 
+const gatewayPkg = join(root, "build/node/node_modules/@kubernetes-models/gateway-api");
+
 const capital = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 const validators = new Map();
 
@@ -41,7 +45,12 @@ async function validator(apiVersion, kind) {
     const [group, version] = String(apiVersion).split("/");
     let found = null;
     if (group && version && /^[A-Za-z0-9.]+$/.test(group + version) && /^[A-Za-z]+$/.test(kind)) {
-      const file = join(pkg, "_schemas", `${group.split(".").map(capital).join("")}${capital(version)}${kind}.js`);
+      // Gateway API kinds come from @kubernetes-models/gateway-api (generated from the Go types of Gateway
+      // API v1.5: `_schemas/IoK8sSigsGatewayApiApis<Version><Kind>.js`), the rest from the Istio package.
+      const file =
+        group === "gateway.networking.k8s.io"
+          ? join(gatewayPkg, "_schemas", `IoK8sSigsGatewayApiApis${capital(version)}${kind}.js`)
+          : join(pkg, "_schemas", `${group.split(".").map(capital).join("")}${capital(version)}${kind}.js`);
       try {
         readFileSync(file);
         found = (await import(pathToFileURL(file).href)).validate;
