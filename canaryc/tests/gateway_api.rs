@@ -12,7 +12,6 @@ mod crd;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crd::Crds;
@@ -40,8 +39,10 @@ fn gateway_api(policy: &str, args: &[&str]) -> Output {
 
 fn documents(yaml: &str) -> Vec<Value> {
     assert!(!yaml.contains(": !"), "YAML tags would not survive kubectl:\n{yaml}");
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).expect("YAML")).expect("JSON"))
+    canary_yaml::documents(yaml)
+        .expect("each document is YAML")
+        .into_iter()
+        .map(|doc| serde_json::to_value(doc).expect("JSON"))
         .filter(|doc| !doc.is_null())
         .collect()
 }

@@ -19,7 +19,7 @@
 //! other names give subsets `stable` and `canary`, with a note naming the Services.
 
 use canary_eval::config::{Action, Cond, Protocol, Rule, RuleSet, Service, Share, Split, Test, BUCKETS};
-use serde_yaml::Value;
+use canary_yaml::Value;
 
 use super::report::Report;
 use super::yaml::{Field, Node, Path};

@@ -30,7 +30,6 @@ use canary_tests::mesh::procs::Procs;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde::Deserialize;
 use serde_json::Value;
 
 const DEFAULT_SEED: u64 = 20_261_207;
@@ -70,8 +69,10 @@ fn http_route(case: &Case) -> Result<Result<Value, String>> {
     let native = BTreeMap::from([(case.service.clone(), lowered)]);
     let manifest = gateway_api::gateway_api_manifest(&case.config, &opts, &services, &native, None, &case.label)
         .map_err(anyhow::Error::msg)?;
-    let route = serde_yaml::Deserializer::from_str(&manifest.yaml)
-        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).expect("YAML")).expect("JSON"))
+    let route = canary_yaml::documents(&manifest.yaml)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_iter()
+        .map(|d| serde_json::to_value(d).expect("JSON"))
         .find(|d| d["kind"] == "HTTPRoute")
         .context("the HTTPRoute")?;
     Ok(Ok(route))
@@ -111,7 +112,8 @@ fn start_gateway_pair(case: &Case) -> Result<Result<Pair, String>> {
         |backend: &str| cluster_name(&case.config, &case.service, backend.strip_prefix(&prefix).unwrap_or(backend));
     let routes = envoy_gateway::http_routes(&route["spec"], &cluster)?;
     let yaml = envoy_bootstrap(&case.config, &gateway).map_err(anyhow::Error::msg)?;
-    let mut bootstrap: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&yaml)?)?;
+    let mut bootstrap: Value =
+        serde_json::to_value(canary_yaml::from_str::<canary_yaml::Value>(&yaml).map_err(|e| anyhow::anyhow!("{e}"))?)?;
     *virtual_host_routes(&mut bootstrap).context("the bootstrap's route table")? = Value::Array(routes);
     let mut procs = Procs::new("gateway-api")?;
     spawn(&mut procs, &envoy, "filter", &envoy_bootstrap(&case.config, &filter).map_err(anyhow::Error::msg)?)?;

@@ -414,7 +414,7 @@ struct TargetRef {
 struct Wasm {
     name: String,
     code: WasmCode,
-    config: serde_yaml::Value,
+    config: canary_yaml::Value,
     fail_open: bool,
 }
 
@@ -450,7 +450,7 @@ struct WasmPluginSpec {
     fail_strategy: &'static str,
     #[serde(rename = "match", skip_serializing_if = "Vec::is_empty")]
     traffic: Vec<Traffic>,
-    plugin_config: serde_yaml::Value,
+    plugin_config: canary_yaml::Value,
 }
 
 #[derive(Debug, Serialize)]
