@@ -197,6 +197,10 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
         // The Istio plugins and the ECDS resource carry the setting; `--kind envoy` sets it with the log it writes.
         compiled.config.settings.access_log = true;
     }
+    let loaded = super::route_settings::load(&args.file, &compiled, &text)?;
+    let settings_for = |service: &str, protocol: Protocol| {
+        super::route_settings::for_service(&args.file, &compiled, &text, &loaded, service, protocol == Protocol::Tcp)
+    };
     let config = &compiled.config;
     let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
     if backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
@@ -214,6 +218,7 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
                 let lowered = choose(args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
                 opts.native = lowered.into_values().next();
             }
+            opts.routes = settings_for(&opts.service.clone(), resolve_protocol(config, &opts)?)?;
             if opts.access_log && opts.native.is_some() {
                 return Err("--access-log logs the filter's decisions, but this service got native routes (no \
                             filter runs): use --backend filter, or Envoy's own access log"
@@ -222,14 +227,22 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
             }
             envoy_bootstrap(config, &opts)?
         }
-        Kind::Ecds | Kind::Rds => pushed_resource(args, backend, &compiled, &text)?,
+        Kind::Ecds | Kind::Rds => pushed_resource(args, backend, &compiled, &text, &settings_for)?,
         Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
             let kind = match args.kind {
                 Kind::Wasmplugin => IstioKind::WasmPlugin,
                 Kind::Envoyfilter => IstioKind::EnvoyFilter,
                 _ => IstioKind::Routes,
             };
-            let opts = istio_options(args);
+            let mut opts = istio_options(args);
+            if kind == IstioKind::Routes {
+                for (service, protocol) in istio_services(config, &opts)? {
+                    let routes = settings_for(&service, protocol)?;
+                    if !routes.is_empty() {
+                        opts.route_settings.insert(service, routes);
+                    }
+                }
+            }
             let native = match backend {
                 Backend::Filter => BTreeMap::new(),
                 _ => choose(
@@ -294,6 +307,7 @@ fn pushed_resource(
     backend: Backend,
     compiled: &canary_compiler::Compiled,
     text: &str,
+    settings_for: &dyn Fn(&str, Protocol) -> Result<canary_backends::route_settings::ServiceRoutes, Failure>,
 ) -> Result<String, Failure> {
     let config = &compiled.config;
     let mut opts = PushOptions::new(&proxy_service(args, config)?);
@@ -312,6 +326,7 @@ fn pushed_resource(
         (push::ecds_resource(config, &opts)?, format!("ECDS resource: the canary filter of `{}`", opts.service))
     } else {
         let protocol = canary_backends::manifest::envoy::protocol_of(config, &opts.service, opts.protocol)?;
+        opts.routes = settings_for(&opts.service, protocol)?;
         let target = Target { labels: Some(&args.node_labels), ..Target::envoy(args.envoy_version) };
         let lowered = choose(args, backend, compiled, text, &[(opts.service.clone(), protocol)], &target)?;
         opts.native = Some(lowered.into_values().next().ok_or_else(|| {
