@@ -1,6 +1,7 @@
 //! The route settings a policy names (`settings "FILE"`, `mirror`, `with PROFILE`), read and resolved per
 //! service for `canaryc manifest` and `canaryc diff` (README "Route settings").
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use canary_backends::route_settings::{service_routes, ServiceRoutes};
@@ -62,4 +63,78 @@ pub(crate) fn for_service(
         eprint!("{}", canary_compiler::render(&diags, source, &policy.display().to_string(), color()));
         Failure::Reported
     })
+}
+
+/// Every service's resolved settings, with each rule's profile keyed by its 1-based line (what `diff` compares:
+/// spans differ between two files, lines are what an operator reads). Only services with settings appear.
+pub(crate) fn all_services(
+    policy: &Path,
+    compiled: &Compiled,
+    source: &str,
+) -> Result<BTreeMap<String, (ServiceRoutes, BTreeMap<usize, canary_settings::RouteSettings>)>, Failure> {
+    let loaded = load(policy, compiled, source)?;
+    let mut names: Vec<(String, bool)> = compiled
+        .config
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), s.protocol == canary_eval::config::Protocol::Tcp))
+        .collect();
+    for name in loaded.file.iter().flat_map(|f| f.services.keys()) {
+        if !names.iter().any(|(n, _)| n == name) {
+            names.push((name.clone(), false));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, tcp) in names {
+        let routes = for_service(policy, compiled, source, &loaded, &name, tcp)?;
+        if routes.is_empty() {
+            continue;
+        }
+        let by_line = routes
+            .by_rule
+            .iter()
+            .map(|(start, s)| (canary_dsl::line_col(source, *start).line, s.clone()))
+            .collect();
+        out.insert(name, (routes, by_line));
+    }
+    Ok(out)
+}
+
+type Resolved = BTreeMap<String, (ServiceRoutes, BTreeMap<usize, canary_settings::RouteSettings>)>;
+
+/// One line per changed setting: `SERVICE: FIELD: OLD → NEW` (fields in Istio's names, `-` for none), the
+/// mirror as `mirror: 10% to v3 → 20% to v3`, a rule's profile as `rule on line N: FIELD: …`.
+pub(crate) fn diff_lines(old: &Resolved, new: &Resolved, only: Option<&str>) -> Vec<String> {
+    let empty = (ServiceRoutes::default(), BTreeMap::new());
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut lines = Vec::new();
+    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
+        let (a, b) = (old.get(name).unwrap_or(&empty), new.get(name).unwrap_or(&empty));
+        let mirror = |r: &ServiceRoutes| {
+            r.mirror.as_ref().map_or("-".to_string(), |m| {
+                format!("{} to {}", canary_dsl::percent(m.basis_points), m.subset)
+            })
+        };
+        if a.0.mirror != b.0.mirror {
+            lines.push(format!("{name}: mirror: {} → {}", mirror(&a.0), mirror(&b.0)));
+        }
+        fields(&a.0.all, &b.0.all, &format!("{name}: "), &mut lines);
+        let rules: std::collections::BTreeSet<&usize> = a.1.keys().chain(b.1.keys()).collect();
+        for line in rules {
+            let (x, y) = (a.1.get(line).unwrap_or(&a.0.all), b.1.get(line).unwrap_or(&b.0.all));
+            fields(x, y, &format!("{name}: rule on line {line}: "), &mut lines);
+        }
+    }
+    lines
+}
+
+fn fields(a: &canary_settings::RouteSettings, b: &canary_settings::RouteSettings, prefix: &str, out: &mut Vec<String>) {
+    let (a, b) = (a.istio(), b.istio());
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let show = |v: Option<&serde_json::Value>| v.map_or("-".to_string(), |v| v.to_string());
+    for key in keys {
+        if a.get(key) != b.get(key) {
+            out.push(format!("{prefix}{key}: {} → {}", show(a.get(key)), show(b.get(key))));
+        }
+    }
 }
