@@ -90,11 +90,8 @@ pub(crate) fn all_services(
         if routes.is_empty() {
             continue;
         }
-        let by_line = routes
-            .by_rule
-            .iter()
-            .map(|(start, s)| (canary_dsl::line_col(source, *start).line, s.clone()))
-            .collect();
+        let by_line =
+            routes.by_rule.iter().map(|(start, s)| (canary_dsl::line_col(source, *start).line, s.clone())).collect();
         out.insert(name, (routes, by_line));
     }
     Ok(out)
@@ -111,9 +108,9 @@ pub(crate) fn diff_lines(old: &Resolved, new: &Resolved, only: Option<&str>) -> 
     for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
         let (a, b) = (old.get(name).unwrap_or(&empty), new.get(name).unwrap_or(&empty));
         let mirror = |r: &ServiceRoutes| {
-            r.mirror.as_ref().map_or("-".to_string(), |m| {
-                format!("{} to {}", canary_dsl::percent(m.basis_points), m.subset)
-            })
+            r.mirror
+                .as_ref()
+                .map_or("-".to_string(), |m| format!("{} to {}", canary_dsl::percent(m.basis_points), m.subset))
         };
         if a.0.mirror != b.0.mirror {
             lines.push(format!("{name}: mirror: {} → {}", mirror(&a.0), mirror(&b.0)));
