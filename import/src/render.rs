@@ -238,7 +238,8 @@ mod tests {
             }],
             settings: Default::default(),
         };
-        let text = policy(&config, &["Imported.".into()], &[vec!["from VirtualService forecast".into()]]);
+        let text =
+            policy_with(&config, &["Imported.".into()], &[vec!["from VirtualService forecast".into()]], None, &[]);
         assert_eq!(
             text,
             "# Imported.\n# from VirtualService forecast\nservice forecast {\n  source version=v2 and (header x present \

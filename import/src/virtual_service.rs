@@ -826,7 +826,7 @@ tcp:
             ("hosts: [f]\nhttp: [{route: [{destination: {host: g, subset: v1}}]}]", "spec.http[0].route[0].destination.host: a destination on g.weather, not f.weather"),
             ("hosts: [f]\nhttp: [{route: [{destination: {host: f}}]}]", "spec.http[0].route[0].destination: a destination without a `subset`"),
             ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}, weight: 1}, {destination: {host: f, subset: v2}, weight: 2}]}]", "spec.http[0].route: v1 gets weight 1 of 3 = 33.3333%"),
-            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], retries: {attempts: 3}}]", "spec.http[0].retries: a policy only chooses a subset"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], fault: {abort: {httpStatus: 500}}}]", "spec.http[0].fault: a policy only chooses a subset"),
             ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], rout: []}]", "spec.http[0].rout: unknown field"),
             ("hosts: [f, g]\nhttp: []", "spec.hosts[1]: g.weather is another service than f.weather"),
             ("hosts: ['*.example.com']\nhttp: []", "spec.hosts[0]: \"*.example.com\" is a wildcard"),
