@@ -109,6 +109,9 @@ pub fn native_rule_spans(native: &NativeService) -> Vec<Span> {
     native.routes.iter().map(|r| r.span).collect()
 }
 
+/// A route's Envoy fields: those of the `Route` itself, then those of its `RouteAction`.
+pub type EnvoyFields = (Map<String, Value>, Map<String, Value>);
+
 /// Why a backend cannot carry a setting.
 pub fn refuse_cors(backend: &str) -> String {
     format!(
@@ -123,7 +126,7 @@ pub fn envoy_fields(
     settings: &RouteSettings,
     mirror: Option<&Mirror>,
     cluster: &dyn Fn(&str) -> String,
-) -> Result<(Map<String, Value>, Map<String, Value>), String> {
+) -> Result<EnvoyFields, String> {
     let mut route = Map::new();
     let mut action = Map::new();
     if settings.cors_policy.is_some() {
@@ -209,7 +212,7 @@ fn header_values(ops: &HeaderOps) -> Vec<Value> {
 }
 
 /// Adds the fields to one Envoy route object (`{"name", "match", "route": {…}}`).
-pub fn apply_envoy(route: &mut Value, fields: &(Map<String, Value>, Map<String, Value>)) {
+pub fn apply_envoy(route: &mut Value, fields: &EnvoyFields) {
     if let Some(obj) = route.as_object_mut() {
         obj.extend(fields.0.clone());
     }

@@ -67,11 +67,7 @@ pub(crate) fn for_service(
 
 /// Every service's resolved settings, with each rule's profile keyed by its 1-based line (what `diff` compares:
 /// spans differ between two files, lines are what an operator reads). Only services with settings appear.
-pub(crate) fn all_services(
-    policy: &Path,
-    compiled: &Compiled,
-    source: &str,
-) -> Result<BTreeMap<String, (ServiceRoutes, BTreeMap<usize, canary_settings::RouteSettings>)>, Failure> {
+pub(crate) fn all_services(policy: &Path, compiled: &Compiled, source: &str) -> Result<Resolved, Failure> {
     let loaded = load(policy, compiled, source)?;
     let mut names: Vec<(String, bool)> = compiled
         .config
@@ -97,7 +93,8 @@ pub(crate) fn all_services(
     Ok(out)
 }
 
-type Resolved = BTreeMap<String, (ServiceRoutes, BTreeMap<usize, canary_settings::RouteSettings>)>;
+/// Per service: its resolved settings, and each profiled rule's settings by line.
+pub(crate) type Resolved = BTreeMap<String, (ServiceRoutes, BTreeMap<usize, canary_settings::RouteSettings>)>;
 
 /// One line per changed setting: `SERVICE: FIELD: OLD → NEW` (fields in Istio's names, `-` for none), the
 /// mirror as `mirror: 10% to v3 → 20% to v3`, a rule's profile as `rule on line N: FIELD: …`.

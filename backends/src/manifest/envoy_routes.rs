@@ -5,7 +5,7 @@ use canary_eval::config::StickyKey;
 use serde_json::{json, Map, Value};
 
 use crate::native::{Atom, HeaderTest, NativeAction, NativeService};
-use crate::route_settings::{self, ServiceRoutes};
+use crate::route_settings::{self, EnvoyFields, ServiceRoutes};
 
 /// Names the cluster of a subset (`None`: the proxy's fallback subset, for requests nothing decides).
 pub type ClusterOf<'a> = &'a dyn Fn(Option<&str>) -> String;
@@ -35,12 +35,10 @@ pub fn http_routes_with(
     Ok(http_routes_inner(service, cluster, Some((&per_rule, &all))))
 }
 
-type Fields = (Map<String, Value>, Map<String, Value>);
-
 fn http_routes_inner(
     service: &NativeService,
     cluster: ClusterOf<'_>,
-    settings: Option<(&[Fields], &Fields)>,
+    settings: Option<(&[EnvoyFields], &EnvoyFields)>,
 ) -> Vec<Value> {
     let mut routes = Vec::new();
     for (i, route) in service.routes.iter().enumerate() {
