@@ -10,6 +10,10 @@
 //! * `mirror 10% to v3` copies 10 % of the requests to v3 within 5σ (binomial, N = 2,000), while every caller's
 //!   answer still comes from the routed subset.
 //!
+//! The same checks run through the Istio form: `--kind istio-routes --backend native`'s VirtualService turned into
+//! this sidecar's Envoy routes as istiod would (`canary_tests::istio_pilot`, which follows pilot's `route.go` and
+//! `retry.go` for these fields), in place of the Envoy backend's routes.
+//!
 //! Needs `scripts/setup-envoy.sh` (or `ENVOY_BIN`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,11 +25,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use canary_tests::istio_pilot;
 use canary_tests::mesh::chain::binomial_bounds;
 use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;
 use canary_tests::push::canaryc;
 use canary_tests::reload::{admin_stat, http_get};
+use serde::Deserialize;
+use serde_json::Value;
 
 fn ok<T>(result: Result<T>) -> T {
     result.unwrap_or_else(|e| panic!("{e:#}"))
@@ -122,7 +129,7 @@ struct Proxy {
     upstreams: BTreeMap<&'static str, Upstream>,
 }
 
-fn start() -> Result<Proxy> {
+fn start(istio: bool) -> Result<Proxy> {
     let envoy = find_envoy()?;
     let mut procs = Procs::new("settings")?;
     let dir = procs.dir().to_path_buf();
@@ -157,10 +164,34 @@ fn start() -> Result<Proxy> {
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
-    let yaml = std::fs::read_to_string(&bootstrap)?;
+    let mut yaml = std::fs::read_to_string(&bootstrap)?;
+    if istio {
+        let routes = dir.join("routes.yaml");
+        let argv = ["manifest", &path(&policy), "--kind", "istio-routes", "--backend", "native", "-o", &path(&routes)];
+        anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
+        let vs = serde_yaml::Deserializer::from_str(&std::fs::read_to_string(&routes)?)
+            .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).expect("YAML")).expect("JSON"))
+            .find(|d| d["kind"] == "VirtualService")
+            .context("the VirtualService")?;
+        let routes = istio_pilot::http_routes(&vs["spec"], &[], &|subset| format!("web-{subset}"))?;
+        let mut bootstrap: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&yaml)?)?;
+        *virtual_host_routes(&mut bootstrap).context("the route table")? = Value::Array(routes);
+        yaml = serde_json::to_string(&bootstrap)?;
+    }
     spawn(&mut procs, &envoy, "envoy", &yaml)?;
     wait_ready(&mut procs, "envoy", admin)?;
     Ok(Proxy { procs, listen, admin, upstreams })
+}
+
+fn virtual_host_routes(v: &mut Value) -> Option<&mut Value> {
+    if v.get("virtual_hosts").is_some() {
+        return v["virtual_hosts"].get_mut(0)?.get_mut("routes");
+    }
+    match v {
+        Value::Object(map) => map.values_mut().find_map(virtual_host_routes),
+        Value::Array(list) => list.iter_mut().find_map(virtual_host_routes),
+        _ => None,
+    }
 }
 
 fn path(p: &Path) -> String {
@@ -180,8 +211,15 @@ impl Proxy {
 
 #[test]
 fn settings_take_effect_in_envoy() {
-    let proxy = ok(start());
+    check(&ok(start(false)), "envoy");
+}
 
+#[test]
+fn settings_take_effect_through_the_istio_oracle() {
+    check(&ok(start(true)), "istio");
+}
+
+fn check(proxy: &Proxy, form: &str) {
     // Rewrite and header edit: the upstream sees `/v2/hello` and the set header.
     let (status, body) = ok(proxy.get("/hello", &[("x-test", "original")]));
     assert_eq!((status, body.as_str()), (200, "v1 /v2/hello x-test=edited"));
@@ -227,5 +265,5 @@ fn settings_take_effect_in_envoy() {
     assert!(mirrored.iter().all(|p| p.starts_with("/v2/m/")), "v3 saw only mirrored (rewritten) requests");
     let (lo, hi) = binomial_bounds(N, 0.10, 5.0);
     assert!((lo..=hi).contains(&mirrored.len()), "mirrored {} of {N}, expected {lo}..={hi}", mirrored.len());
-    eprintln!("mirror: {} of {N} requests copied to v3 (5σ bounds {lo}..={hi})", mirrored.len());
+    eprintln!("{form}: mirror: {} of {N} requests copied to v3 (5σ bounds {lo}..={hi})", mirrored.len());
 }
