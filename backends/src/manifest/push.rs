@@ -130,8 +130,14 @@ pub fn rds_resource(config: &Config, opts: &PushOptions) -> Result<Value, String
     let cluster = |s: Option<&str>| policy.settings.cluster_name(service, s.unwrap_or(&fallback));
     let mirror_cluster = |s: &str| policy.settings.cluster_name(service, s);
     let routes = envoy_routes::http_routes_with(native, &cluster, &opts.routes, &mirror_cluster)?;
-    if let Some(m) = &opts.routes.mirror {
-        check_subsets(&opts.subsets, BTreeSet::from([m.subset.clone()]), service)?;
+    if let Some(m) =
+        opts.routes.mirror.as_ref().filter(|m| !opts.subsets.is_empty() && !opts.subsets.contains(&m.subset))
+    {
+        return Err(format!(
+            "service `{service}` mirrors to subset `{}`, which is not among --subsets {}",
+            m.subset,
+            opts.subsets.join(",")
+        ));
     }
     let mut resource = route_config(service, routes);
     resource["validate_clusters"] = json!(true);
