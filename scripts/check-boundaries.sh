@@ -28,5 +28,7 @@ forbid canary-policy-tests "$cli|$lsp|canary-backends|canary-import|canary-rollo
 forbid canary-rollout "canary-compiler|canary-backends|canary-import|$cli|$lsp"
 forbid canary-durable "canary-[a-z-]+|canaryc"
 forbid canary-yaml "canary-[a-z-]+|canaryc"
+# The settings file reader: typed data for the backends, no crate of ours (the core must not need it).
+forbid canary-settings "canary-[a-z-]+|canaryc"
 [ $fail = 0 ] && echo "crate boundaries hold"
 exit $fail

@@ -9,3 +9,4 @@
 
 pub mod manifest;
 pub mod native;
+pub mod route_settings;

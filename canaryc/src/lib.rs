@@ -16,6 +16,7 @@ mod manifest;
 mod playground;
 mod request;
 mod rollout;
+mod route_settings;
 mod test;
 
 use std::io::{IsTerminal, Write};

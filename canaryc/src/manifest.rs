@@ -218,6 +218,10 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
         // The Istio plugins and the ECDS resource carry the setting; `--kind envoy` sets it with the log it writes.
         compiled.config.settings.access_log = true;
     }
+    let loaded = super::route_settings::load(&args.file, &compiled, &text)?;
+    let settings_for = |service: &str, protocol: Protocol| {
+        super::route_settings::for_service(&args.file, &compiled, &text, &loaded, service, protocol == Protocol::Tcp)
+    };
     let config = &compiled.config;
     let source = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
     if backend == Backend::Native && matches!(args.kind, Kind::Wasmplugin | Kind::Envoyfilter) {
@@ -235,6 +239,7 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
                 let lowered = choose(args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
                 opts.native = lowered.into_values().next();
             }
+            opts.routes = settings_for(&opts.service.clone(), resolve_protocol(config, &opts)?)?;
             if opts.access_log && opts.native.is_some() {
                 return Err("--access-log logs the filter's decisions, but this service got native routes (no \
                             filter runs): use --backend filter, or Envoy's own access log"
@@ -243,15 +248,23 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
             }
             envoy_bootstrap(config, &opts)?
         }
-        Kind::Ecds | Kind::Rds => pushed_resource(args, backend, &compiled, &text)?,
-        Kind::GatewayApi => gateway_api_routes(args, backend, &compiled, &text, &source)?,
+        Kind::Ecds | Kind::Rds => pushed_resource(args, backend, &compiled, &text, &settings_for)?,
+        Kind::GatewayApi => gateway_api_routes(args, backend, &compiled, &text, &source, &settings_for)?,
         Kind::Wasmplugin | Kind::Envoyfilter | Kind::IstioRoutes => {
             let kind = match args.kind {
                 Kind::Wasmplugin => IstioKind::WasmPlugin,
                 Kind::Envoyfilter => IstioKind::EnvoyFilter,
                 _ => IstioKind::Routes,
             };
-            let opts = istio_options(args);
+            let mut opts = istio_options(args);
+            if kind == IstioKind::Routes {
+                for (service, protocol) in istio_services(config, &opts)? {
+                    let routes = settings_for(&service, protocol)?;
+                    if !routes.is_empty() {
+                        opts.route_settings.insert(service, routes);
+                    }
+                }
+            }
             let native = match backend {
                 Backend::Filter => BTreeMap::new(),
                 _ => choose(
@@ -316,6 +329,7 @@ fn pushed_resource(
     backend: Backend,
     compiled: &canary_compiler::Compiled,
     text: &str,
+    settings_for: &dyn Fn(&str, Protocol) -> Result<canary_backends::route_settings::ServiceRoutes, Failure>,
 ) -> Result<String, Failure> {
     let config = &compiled.config;
     let mut opts = PushOptions::new(&proxy_service(args, config)?);
@@ -334,6 +348,7 @@ fn pushed_resource(
         (push::ecds_resource(config, &opts)?, format!("ECDS resource: the canary filter of `{}`", opts.service))
     } else {
         let protocol = canary_backends::manifest::envoy::protocol_of(config, &opts.service, opts.protocol)?;
+        opts.routes = settings_for(&opts.service, protocol)?;
         let target = Target { labels: Some(&args.node_labels), ..Target::envoy(args.envoy_version) };
         let lowered = choose(args, backend, compiled, text, &[(opts.service.clone(), protocol)], &target)?;
         opts.native = Some(lowered.into_values().next().ok_or_else(|| {
@@ -468,6 +483,7 @@ fn gateway_api_routes(
     compiled: &canary_compiler::Compiled,
     text: &str,
     source: &str,
+    settings_for: &dyn Fn(&str, Protocol) -> Result<canary_backends::route_settings::ServiceRoutes, Failure>,
 ) -> Result<String, Failure> {
     let config = &compiled.config;
     let parent = args
@@ -489,6 +505,19 @@ fn gateway_api_routes(
     let mut services = gateway_api::services(config, &args.services);
     if matches!(opts.parent, Parent::Gateway { .. }) && args.services.len() == 1 {
         services.retain(|(name, _)| *name == args.services[0]);
+    }
+    // Route settings and mirrors have Gateway API forms (filters, `timeouts`, `requestMirror`) that this backend
+    // does not write yet: refuse rather than deploy routes without them.
+    for (name, protocol) in &services {
+        if !settings_for(name, *protocol)?.is_empty() {
+            return Err(format!(
+                "{}: service `{name}` has route settings or a mirror (its `settings` file section, `mirror` or a \
+                 rule's `with` profile): --kind gateway-api does not write them yet, so the routes would lose them; \
+                 use --kind istio-routes, envoy or rds for this service",
+                args.file.display()
+            )
+            .into());
+        }
     }
     let file = args.file.display().to_string();
     let mut lowered = BTreeMap::new();

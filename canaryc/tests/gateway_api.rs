@@ -422,3 +422,39 @@ fn the_ingress_nginx_examples_import_into_the_lab_policies() {
         }
     }
 }
+
+/// Route settings have no Gateway API form here yet: a service with a mirror (or a settings section) is refused
+/// naming it, rather than deployed without them; the same policy without the mirror lowers.
+#[test]
+fn route_settings_are_refused_rather_than_dropped() {
+    let dir = tempdir().join("settings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let with_mirror = dir.join("mirror.canary");
+    std::fs::write(&with_mirror, "service forecast {\n  mirror 10% to v3\n  header x = \"a\" -> v2\n  default v1\n}\n")
+        .unwrap();
+    let without = dir.join("plain.canary");
+    std::fs::write(&without, "service forecast {\n  header x = \"a\" -> v2\n  default v1\n}\n").unwrap();
+    let run = |policy: &std::path::Path| {
+        let path = policy.display().to_string();
+        canaryc(&[
+            "manifest",
+            &path,
+            "--kind",
+            "gateway-api",
+            "--backend",
+            "native",
+            "--parent",
+            "service",
+            "--port",
+            "forecast=8080",
+        ])
+    };
+    let refused = run(&with_mirror);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a mirror must not be dropped: {stderr}");
+    assert!(stderr.contains("service `forecast` has route settings or a mirror"), "{stderr}");
+    assert!(refused.stdout.is_empty(), "nothing is written when refused");
+    let plain = run(&without);
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("kind: HTTPRoute"));
+}

@@ -17,6 +17,7 @@ pub mod families;
 mod lower;
 pub mod policy_text;
 pub mod request;
+pub mod route_settings;
 
 use canary_dsl::ast::Span;
 use canary_eval::{Config, Policy};
@@ -32,6 +33,8 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
     /// Where each rule is in the source, for backends that refuse a rule.
     pub spans: RuleSpans,
+    /// Mirrors, the settings file and rule profiles: route settings, which never reach `config`.
+    pub extras: route_settings::RouteExtras,
 }
 
 /// Parses, checks and lowers a policy. On failure, every error found (and any warnings), in source
@@ -50,7 +53,8 @@ pub fn compile(source: &str, file: &str) -> Result<Compiled, Vec<Diagnostic>> {
         return Err(vec![Diagnostic::error(Span::default(), message)
             .with_hint("please report this policy to the canary maintainers")]);
     }
-    Ok(Compiled { config, warnings, spans })
+    let extras = route_settings::RouteExtras::from_policy(&policy);
+    Ok(Compiled { config, warnings, spans, extras })
 }
 
 /// The config as `canaryc compile` prints it: pretty JSON with a trailing newline. Field order is fixed

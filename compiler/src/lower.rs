@@ -74,7 +74,9 @@ impl Lowerer<'_> {
                     set.default.get_or_insert_with(|| subset.text.clone());
                     continue;
                 }
-                StmtKind::Let { .. } | StmtKind::Service(_) => continue,
+                StmtKind::Let { .. } | StmtKind::Service(_) | StmtKind::Mirror(_) | StmtKind::Settings { .. } => {
+                    continue
+                }
                 StmtKind::Route { cond, subset } => (Some(cond), Action::Route(subset.text.clone())),
                 StmtKind::Split { cond, split } => (cond.as_ref(), Action::Split(lower_split(split))),
             };

@@ -51,6 +51,8 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stmt {
     pub kind: StmtKind,
+    /// `… with NAME` after a rule: the settings profile that rule's routes carry (README "Route settings").
+    pub profile: Option<Name>,
     /// From the statement's first token to its last.
     pub span: Span,
 }
@@ -65,6 +67,11 @@ pub enum StmtKind {
     Route { cond: Cond, subset: Name },
     /// `[COND:] P% SUBSET, … [by …]`
     Split { cond: Option<Cond>, split: Split },
+    /// `mirror P% to SUBSET`: a share of the service's requests is copied to SUBSET (fire and forget); it
+    /// decides nothing, so it never reaches the evaluator's `Config`.
+    Mirror(Mirror),
+    /// `settings "FILE"`: the route settings file, relative to the policy.
+    Settings { path: Text },
     /// `service NAME [tcp] { … }`. The grammar accepts one inside another so the checker can say
     /// "services cannot be nested" instead of a confusing syntax error.
     Service(Service),
@@ -85,6 +92,15 @@ impl Service {
     pub fn is_tcp(&self) -> bool {
         self.tcp.is_some()
     }
+}
+
+/// `mirror P% to SUBSET`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// 1 = 0.01%, 10,000 = 100%.
+    pub basis_points: u32,
+    pub percent_span: Span,
+    pub subset: Name,
 }
 
 #[derive(Debug, Clone, PartialEq)]

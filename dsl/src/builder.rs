@@ -7,8 +7,8 @@
 use pest::iterators::{Pair, Pairs};
 
 use crate::ast::{
-    Cond, CondKind, Family, HeaderTest, Name, Policy, Service, Share, Span, Split, Sticky, StickyKind, Stmt, StmtKind,
-    Text,
+    Cond, CondKind, Family, HeaderTest, Mirror, Name, Policy, Service, Share, Span, Split, Sticky, StickyKind, Stmt,
+    StmtKind, Text,
 };
 use crate::diagnostic::Diagnostic;
 use crate::parser::Rule;
@@ -58,14 +58,22 @@ impl<'s> Builder<'s> {
         let mut stmts = Vec::new();
         for pair in parent.into_inner() {
             let span = content_span(&pair);
+            let mut profile = None;
             let kind = match pair.as_rule() {
                 Rule::service => StmtKind::Service(self.service(pair)?),
                 Rule::let_def => self.let_def(pair)?,
                 Rule::default_def => StmtKind::Default { subset: self.name_in(pair, Rule::default_subset)? },
-                Rule::rule => self.rule(pair)?,
+                Rule::mirror_def => StmtKind::Mirror(self.mirror(pair)?),
+                Rule::settings_def => StmtKind::Settings { path: self.settings_path(pair)? },
+                Rule::rule => {
+                    if let Some(p) = pair.clone().into_inner().find(|p| p.as_rule() == Rule::profile) {
+                        profile = Some(self.name_in(p, Rule::profile_name)?);
+                    }
+                    self.rule(pair)?
+                }
                 _ => continue, // `end`, braces, EOI
             };
-            stmts.push(Stmt { kind, span });
+            stmts.push(Stmt { kind, span, profile });
         }
         Ok(stmts)
     }
@@ -120,6 +128,38 @@ impl<'s> Builder<'s> {
             (Some(cond), Some(subset), None) => Ok(StmtKind::Route { cond, subset }),
             (cond, None, Some(split)) => Ok(StmtKind::Split { cond, split }),
             _ => Err(internal(span, "rule")),
+        }
+    }
+
+    fn mirror(&mut self, pair: Pair<'_, Rule>) -> Built<Mirror> {
+        let span = Span::from(pair.as_span());
+        let (mut percent, mut subset) = (None, None);
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::percent => percent = Some(Span::from(p.as_span())),
+                Rule::mirror_subset => subset = Some(self.name(&p)),
+                _ => {}
+            }
+        }
+        let (Some(percent_span), Some(subset)) = (percent, subset) else {
+            return Err(internal(span, "mirror"));
+        };
+        let number = self.text_of(percent_span).trim_end_matches('%');
+        let basis_points = match basis_points(number) {
+            Ok(bp) => bp,
+            Err(e) => {
+                self.errors.push(e.diagnostic(percent_span, number));
+                1 // a placeholder the checker accepts: the error above already fails the policy
+            }
+        };
+        Ok(Mirror { basis_points, percent_span, subset })
+    }
+
+    fn settings_path(&mut self, pair: Pair<'_, Rule>) -> Built<Text> {
+        let span = Span::from(pair.as_span());
+        match pair.into_inner().find(|p| p.as_rule() == Rule::settings_path) {
+            Some(p) => self.text(p),
+            None => Err(internal(span, "settings")),
         }
     }
 

@@ -66,9 +66,65 @@ impl Checker {
     fn scope(&mut self, stmts: &[Stmt], scope: &Scope<'_>, service: Option<&Service>) {
         let place = service.map_or("at the top level".to_string(), |s| format!("in service `{}`", s.name.text));
         let mut default: Option<Span> = None;
+        let mut mirror: Option<Span> = None;
+        let mut settings: Option<Span> = None;
         let mut lets: BTreeMap<&str, Span> = BTreeMap::new();
         for stmt in stmts {
+            if let (Some(profile), Some(svc)) = (&stmt.profile, service.filter(|s| s.is_tcp())) {
+                self.error(
+                    Diagnostic::error(
+                        profile.span,
+                        format!("tcp service `{}` cannot select a settings profile", svc.name.text),
+                    )
+                    .with_label("HTTP-only")
+                    .with_hint("route settings (timeouts, retries, rewrites, headers, CORS) apply to HTTP routes only"),
+                );
+            }
             match &stmt.kind {
+                StmtKind::Mirror(m) => {
+                    if let Some(first) = mirror {
+                        self.error(
+                            Diagnostic::error(stmt.span, format!("more than one `mirror` {place}"))
+                                .with_label("second mirror")
+                                .with_note_at(first, "first mirror here")
+                                .with_hint("a service mirrors to one subset; keep one `mirror`"),
+                        );
+                    }
+                    mirror.get_or_insert(stmt.span);
+                    if m.basis_points == 0 {
+                        self.error(
+                            Diagnostic::error(m.percent_span, "a mirror of 0% copies nothing")
+                                .with_label("must be over 0%")
+                                .with_hint("write a share in (0%, 100%], or remove the statement"),
+                        );
+                    }
+                    if let Some(svc) = service.filter(|s| s.is_tcp()) {
+                        self.error(
+                            Diagnostic::error(stmt.span, format!("tcp service `{}` cannot mirror", svc.name.text))
+                                .with_label("HTTP-only")
+                                .with_hint("Envoy and Istio mirror HTTP requests only; a connection cannot be copied"),
+                        );
+                    }
+                    self.name_length(&m.subset, "subset");
+                }
+                StmtKind::Settings { path } => {
+                    if let Some(svc) = service {
+                        self.error(
+                            Diagnostic::error(stmt.span, format!("`settings` inside service `{}`", svc.name.text))
+                                .with_label("belongs at the top level")
+                                .with_hint("name the file once at the top level; it has a section per service"),
+                        );
+                    } else if let Some(first) = settings {
+                        self.error(
+                            Diagnostic::error(stmt.span, "more than one `settings` file")
+                                .with_label("second settings file")
+                                .with_note_at(first, "first named here")
+                                .with_hint("keep one `settings` statement; the file has a section per service"),
+                        );
+                    }
+                    settings.get_or_insert(stmt.span);
+                    self.non_empty(path, "settings file name");
+                }
                 StmtKind::Default { subset } => {
                     if let Some(first) = default {
                         self.error(

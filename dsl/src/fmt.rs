@@ -159,7 +159,7 @@ fn collect(pair: Pair<'_, Rule>, depth: usize, source: &str, out: &mut Vec<Piece
             }
             out.push(Piece { kind: Kind::Close, depth, start: close.start(), end: close.end(), text: "}".into() });
         }
-        Rule::let_def | Rule::default_def | Rule::rule => {
+        Rule::let_def | Rule::default_def | Rule::mirror_def | Rule::settings_def | Rule::rule => {
             let mut tokens = Vec::new();
             leaves(pair, &mut tokens);
             let (Some((_, first)), Some((_, last))) = (tokens.first(), tokens.last()) else { return };

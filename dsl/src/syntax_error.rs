@@ -18,9 +18,10 @@ use crate::suggest::closest;
 const CONDITION_KEYWORDS: [&str; 7] = ["header", "cookie", "query", "path", "method", "host", "source"];
 const STATEMENT_KEYWORDS: [&str; 3] = ["default", "service", "let"];
 /// Every word the language reserves: statement and condition keywords, operators and user-agent families.
-pub const RESERVED: [&str; 25] = [
+pub const RESERVED: [&str; 29] = [
     "service", "tcp", "let", "default", "and", "or", "not", "header", "cookie", "query", "path", "method", "host",
     "source", "by", "in", "present", "absent", "android", "ios", "chrome", "firefox", "safari", "edge", "mobile",
+    "mirror", "to", "settings", "with",
 ];
 
 pub fn from_pest(source: &str, err: &Error<Rule>) -> Diagnostic {
@@ -211,6 +212,10 @@ fn expectation(positives: &[Rule], source: &str, pos: usize) -> String {
         (Rule::kw_cookie, "`cookie` or `header` after `by`"),
         (Rule::sticky_cookie, "a cookie name after `by cookie`"),
         (Rule::sticky_header, "a header name after `by header`"),
+        (Rule::kw_to, "`to` after the mirror's percentage"),
+        (Rule::mirror_subset, "a subset name after `mirror P% to`"),
+        (Rule::settings_path, "a quoted file name after `settings`"),
+        (Rule::profile_name, "a profile name after `with`"),
     ];
     if let Some((_, words)) = simple.iter().find(|(r, _)| has(*r)) {
         return (*words).into();

@@ -24,6 +24,8 @@ fn shape(stmt: &Stmt) -> String {
             let cond = cond.as_ref().map(|c| format!("{}: ", cond_shape(c))).unwrap_or_default();
             format!("{cond}{}{by}", shares.join(", "))
         }
+        StmtKind::Mirror(m) => format!("mirror {} to {}", m.basis_points, m.subset.text),
+        StmtKind::Settings { path } => format!("settings {:?}", path.text),
         StmtKind::Service(svc) => {
             let body: Vec<String> = svc.stmts.iter().map(shape).collect();
             let tcp = if svc.is_tcp() { " tcp" } else { "" };

@@ -50,6 +50,9 @@ pub struct Input<'a> {
 pub struct Outcome {
     pub policy: Option<String>,
     pub messages: Vec<Message>,
+    /// The route settings file the policy names (`settings "NAME"`), when a VirtualService's routes carry
+    /// settings (README "Route settings"); empty otherwise.
+    pub settings: canary_settings::SettingsFile,
 }
 
 impl Outcome {
@@ -87,8 +90,15 @@ struct Collected {
     routes: Vec<(Service, Vec<String>, String)>,
 }
 
-/// Imports the VirtualServices and DestinationRules of `inputs`. Never panics, whatever the YAML.
+/// Imports the VirtualServices and DestinationRules of `inputs`. Never panics, whatever the YAML. Routes with
+/// settings are refused here (there is nowhere to write them): see [`import_with`].
 pub fn import(inputs: &[Input<'_>]) -> Outcome {
+    import_with(inputs, None)
+}
+
+/// [`import`], writing the routes' settings (timeouts, retries, rewrites, header edits, CORS) into a settings
+/// file the policy names as `settings "NAME"`, and their mirror as `mirror P% to SUBSET`.
+pub fn import_with(inputs: &[Input<'_>], settings_name: Option<&str>) -> Outcome {
     let mut found = Collected::default();
     for input in inputs {
         let docs = match yaml::documents(input.name, input.text) {
@@ -110,7 +120,7 @@ pub fn import(inputs: &[Input<'_>]) -> Outcome {
     let mut reports: Vec<Report> = ingresses.iter().map(|i| Report::new(&i.file, &i.doc)).collect();
     let indexed: Vec<(ingress_nginx::Ingress, usize)> = ingresses.into_iter().zip(0..).collect();
     for (service, notes) in ingress_nginx::services(&indexed, &mut reports) {
-        if services.iter().any(|(s, _)| s.name == service.name) {
+        if services.iter().any(|(s, _, _)| s.name == service.name) {
             messages.push(file_error(
                 &indexed.first().map_or(String::new(), |(i, _)| i.file.clone()),
                 format!(
@@ -119,41 +129,69 @@ pub fn import(inputs: &[Input<'_>]) -> Outcome {
                 ),
             ));
         }
-        services.push((service, notes));
+        // Gateway API and ingress-nginx imports carry no route settings (their filters are refused).
+        services.push((service, notes, Default::default()));
     }
     messages.extend(reports.into_iter().flat_map(|r| r.messages));
     for (service, notes, file) in routes {
-        if services.iter().any(|(s, _)| s.name == service.name) {
+        if services.iter().any(|(s, _, _)| s.name == service.name) {
             messages.push(file_error(
                 &file,
                 format!("service `{}` is routed twice among the inputs: import one", service.name),
             ));
         }
-        services.push((service, notes));
+        services.push((service, notes, Default::default()));
     }
     let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
     if virtual_services == 0 && indexed.is_empty() && route_count == 0 {
         messages.push(file_error(&names.join(", "), "no VirtualService among the inputs: nothing to import".into()));
     }
     if messages.iter().any(|m| m.severity == Severity::Error) {
-        return Outcome { policy: None, messages };
+        return Outcome { policy: None, messages, settings: Default::default() };
+    }
+    let mut file = canary_settings::SettingsFile::default();
+    let mut mirrors = Vec::new();
+    for (service, _, imported) in &services {
+        mirrors.push(imported.mirror.clone());
+        if !imported.settings.is_empty() {
+            let section =
+                canary_settings::ServiceSettings { all: imported.settings.clone(), profiles: Default::default() };
+            file.services.insert(service.name.clone(), section);
+        }
+    }
+    if !file.services.is_empty() && settings_name.is_none() {
+        let names: Vec<&String> = file.services.keys().collect();
+        let text = format!(
+            "the routes of {} carry route settings (timeout, retries, rewrite, headers, corsPolicy): pass \
+             --settings-out FILE to write them beside the policy",
+            names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        messages.push(file_error(&names_joined(inputs), text));
+        return Outcome { policy: None, messages, settings: Default::default() };
     }
     let header = vec![format!("Imported by `canaryc import` from {}.", names.join(", "))];
-    let notes: Vec<Vec<String>> = services.iter().map(|(_, notes)| notes.clone()).collect();
+    let notes: Vec<Vec<String>> = services.iter().map(|(_, notes, _)| notes.clone()).collect();
     let config = Config {
         version: CONFIG_VERSION,
         global: RuleSet::default(),
-        services: services.into_iter().map(|(s, _)| s).collect(),
+        services: services.into_iter().map(|(s, _, _)| s).collect(),
         settings: Default::default(),
     };
-    let text = render::policy(&config, &header, &notes);
-    match self_check(&text, &config) {
-        Ok(()) => Outcome { policy: Some(text), messages },
+    let settings_line = settings_name.filter(|_| !file.services.is_empty());
+    let text = render::policy_with(&config, &header, &notes, settings_line, &mirrors);
+    let meant_mirrors: std::collections::BTreeMap<String, (u32, String)> =
+        config.services.iter().zip(&mirrors).filter_map(|(s, m)| m.clone().map(|m| (s.name.clone(), m))).collect();
+    match self_check(&text, &config, &meant_mirrors) {
+        Ok(()) => Outcome { policy: Some(text), messages, settings: file },
         Err(why) => {
             messages.push(file_error(&names.join(", "), format!("internal error: {why}; please report this input")));
-            Outcome { policy: None, messages }
+            Outcome { policy: None, messages, settings: Default::default() }
         }
     }
+}
+
+fn names_joined(inputs: &[Input<'_>]) -> String {
+    inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")
 }
 
 fn file_error(file: &str, text: String) -> Message {
@@ -267,7 +305,7 @@ fn merge(
     routings: Vec<(Routing, Origin)>,
     rules: &[(Subsets, Origin)],
     report: &mut Report,
-) -> Vec<(Service, Vec<String>)> {
+) -> Vec<(Service, Vec<String>, virtual_service::ImportedSettings)> {
     let mut merged: Vec<(Routing, Origin)> = Vec::new();
     for (routing, origin) in routings {
         let at = |o: &Origin| format!("{}: {}", o.file, o.doc);
@@ -299,7 +337,8 @@ fn merge(
                 routing.service.name,
                 at(first_origin)
             ));
-        } else if (&first.rules, &first.default, first.protocol) != (&routing.rules, &routing.default, routing.protocol)
+        } else if (&first.rules, &first.default, first.protocol, &first.settings)
+            != (&routing.rules, &routing.default, routing.protocol, &routing.settings)
         {
             error(format!(
                 "{} routes differently at [{}] than at [{}] ({}): a policy decides the same wherever it runs",
@@ -377,7 +416,7 @@ fn merge(
                 protocol: routing.protocol,
                 rules: RuleSet { rules: routing.rules, default: Some(routing.default) },
             };
-            (service, notes)
+            (service, notes, routing.settings)
         })
         .collect()
 }
@@ -400,11 +439,20 @@ fn listener_line(routing: &Routing, listener: &virtual_service::Listener) -> Str
 }
 
 /// The printed policy must compile to exactly the config the import built (rule lines aside).
-fn self_check(text: &str, meant: &Config) -> Result<(), String> {
+fn self_check(
+    text: &str,
+    meant: &Config,
+    mirrors: &std::collections::BTreeMap<String, (u32, String)>,
+) -> Result<(), String> {
     let compiled = canary_compiler::compile(text, "import").map_err(|diags| {
         let first = diags.first().map(|d| d.message.clone()).unwrap_or_default();
         format!("the printed policy does not compile ({first})")
     })?;
+    let got_mirrors: std::collections::BTreeMap<String, (u32, String)> =
+        compiled.extras.mirrors.iter().map(|(name, m)| (name.clone(), (m.basis_points, m.subset.clone()))).collect();
+    if &got_mirrors != mirrors {
+        return Err("the printed policy mirrors otherwise than what was imported".into());
+    }
     let mut got = compiled.config;
     for svc in &mut got.services {
         for rule in &mut svc.rules.rules {

@@ -6,11 +6,22 @@ use std::fmt::Write;
 
 use canary_eval::config::{Action, Cond, Config, Protocol, Rule, Split, Test};
 
-/// The policy text: `header` comment lines, then each service with its own comment lines (if any).
-pub fn policy(config: &Config, header: &[String], service_notes: &[Vec<String>]) -> String {
+/// The policy text: `header` comment lines, a `settings "NAME"` line when the routes carry settings, then each
+/// service with its own comment lines (if any) and its `mirror P% to SUBSET` (`mirrors` parallel to the services).
+pub fn policy_with(
+    config: &Config,
+    header: &[String],
+    service_notes: &[Vec<String>],
+    settings: Option<&str>,
+    mirrors: &[Option<(u32, String)>],
+) -> String {
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {}", one_line(line));
+    }
+    if let Some(name) = settings {
+        let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(out, "settings \"{escaped}\"");
     }
     for (i, svc) in config.services.iter().enumerate() {
         for note in service_notes.get(i).into_iter().flatten().filter(|n| !n.is_empty()) {
@@ -18,6 +29,9 @@ pub fn policy(config: &Config, header: &[String], service_notes: &[Vec<String>])
         }
         let tcp = if svc.protocol == Protocol::Tcp { " tcp" } else { "" };
         let _ = writeln!(out, "service {}{tcp} {{", svc.name);
+        if let Some(Some((bp, subset))) = mirrors.get(i) {
+            let _ = writeln!(out, "  mirror {} to {subset}", percent(*bp));
+        }
         for rule in &svc.rules.rules {
             let _ = writeln!(out, "  {}", self::rule(rule));
         }
@@ -224,7 +238,8 @@ mod tests {
             }],
             settings: Default::default(),
         };
-        let text = policy(&config, &["Imported.".into()], &[vec!["from VirtualService forecast".into()]]);
+        let text =
+            policy_with(&config, &["Imported.".into()], &[vec!["from VirtualService forecast".into()]], None, &[]);
         assert_eq!(
             text,
             "# Imported.\n# from VirtualService forecast\nservice forecast {\n  source version=v2 and (header x present \

@@ -33,6 +33,8 @@ pub struct Routing {
     /// service port its destinations name — two different ports by design (Istio's tcp-echo sample: listener
     /// 31400, service port 9000). The printed policy says where it came from in a comment line.
     pub listener: Option<Listener>,
+    /// What every HTTP route carries besides its destination (one set per service).
+    pub settings: ImportedSettings,
 }
 
 /// Where a gateway-bound VirtualService's connections come in and where they go.
@@ -56,18 +58,25 @@ const HTTP_REFUSED: &[(&str, &str)] = &[
     ("redirect", "a redirect answers the request itself; a policy only chooses a subset"),
     ("directResponse", "a direct response answers the request itself; a policy only chooses a subset"),
     ("delegate", "delegated routes live in other VirtualServices: import those instead"),
-    ("rewrite", "a policy only chooses a subset: the rewrite would be lost"),
-    ("timeout", "a policy only chooses a subset: the timeout would be lost"),
-    ("retries", "a policy only chooses a subset: the retry policy would be lost"),
     ("fault", "a policy only chooses a subset: the fault injection would be lost"),
-    ("mirror", "a policy only chooses a subset: the mirroring would be lost"),
-    ("mirrors", "a policy only chooses a subset: the mirroring would be lost"),
-    ("mirrorPercent", "a policy only chooses a subset: the mirroring would be lost"),
-    ("mirror_percent", "a policy only chooses a subset: the mirroring would be lost"),
-    ("mirrorPercentage", "a policy only chooses a subset: the mirroring would be lost"),
-    ("corsPolicy", "a policy only chooses a subset: the CORS policy would be lost"),
-    ("headers", "a policy only chooses a subset: the header manipulation would be lost"),
+    (
+        "mirrors",
+        "several mirrors are not carried: write one `mirror` + `mirrorPercentage` (a policy mirrors to one subset)",
+    ),
+    ("mirrorPercent", "the deprecated integer `mirrorPercent` is not carried: write `mirrorPercentage: {value: P}`"),
+    ("mirror_percent", "the deprecated integer `mirror_percent` is not carried: write `mirrorPercentage: {value: P}`"),
 ];
+
+/// `HTTPRoute` fields carried as route settings (README "Route settings"): the settings file's fields, and the
+/// mirror, which becomes the policy's `mirror P% to SUBSET`.
+const SETTINGS_FIELDS: [&str; 5] = ["timeout", "retries", "rewrite", "headers", "corsPolicy"];
+
+/// A route's settings as imported: the settings file's fields and the mirror (basis points, subset).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportedSettings {
+    pub settings: canary_settings::RouteSettings,
+    pub mirror: Option<(u32, String)>,
+}
 
 /// Reads the `spec` of a VirtualService in `namespace`. `None` when anything was refused (reported).
 pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Report) -> Option<Routing> {
@@ -154,10 +163,11 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
             return None;
         }
     };
-    let mut walk = Walk { report, namespace, service, subsets: Vec::new(), port: None, listener_port: None, mesh };
+    let mut walk =
+        Walk { report, namespace, service, subsets: Vec::new(), port: None, listener_port: None, mesh, settings: None };
     let routes_node = Node::new(routes.0, routes.1);
     let (conditional, last) = walk.routes(routes_node, protocol, &gateways)?;
-    let Walk { report, service, subsets, port, listener_port, .. } = walk;
+    let Walk { report, service, subsets, port, listener_port, settings, .. } = walk;
     if report.error_count() > errors_before {
         return None;
     }
@@ -190,7 +200,8 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
     let listener = (!mesh && (port.is_some() || listener_port.is_some()))
         .then(|| Listener { port: listener_port.map(|(p, _)| p), service_port: port.map(|(p, _)| p) });
     let (rules, default) = finish(conditional, last);
-    Some(Routing { service, protocol, rules, default, subsets, gateways, listener })
+    let settings = settings.map(|(s, _)| s).unwrap_or_default();
+    Some(Routing { service, protocol, rules, default, subsets, gateways, listener, settings })
 }
 
 /// State while walking the routes.
@@ -207,6 +218,8 @@ struct Walk<'r, 'n> {
     /// Whether the routes apply in the mesh: there a match port is the service's port; at a gateway it is the
     /// gateway's listener port.
     mesh: bool,
+    /// The first HTTP route's settings, with its path: every other route must carry the same.
+    settings: Option<(ImportedSettings, Path)>,
 }
 
 impl Walk<'_, '_> {
@@ -228,8 +241,12 @@ impl Walk<'_, '_> {
             let fields = match protocol {
                 Protocol::Http => {
                     let mut schema = vec![Field::Read("match"), Field::Read("route"), Field::Inert("name")];
+                    schema.extend(SETTINGS_FIELDS.iter().map(|n| Field::Read(n)));
+                    schema.extend([Field::Read("mirror"), Field::Read("mirrorPercentage")]);
                     schema.extend(HTTP_REFUSED.iter().map(|(n, why)| Field::Refused(n, why)));
-                    route.fields(self.report, &schema, "an http route")?
+                    let fields = route.fields(self.report, &schema, "an http route")?;
+                    self.route_settings(&fields, &path)?;
+                    fields
                 }
                 Protocol::Tcp => {
                     route.fields(self.report, &[Field::Read("match"), Field::Read("route")], "a tcp route")?
@@ -395,6 +412,89 @@ impl Walk<'_, '_> {
                 Ok(())
             }
         }
+    }
+
+    /// An HTTP route's settings and mirror; every route must carry the same (a policy has one set per service).
+    /// `None` when refused (reported).
+    fn route_settings(&mut self, fields: &super::yaml::Fields<'_>, path: &Path) -> Option<()> {
+        let mut section = canary_yaml::Mapping::new();
+        for name in SETTINGS_FIELDS {
+            if let Some((value, _)) = fields.get(name) {
+                section.insert(canary_yaml::Value::String(name.to_string()), value.clone());
+            }
+        }
+        let mut imported = ImportedSettings::default();
+        if !section.is_empty() {
+            // The settings file's reader is the one validator: what it refuses, the import refuses, at this route.
+            let mut top = canary_yaml::Mapping::new();
+            top.insert(canary_yaml::Value::String("s".into()), canary_yaml::Value::Mapping(section));
+            let text = canary_yaml::to_string(&canary_yaml::Value::Mapping(top)).unwrap_or_default();
+            match canary_settings::read(&text) {
+                Ok(file) => imported.settings = file.services.get("s").map(|s| s.all.clone()).unwrap_or_default(),
+                Err(e) => {
+                    self.report.error(path, format!("route settings: {}", e.message));
+                    return None;
+                }
+            }
+            let uri_match = fields
+                .get("match")
+                .and_then(|(m, _)| m.as_sequence())
+                .is_some_and(|blocks| blocks.iter().any(|b| b.get("uri").is_some_and(|u| !u.is_null())));
+            if uri_match && imported.settings.rewrite.as_ref().is_some_and(|r| r.uri.is_some()) {
+                self.report.error(
+                    &path.key("rewrite").key("uri"),
+                    "a `rewrite.uri` on a route that matches `uri` replaces the matched prefix; canary's settings \
+                     replace `/` (routes written without a uri match), so the rewrite would change",
+                );
+                return None;
+            }
+        }
+        match (fields.get("mirror"), fields.get("mirrorPercentage")) {
+            (None, Some((_, at))) => {
+                self.report.error(at, "`mirrorPercentage` without `mirror`");
+                return None;
+            }
+            (None, None) => {}
+            (Some((value, at)), percentage) => {
+                let subset = self.destination(Node::new(value, at))?;
+                let bp = match percentage {
+                    None => 10_000,
+                    Some((value, at)) => {
+                        let pf =
+                            Node::new(value, at).fields(self.report, &[Field::Read("value")], "mirrorPercentage")?;
+                        let number = pf.get("value").and_then(|(v, _)| v.as_f64());
+                        let bp = number.map(|p| p * 100.0).filter(|bp| (bp.round() - bp).abs() < 1e-6);
+                        match bp.filter(|bp| *bp >= 1.0 && *bp <= 10_000.0) {
+                            Some(bp) => bp.round() as u32,
+                            None => {
+                                self.report.error(
+                                    at,
+                                    "`mirrorPercentage.value` must be a percentage in (0, 100] in steps of 0.01 \
+                                     (0 mirrors nothing: remove the mirror)",
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                };
+                imported.mirror = Some((bp, subset));
+            }
+        }
+        match &self.settings {
+            None => self.settings = Some((imported, path.clone())),
+            Some((first, _)) if *first == imported => {}
+            Some((_, first)) => {
+                self.report.error(
+                    path,
+                    format!(
+                        "this route's settings or mirror differ from {first}'s: canary imports one set per service \
+                         (a rule's own settings are a profile, `with NAME`, which import does not write yet)"
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(())
     }
 
     /// A route's destinations as a target. `None` when refused (reported).
@@ -726,7 +826,7 @@ tcp:
             ("hosts: [f]\nhttp: [{route: [{destination: {host: g, subset: v1}}]}]", "spec.http[0].route[0].destination.host: a destination on g.weather, not f.weather"),
             ("hosts: [f]\nhttp: [{route: [{destination: {host: f}}]}]", "spec.http[0].route[0].destination: a destination without a `subset`"),
             ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}, weight: 1}, {destination: {host: f, subset: v2}, weight: 2}]}]", "spec.http[0].route: v1 gets weight 1 of 3 = 33.3333%"),
-            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], retries: {attempts: 3}}]", "spec.http[0].retries: a policy only chooses a subset"),
+            ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], fault: {abort: {httpStatus: 500}}}]", "spec.http[0].fault: a policy only chooses a subset"),
             ("hosts: [f]\nhttp: [{route: [{destination: {host: f, subset: v1}}], rout: []}]", "spec.http[0].rout: unknown field"),
             ("hosts: [f, g]\nhttp: []", "spec.hosts[1]: g.weather is another service than f.weather"),
             ("hosts: ['*.example.com']\nhttp: []", "spec.hosts[0]: \"*.example.com\" is a wildcard"),

@@ -65,7 +65,10 @@ fn subsets(policy: &Policy) -> BTreeSet<String> {
                 }
                 StmtKind::Split { split, .. } => out.extend(split.shares.iter().map(|s| s.subset.text.clone())),
                 StmtKind::Service(svc) => walk(&svc.stmts, out),
-                StmtKind::Let { .. } => {}
+                StmtKind::Mirror(m) => {
+                    out.insert(m.subset.text.clone());
+                }
+                StmtKind::Let { .. } | StmtKind::Settings { .. } => {}
             }
         }
     }

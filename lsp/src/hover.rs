@@ -121,7 +121,7 @@ fn family_at(policy: &Policy, offset: usize) -> Option<HoverText> {
             StmtKind::Let { cond, .. } | StmtKind::Route { cond, .. } => in_cond(cond, offset),
             StmtKind::Split { cond, .. } => cond.as_ref().and_then(|c| in_cond(c, offset)),
             StmtKind::Service(svc) => in_stmts(&svc.stmts, offset),
-            StmtKind::Default { .. } => None,
+            StmtKind::Default { .. } | StmtKind::Mirror(_) | StmtKind::Settings { .. } => None,
         })
     }
     in_stmts(&policy.stmts, offset)

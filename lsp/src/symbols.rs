@@ -48,7 +48,7 @@ fn collect(stmts: &[Stmt], scope: &Scope<'_>, symbols: &mut Vec<LetSymbol>) {
         let cond = match &stmt.kind {
             StmtKind::Let { cond, .. } | StmtKind::Route { cond, .. } => Some(cond),
             StmtKind::Split { cond, .. } => cond.as_ref(),
-            StmtKind::Default { .. } | StmtKind::Service(_) => None,
+            StmtKind::Default { .. } | StmtKind::Service(_) | StmtKind::Mirror(_) | StmtKind::Settings { .. } => None,
         };
         if let Some(cond) = cond {
             uses(cond, scope, symbols);

@@ -9,6 +9,18 @@
 //! `treat_missing_header_as_empty`; `uri` is the route's path specifier, `method`/`authority` match `:method`/
 //! `:authority`; one destination is a cluster, several are weighted clusters (zero weights dropped). Any field it
 //! does not know is an error, so the oracle never silently narrows what it checks.
+//!
+//! Route settings (README "Route settings"), when present, as `applyHTTPRouteDestination`, `setTimeout`,
+//! `TranslateHeadersOperations`/`translateAppendHeaders`, `MirrorPercent`/`translatePercentToFractionalPercent`/
+//! `TranslateRequestMirrorPolicy` (route.go) and `retry.ConvertPolicy`/`parseRetryOn` (route/retry/retry.go)
+//! write them: `timeout`; `retry_policy` from Istio's defaults (`connect-failure,refused-stream,unavailable,
+//! cancelled,retriable-status-codes`, 2 retries, `previous_hosts`, 5 host selection attempts) overridden by
+//! `attempts` (0: none), `retryOn` (integers become `retriable_status_codes`) and `perTryTimeout`; `rewrite.uri`
+//! as `prefix_rewrite`, `rewrite.authority` as `host_rewrite_literal`; `headers` set (overwrite) then add
+//! (append), each sorted by name, and removals; `mirror` + `mirrorPercentage` as a mirror policy with
+//! `value × 10000` per MILLION. When a route has no `timeout` or `retries` istiod writes `0s` and its default
+//! retry policy; the oracle leaves those out, as it did before settings existed (they change no decision).
+//! `corsPolicy` is not modelled (refused).
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
@@ -19,16 +31,28 @@ pub fn http_routes(spec: &Value, labels: &[(String, String)], cluster: &dyn Fn(&
     let mut routes = Vec::new();
     let http = spec["http"].as_array().context("VirtualService without http routes")?;
     for (i, route) in http.iter().enumerate() {
-        known(route, &["name", "match", "route"], &format!("http[{i}]"))?;
-        let action = action(&route["route"], cluster).with_context(|| format!("http[{i}].route"))?;
+        known(
+            route,
+            &["name", "match", "route", "timeout", "retries", "rewrite", "headers", "mirror", "mirrorPercentage"],
+            &format!("http[{i}]"),
+        )?;
+        let mut action = action(&route["route"], cluster).with_context(|| format!("http[{i}].route"))?;
+        let (route_fields, action_fields) = settings(route, cluster).with_context(|| format!("http[{i}]"))?;
+        action.as_object_mut().context("an action")?.extend(action_fields);
         let blocks: Vec<Option<&Value>> = match route.get("match").and_then(Value::as_array) {
             Some(list) => list.iter().map(Some).collect(),
             None => vec![None],
         };
         for (j, block) in blocks.into_iter().enumerate() {
             let at = format!("http[{i}].match[{j}]");
+            let with_fields = |mut r: Value| {
+                if let Some(obj) = r.as_object_mut() {
+                    obj.extend(route_fields.clone());
+                }
+                r
+            };
             let Some(block) = block else {
-                routes.push(json!({ "match": { "prefix": "/" }, "route": action }));
+                routes.push(with_fields(json!({ "match": { "prefix": "/" }, "route": action })));
                 continue;
             };
             known(block, &["headers", "withoutHeaders", "uri", "method", "authority", "sourceLabels"], &at)?;
@@ -37,11 +61,109 @@ pub fn http_routes(spec: &Value, labels: &[(String, String)], cluster: &dyn Fn(&
                 want.iter().all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && v.as_str() == Some(lv)))
             });
             if holds {
-                routes.push(json!({ "match": route_match(block).with_context(|| at.clone())?, "route": action }));
+                let m = route_match(block).with_context(|| at.clone())?;
+                routes.push(with_fields(json!({ "match": m, "route": action })));
             }
         }
     }
     Ok(routes)
+}
+
+/// The route's settings as istiod writes them: the `Route`'s own fields and its `RouteAction`'s.
+fn settings(route: &Value, cluster: &dyn Fn(&str) -> String) -> Result<(Map<String, Value>, Map<String, Value>)> {
+    let (mut own, mut action) = (Map::new(), Map::new());
+    if let Some(t) = route.get("timeout") {
+        action.insert("timeout".into(), t.clone());
+    }
+    if let Some(r) = route.get("retries") {
+        known(r, &["attempts", "perTryTimeout", "retryOn"], "retries")?;
+        let attempts = r["attempts"].as_u64().context("retries.attempts")?;
+        if attempts > 0 {
+            let mut policy = json!({
+                "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+                "num_retries": attempts,
+                "retry_host_predicate": [{
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+                    },
+                }],
+                "host_selection_retry_max_attempts": 5,
+            });
+            if let Some(on) = r.get("retryOn").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                let (mut words, mut codes) = (Vec::new(), Vec::new());
+                for part in on.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    match part.parse::<u32>() {
+                        Ok(code) if (100..600).contains(&code) => codes.push(code),
+                        _ => words.push(part),
+                    }
+                }
+                let mut joined = words.join(",");
+                if !codes.is_empty() && !joined.contains("retriable-status-codes") {
+                    joined.push_str(",retriable-status-codes");
+                }
+                policy["retry_on"] = json!(joined);
+                if !codes.is_empty() {
+                    policy["retriable_status_codes"] = json!(codes);
+                }
+            }
+            if let Some(t) = r.get("perTryTimeout") {
+                policy["per_try_timeout"] = t.clone();
+            }
+            action.insert("retry_policy".into(), policy);
+        }
+    }
+    if let Some(rw) = route.get("rewrite") {
+        known(rw, &["uri", "authority"], "rewrite")?;
+        if let Some(uri) = rw.get("uri") {
+            action.insert("prefix_rewrite".into(), uri.clone());
+        }
+        if let Some(a) = rw.get("authority") {
+            action.insert("host_rewrite_literal".into(), a.clone());
+        }
+    }
+    if let Some(h) = route.get("headers") {
+        known(h, &["request", "response"], "headers")?;
+        for which in ["request", "response"] {
+            let Some(ops) = h.get(which) else { continue };
+            known(ops, &["set", "add", "remove"], which)?;
+            let mut add = Vec::new();
+            for (field, append) in [("set", "OVERWRITE_IF_EXISTS_OR_ADD"), ("add", "APPEND_IF_EXISTS_OR_ADD")] {
+                let mut entries: Vec<(&String, &Value)> =
+                    ops.get(field).and_then(Value::as_object).into_iter().flatten().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (k, v) in entries {
+                    add.push(json!({ "header": { "key": k, "value": v }, "append_action": append }));
+                }
+            }
+            if !add.is_empty() {
+                own.insert(format!("{which}_headers_to_add"), Value::Array(add));
+            }
+            if let Some(remove) = ops.get("remove") {
+                own.insert(format!("{which}_headers_to_remove"), remove.clone());
+            }
+        }
+    }
+    match (route.get("mirror"), route.get("mirrorPercentage")) {
+        (Some(m), percentage) => {
+            known(m, &["host", "subset", "port"], "mirror")?;
+            let fraction = match percentage {
+                Some(p) => {
+                    let value = p["value"].as_f64().context("mirrorPercentage.value")?;
+                    json!({ "numerator": (value * 10000.0) as u32, "denominator": "MILLION" })
+                }
+                None => json!({ "numerator": 100, "denominator": "HUNDRED" }),
+            };
+            let subset = m["subset"].as_str().context("mirror.subset")?;
+            action.insert(
+                "request_mirror_policies".into(),
+                json!([{ "cluster": cluster(subset), "runtime_fraction": { "default_value": fraction }, "trace_sampled": false }]),
+            );
+        }
+        (None, Some(_)) => bail!("mirrorPercentage without mirror"),
+        (None, None) => {}
+    }
+    Ok((own, action))
 }
 
 fn known(value: &Value, fields: &[&str], at: &str) -> Result<()> {

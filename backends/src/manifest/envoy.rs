@@ -18,6 +18,7 @@ use canary_eval::config::{Config, Protocol, RuleSet, Service};
 
 use super::{envoy_routes, policy_subsets, push};
 use crate::native::NativeService;
+use crate::route_settings::{self, ServiceRoutes};
 use serde_json::{json, Value};
 
 /// Envoy's V8 runtime: the one shipped in the official builds.
@@ -53,6 +54,9 @@ pub struct EnvoyOptions {
     /// `--access-log`: the filter writes each decision into filter state (`settings.access_log`) and the
     /// listener logs every request or connection with it to stdout ([`ACCESS_LOG_FORMAT`]).
     pub access_log: bool,
+    /// The service's route settings (timeouts, retries, rewrites, header edits, mirror): README "Route settings".
+    /// Empty: the routes are exactly as before settings existed.
+    pub routes: ServiceRoutes,
 }
 
 impl EnvoyOptions {
@@ -73,6 +77,7 @@ impl EnvoyOptions {
             ecds_path: None,
             rds_path: None,
             access_log: false,
+            routes: ServiceRoutes::default(),
         }
     }
 }
@@ -119,13 +124,17 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
 
     let mut policy = proxy_policy(config, service, protocol);
     policy.settings.access_log |= opts.access_log && opts.native.is_none();
+    if protocol == Protocol::Tcp && !opts.routes.is_empty() {
+        return Err(format!("service `{service}` is TCP: route settings and mirrors apply to HTTP routes only"));
+    }
+    let mirror_cluster = |subset: &str| cluster_name(&policy, service, subset);
     let filters = match &opts.native {
         None => {
             let json = serde_json::to_string(&policy).map_err(|e| format!("cannot serialize the policy: {e}"))?;
             match protocol {
                 Protocol::Http => vec![http_connection_manager(
                     opts,
-                    filter_routes(&policy, opts),
+                    with_settings(filter_routes(&policy, opts), &opts.routes, &mirror_cluster)?,
                     vec![canary_http_filter(opts, &json), router()],
                 )],
                 Protocol::Tcp => tcp_filters(&policy, opts, &json),
@@ -135,7 +144,8 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
             let cluster = |s: Option<&str>| cluster_name(&policy, service, s.unwrap_or(default_subset(opts)));
             match protocol {
                 Protocol::Http => {
-                    vec![http_connection_manager(opts, envoy_routes::http_routes(native, &cluster), vec![router()])]
+                    let routes = envoy_routes::http_routes_with(native, &cluster, &opts.routes, &mirror_cluster)?;
+                    vec![http_connection_manager(opts, routes, vec![router()])]
                 }
                 Protocol::Tcp => vec![native_tcp_proxy(opts, envoy_routes::tcp_cluster(native, &cluster))],
             }
@@ -238,7 +248,8 @@ fn check_clusters(config: &Config, opts: &EnvoyOptions, protocol: Protocol) -> R
             return Err(format!("the default subset `{default}` has no --cluster {default}=HOST:PORT"));
         }
     }
-    for subset in policy_subsets(config, &opts.service, protocol) {
+    let mirror = opts.routes.mirror.as_ref().map(|m| m.subset.clone());
+    for subset in policy_subsets(config, &opts.service, protocol).into_iter().chain(mirror) {
         if !known.contains(subset.as_str()) {
             return Err(format!(
                 "the policy can send service `{}` to subset `{subset}`, but no --cluster {subset}=HOST:PORT was given",
@@ -378,6 +389,33 @@ fn filter_routes(policy: &Config, opts: &EnvoyOptions) -> Vec<Value> {
         "route": { "cluster": cluster_name(policy, service, default_subset(opts)) },
     }));
     routes
+}
+
+/// The filter's routes with the service's settings: every route the same (they map a decision, not a rule, so
+/// a rule's profile cannot be told apart here).
+fn with_settings(
+    mut routes: Vec<Value>,
+    settings: &ServiceRoutes,
+    cluster: &dyn Fn(&str) -> String,
+) -> Result<Vec<Value>, String> {
+    if settings.is_empty() {
+        return Ok(routes);
+    }
+    if !settings.by_rule.is_empty() {
+        return Err(profile_needs_native());
+    }
+    let fields = route_settings::envoy_fields(&settings.all, settings.mirror.as_ref(), cluster)?;
+    for route in &mut routes {
+        route_settings::apply_envoy(route, &fields);
+    }
+    Ok(routes)
+}
+
+/// Why a rule's `with PROFILE` needs native routes.
+pub(crate) fn profile_needs_native() -> String {
+    "a rule selects a settings profile (`with NAME`), which only native routes can carry: the filter's routes map \
+     its decision (a subset), not the rule that made it; use --backend native (or auto), or drop the profile"
+        .to_string()
 }
 
 /// TCP without the filter: `tcp_proxy` picks the cluster itself (`choice`: `cluster` or `weighted_clusters`),

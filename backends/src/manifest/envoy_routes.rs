@@ -5,14 +5,43 @@ use canary_eval::config::StickyKey;
 use serde_json::{json, Map, Value};
 
 use crate::native::{Atom, HeaderTest, NativeAction, NativeService};
+use crate::route_settings::{self, EnvoyFields, ServiceRoutes};
 
 /// Names the cluster of a subset (`None`: the proxy's fallback subset, for requests nothing decides).
 pub type ClusterOf<'a> = &'a dyn Fn(Option<&str>) -> String;
 
 /// The routes for one HTTP service, in evaluation order, then the default route.
 pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value> {
-    let mut routes = Vec::new();
+    http_routes_inner(service, cluster, None)
+}
+
+/// [`http_routes`] carrying the service's route settings: each rule's route its profile's (else the service's),
+/// the default route the service's; the mirror on every route.
+pub fn http_routes_with(
+    service: &NativeService,
+    cluster: ClusterOf<'_>,
+    settings: &ServiceRoutes,
+    mirror_cluster: &dyn Fn(&str) -> String,
+) -> Result<Vec<Value>, String> {
+    if settings.is_empty() {
+        return Ok(http_routes_inner(service, cluster, None));
+    }
+    let mirror = settings.mirror.as_ref();
+    let all = route_settings::envoy_fields(&settings.all, mirror, mirror_cluster)?;
+    let mut per_rule = Vec::new();
     for route in &service.routes {
+        per_rule.push(route_settings::envoy_fields(settings.for_rule(route.span), mirror, mirror_cluster)?);
+    }
+    Ok(http_routes_inner(service, cluster, Some((&per_rule, &all))))
+}
+
+fn http_routes_inner(
+    service: &NativeService,
+    cluster: ClusterOf<'_>,
+    settings: Option<(&[EnvoyFields], &EnvoyFields)>,
+) -> Vec<Value> {
+    let mut routes = Vec::new();
+    for (i, route) in service.routes.iter().enumerate() {
         for (k, and) in route.matches.iter().enumerate() {
             let mut r#match = json!({ "prefix": "/" });
             let headers: Vec<Value> = and.iter().filter_map(header_matcher).collect();
@@ -23,18 +52,26 @@ pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value
             if !cookies.is_empty() {
                 r#match["cookies"] = Value::Array(cookies);
             }
-            routes.push(json!({
+            let mut out = json!({
                 "name": format!("{}-line{}-{k}", service.name, route.line),
                 "match": r#match,
                 "route": route_action(&route.action, cluster),
-            }));
+            });
+            if let Some(fields) = settings.and_then(|(per_rule, _)| per_rule.get(i)) {
+                route_settings::apply_envoy(&mut out, fields);
+            }
+            routes.push(out);
         }
     }
-    routes.push(json!({
+    let mut default = json!({
         "name": format!("{}-default", service.name),
         "match": { "prefix": "/" },
         "route": { "cluster": cluster(service.default.as_deref()) },
-    }));
+    });
+    if let Some((_, all)) = settings {
+        route_settings::apply_envoy(&mut default, all);
+    }
+    routes.push(default);
     routes
 }
 

@@ -26,6 +26,7 @@ use super::envoy::{
 use super::istio::sha256_hex;
 use super::{envoy_routes, policy_subsets};
 use crate::native::{NativeAction, NativeService};
+use crate::route_settings::ServiceRoutes;
 
 const TYPED_EXTENSION_CONFIG: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 const ROUTE_CONFIGURATION: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
@@ -44,6 +45,8 @@ pub struct PushOptions {
     pub subsets: Vec<String>,
     /// RDS: the service lowered to native routes.
     pub native: Option<NativeService>,
+    /// RDS: the service's route settings (README "Route settings").
+    pub routes: ServiceRoutes,
 }
 
 impl PushOptions {
@@ -54,6 +57,7 @@ impl PushOptions {
             wasm_path: PathBuf::new(),
             subsets: Vec::new(),
             native: None,
+            routes: ServiceRoutes::default(),
         }
     }
 }
@@ -124,7 +128,18 @@ pub fn rds_resource(config: &Config, opts: &PushOptions) -> Result<Value, String
     };
     let policy = proxy_policy(config, service, Protocol::Http);
     let cluster = |s: Option<&str>| policy.settings.cluster_name(service, s.unwrap_or(&fallback));
-    let mut resource = route_config(service, envoy_routes::http_routes(native, &cluster));
+    let mirror_cluster = |s: &str| policy.settings.cluster_name(service, s);
+    let routes = envoy_routes::http_routes_with(native, &cluster, &opts.routes, &mirror_cluster)?;
+    if let Some(m) =
+        opts.routes.mirror.as_ref().filter(|m| !opts.subsets.is_empty() && !opts.subsets.contains(&m.subset))
+    {
+        return Err(format!(
+            "service `{service}` mirrors to subset `{}`, which is not among --subsets {}",
+            m.subset,
+            opts.subsets.join(",")
+        ));
+    }
+    let mut resource = route_config(service, routes);
     resource["validate_clusters"] = json!(true);
     let mut typed = json!({ "@type": ROUTE_CONFIGURATION });
     typed.as_object_mut().expect("an object").extend(resource.as_object().cloned().unwrap_or_default());

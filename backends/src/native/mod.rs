@@ -77,6 +77,8 @@ pub struct NativeService {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativeRoute {
     pub line: u32,
+    /// The rule in the source (its start keys the rule's `with PROFILE` in the compiler's `RouteExtras`).
+    pub span: Span,
     pub matches: Dnf,
     pub action: NativeAction,
 }
@@ -194,7 +196,7 @@ pub fn lower_service(
             }
         };
         if !matches.is_empty() {
-            routes.push(NativeRoute { line: rule.line, matches, action });
+            routes.push(NativeRoute { line: rule.line, span: *span, matches, action });
         }
     }
     if !refusals.is_empty() {

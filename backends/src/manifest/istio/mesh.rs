@@ -32,6 +32,8 @@ pub struct IstioOptions {
     pub edge: Option<Edge>,
     /// Kubernetes cluster DNS domain, for service FQDNs and Istio cluster names.
     pub cluster_domain: String,
+    /// Each HTTP service's route settings (README "Route settings"); a service without an entry has none.
+    pub route_settings: std::collections::BTreeMap<String, crate::route_settings::ServiceRoutes>,
 }
 
 impl IstioOptions {
@@ -43,6 +45,7 @@ impl IstioOptions {
             subsets: Vec::new(),
             edge: None,
             cluster_domain: "cluster.local".to_string(),
+            route_settings: Default::default(),
         }
     }
 }
@@ -172,7 +175,9 @@ impl<'a> Mesh<'a> {
                 self.fqdn(name)
             ));
         }
-        let named = policy_subsets(self.config, name, protocol);
+        let mut named = policy_subsets(self.config, name, protocol);
+        // The mirror's subset needs its DestinationRule subset like any other.
+        named.extend(self.opts.route_settings.get(name).and_then(|r| r.mirror.as_ref()).map(|m| m.subset.clone()));
         let policy_default =
             declared.and_then(|s| s.rules.default.clone()).or_else(|| self.config.global.default.clone());
         for subset in &named {

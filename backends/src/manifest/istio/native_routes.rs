@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::mesh::MeshService;
-use super::routes::{Destination, PortSelector, RouteDestination};
+use super::routes::{settings_fields, Destination, PortSelector, RouteDestination};
 use crate::manifest::envoy_routes::{contains_any_regex, host_regex, re2_escape};
 use crate::native::istio::{slot, Slot};
 use crate::native::{Atom, HeaderTest, NativeAction, NativeService};
+use crate::route_settings::ServiceRoutes;
 
 #[derive(Debug, Serialize)]
 pub(crate) struct NativeHttpRoute {
@@ -27,6 +28,9 @@ pub(crate) struct NativeHttpRoute {
     #[serde(rename = "match", skip_serializing_if = "Vec::is_empty")]
     matches: Vec<MatchBlock>,
     route: Vec<RouteDestination>,
+    /// Route settings and the mirror (`HTTPRoute` fields), empty without them.
+    #[serde(flatten)]
+    settings: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -126,28 +130,40 @@ pub(crate) fn http_routes(
     native: &NativeService,
     service: &MeshService,
     destination: &dyn Fn(&str) -> Destination,
-) -> (Vec<NativeHttpRoute>, Option<String>) {
+    settings: &ServiceRoutes,
+) -> Result<(Vec<NativeHttpRoute>, Option<String>), String> {
     let mut note = None;
-    let mut routes: Vec<NativeHttpRoute> = native
-        .routes
-        .iter()
-        .map(|r| {
-            let always = r.matches.iter().any(Vec::is_empty);
-            let matches = if always { Vec::new() } else { r.matches.iter().map(|and| block(and)).collect() };
-            let (route, relative) = action(&r.action, service, destination, None);
-            if relative {
-                note = Some(relative_note(&service.name));
-            }
-            NativeHttpRoute { name: format!("rule-{}", r.line), matches, route }
-        })
-        .collect();
+    let mut routes = Vec::new();
+    for r in &native.routes {
+        let always = r.matches.iter().any(Vec::is_empty);
+        let matches: Vec<MatchBlock> =
+            if always { Vec::new() } else { r.matches.iter().map(|and| block(and)).collect() };
+        let (route, relative) = action(&r.action, service, destination, None);
+        if relative {
+            note = Some(relative_note(&service.name));
+        }
+        let own = settings.for_rule(r.span);
+        if own.rewrite.as_ref().is_some_and(|rw| rw.uri.is_some()) && matches.iter().any(|m| m.uri.is_some()) {
+            // istiod's prefix_rewrite replaces the route's matched prefix: here the rule's `path`, while the
+            // Envoy backend (which matches paths with header matchers) and the filter's routes replace `/`.
+            return Err(format!(
+                "service `{}`, rule on line {}: `rewrite.uri` on a route matching `uri` would replace the matched \
+                 prefix in Istio but `/` on every other backend; select a profile without `rewrite.uri` for this \
+                 rule, or use --backend filter",
+                service.name, r.line
+            ));
+        }
+        let fields = settings_fields(own, settings, destination);
+        routes.push(NativeHttpRoute { name: format!("rule-{}", r.line), matches, route, settings: fields });
+    }
     let default = native.default.clone().unwrap_or_else(|| service.fallback.clone());
     routes.push(NativeHttpRoute {
         name: "default".into(),
         matches: Vec::new(),
         route: vec![RouteDestination { destination: destination(&default), weight: None }],
+        settings: settings_fields(&settings.all, settings, destination),
     });
-    (routes, note)
+    Ok((routes, note))
 }
 
 /// The service's TCP routes on its port: the rules whose `sourceLabels` hold on a proxy, in order, then the

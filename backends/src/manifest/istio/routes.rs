@@ -18,11 +18,13 @@ use std::collections::BTreeMap;
 
 use canary_eval::config::Protocol;
 use serde::Serialize;
+use serde_json::{json, Map, Value};
 
 use super::k8s::{Metadata, Resource};
 use super::mesh::{Mesh, MeshService, SUBSET_LABEL};
 use super::native_routes::{self, NativeHttpRoute, NativeTcpRoute};
 use crate::native::NativeService;
+use crate::route_settings::ServiceRoutes;
 
 pub(crate) const API_VERSION: &str = "networking.istio.io/v1beta1";
 
@@ -70,6 +72,9 @@ struct HttpRoute {
     #[serde(rename = "match", skip_serializing_if = "Vec::is_empty")]
     matches: Vec<HeaderMatch>,
     route: Vec<RouteDestination>,
+    /// Route settings and the mirror (`HTTPRoute` fields), empty without them.
+    #[serde(flatten)]
+    settings: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,11 +144,19 @@ pub(crate) fn documents(
             subset: subset.to_string(),
             port: service.port.map(|number| PortSelector { number }),
         };
+        let empty = ServiceRoutes::default();
+        let settings = mesh.opts.route_settings.get(&service.name).unwrap_or(&empty);
+        if service.protocol == Protocol::Tcp && !settings.is_empty() {
+            return Err(format!(
+                "service `{}` is TCP: route settings and mirrors apply to HTTP routes only",
+                service.name
+            ));
+        }
         let (http, tcp) = match (service.protocol, native.get(&service.name)) {
-            (Protocol::Http, None) => (filter_http(mesh, service), Vec::new()),
+            (Protocol::Http, None) => (filter_http(mesh, service, settings)?, Vec::new()),
             (Protocol::Tcp, None) => (Vec::new(), vec![Tcp::Filter(filter_tcp(service, &host))]),
             (Protocol::Http, Some(lowered)) => {
-                let (routes, note) = native_routes::http_routes(lowered, service, &destination);
+                let (routes, note) = native_routes::http_routes(lowered, service, &destination, settings)?;
                 notes.extend(note);
                 (routes.into_iter().map(Http::Native).collect(), Vec::new())
             }
@@ -155,9 +168,13 @@ pub(crate) fn documents(
         };
         let gateway_http = match (edge.filter(|e| e.service == service.name), native.get(&service.name)) {
             (Some(_), Some(lowered)) => Some(
-                native_routes::http_routes(lowered, service, &destination).0.into_iter().map(Http::Native).collect(),
+                native_routes::http_routes(lowered, service, &destination, settings)?
+                    .0
+                    .into_iter()
+                    .map(Http::Native)
+                    .collect(),
             ),
-            (Some(_), None) => Some(filter_http(mesh, service)),
+            (Some(_), None) => Some(filter_http(mesh, service, settings)?),
             (None, _) => None,
         };
         let vs = VirtualService { hosts: vec![host.clone()], gateways: Vec::new(), http, tcp };
@@ -186,8 +203,37 @@ fn destination_rule(service: &MeshService, host: &str) -> DestinationRule {
     DestinationRule { host: host.to_string(), subsets }
 }
 
+/// The `HTTPRoute` fields of route settings plus the mirror (`mirror` + `mirrorPercentage`, which istiod turns
+/// into `request_mirror_policies` with a `runtime_fraction`: route.go `MirrorPercent`).
+pub(crate) fn settings_fields(
+    settings: &canary_settings::RouteSettings,
+    routes: &ServiceRoutes,
+    destination: &dyn Fn(&str) -> Destination,
+) -> Map<String, Value> {
+    let mut fields = settings.istio();
+    if let Some(m) = &routes.mirror {
+        let d = destination(&m.subset);
+        let mut mirror = json!({ "host": d.host, "subset": d.subset });
+        if let Some(port) = d.port {
+            mirror["port"] = json!({ "number": port.number });
+        }
+        fields.insert("mirror".into(), mirror);
+        fields.insert("mirrorPercentage".into(), json!({ "value": f64::from(m.basis_points) / 100.0 }));
+    }
+    fields
+}
+
 /// Routes on the filter's decision: one per subset on the subset header, then the fallback.
-fn filter_http(mesh: &Mesh, service: &MeshService) -> Vec<Http> {
+fn filter_http(mesh: &Mesh, service: &MeshService, settings: &ServiceRoutes) -> Result<Vec<Http>, String> {
+    if !settings.by_rule.is_empty() {
+        return Err(format!("service `{}`: {}", service.name, crate::manifest::envoy::profile_needs_native()));
+    }
+    let dest = |subset: &str| Destination {
+        host: mesh.fqdn(&service.name),
+        subset: subset.to_string(),
+        port: service.port.map(|number| PortSelector { number }),
+    };
+    let fields = settings_fields(&settings.all, settings, &dest);
     let header = mesh.config.settings.header().to_ascii_lowercase();
     let destination = |subset: &str| RouteDestination {
         destination: Destination {
@@ -207,6 +253,7 @@ fn filter_http(mesh: &Mesh, service: &MeshService) -> Vec<Http> {
                     headers: BTreeMap::from([(header.clone(), StringMatch { exact: subset.clone() })]),
                 }],
                 route: vec![destination(subset)],
+                settings: fields.clone(),
             })
         })
         .collect();
@@ -214,8 +261,9 @@ fn filter_http(mesh: &Mesh, service: &MeshService) -> Vec<Http> {
         name: "no-decision".to_string(),
         matches: Vec::new(),
         route: vec![destination(&service.fallback)],
+        settings: fields,
     }));
-    http
+    Ok(http)
 }
 
 /// The filter names the subset cluster itself; this route takes connections it leaves undecided.

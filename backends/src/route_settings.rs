@@ -1,0 +1,254 @@
+//! Route settings (README "Route settings") as each backend writes them: a service's settings file section
+//! and `with PROFILE` selections resolved per route ([`ServiceRoutes`]), then written as Envoy route fields
+//! ([`envoy_fields`]) or Istio `HTTPRoute` fields (`RouteSettings::istio`, used by `manifest/istio/`).
+//!
+//! The Envoy form follows istiod's translation of the same `HTTPRoute` fields, so a settings file means the same
+//! on both backends (Istio `pilot/pkg/networking/core/route/route.go`, `applyHTTPRouteDestination`,
+//! `setTimeout`, `TranslateHeadersOperations`, `translateAppendHeaders`, `TranslateRequestMirrorPolicy`;
+//! `route/retry/retry.go`, `ConvertPolicy`, `parseRetryOn`), using Envoy's `config.route.v3` fields:
+//! `RouteAction.timeout`, `RouteAction.retry_policy` (`retry_on`, `num_retries`, `per_try_timeout`,
+//! `retriable_status_codes`, `retry_host_predicate`, `host_selection_retry_max_attempts`),
+//! `RouteAction.prefix_rewrite`, `RouteAction.host_rewrite_literal`, `Route.request_headers_to_add` /
+//! `_to_remove` and `Route.response_headers_to_add` / `_to_remove` (`HeaderValueOption.append_action`), and
+//! `RouteAction.request_mirror_policies` (`cluster`, `runtime_fraction`).
+
+use std::collections::BTreeMap;
+
+use canary_compiler::route_settings::RouteExtras;
+use canary_dsl::ast::Span;
+use canary_dsl::Diagnostic;
+use canary_settings::{HeaderOps, RouteSettings, SettingsFile};
+use serde_json::{json, Map, Value};
+
+use crate::native::NativeService;
+
+/// `mirror P% to SUBSET` for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// 1 = 0.01%.
+    pub basis_points: u32,
+    pub subset: String,
+}
+
+/// One HTTP service's route settings, resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceRoutes {
+    /// What every route of the service carries (the file's section without a profile).
+    pub all: RouteSettings,
+    /// Rules that select a profile, by their span's start: the profile merged over `all`.
+    pub by_rule: BTreeMap<usize, RouteSettings>,
+    pub mirror: Option<Mirror>,
+}
+
+impl ServiceRoutes {
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.by_rule.is_empty() && self.mirror.is_none()
+    }
+
+    /// The settings of a rule's route (its profile's, else the service's).
+    pub fn for_rule(&self, rule: Span) -> &RouteSettings {
+        self.by_rule.get(&rule.start).unwrap_or(&self.all)
+    }
+}
+
+/// Resolves `service`'s settings: its file section, the profile every rule that reaches it selects (an
+/// unknown one is an error at the `with NAME`), its mirror. `settings_file` names the file in messages.
+pub fn service_routes(
+    extras: &RouteExtras,
+    file: Option<&SettingsFile>,
+    settings_file: &str,
+    service: &str,
+    rule_spans: &[Span],
+) -> Result<ServiceRoutes, Vec<Diagnostic>> {
+    let empty = SettingsFile::default();
+    let file = file.unwrap_or(&empty);
+    let all = file.route(service, None).unwrap_or_default();
+    let mut by_rule = BTreeMap::new();
+    let mut errors = Vec::new();
+    for span in rule_spans {
+        let Some(profile) = extras.profile(span.start) else { continue };
+        match file.route(service, Some(&profile.name)) {
+            Some(settings) => {
+                by_rule.insert(span.start, settings);
+            }
+            None => {
+                let known: Vec<String> = file
+                    .services
+                    .get(service)
+                    .map(|s| s.profiles.keys().map(|k| format!("`{k}`")).collect())
+                    .unwrap_or_default();
+                let hint = match (extras.settings_file.is_some(), known.is_empty()) {
+                    (false, _) => {
+                        "name the settings file with `settings \"FILE\"` at the top of the policy".to_string()
+                    }
+                    (true, true) => {
+                        format!("add `{service}: {{profiles: {{{}: …}}}}` to {settings_file}", profile.name)
+                    }
+                    (true, false) => format!("the profiles of `{service}` are {}", known.join(", ")),
+                };
+                errors.push(
+                    Diagnostic::error(
+                        profile.span,
+                        format!("unknown settings profile `{}` for service `{service}`", profile.name),
+                    )
+                    .with_label("not in the settings file")
+                    .with_hint(hint),
+                );
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mirror = extras.mirror(service).map(|m| Mirror { basis_points: m.basis_points, subset: m.subset.clone() });
+    Ok(ServiceRoutes { all, by_rule, mirror })
+}
+
+/// The rule spans a natively lowered service's routes came from (what [`service_routes`] needs).
+pub fn native_rule_spans(native: &NativeService) -> Vec<Span> {
+    native.routes.iter().map(|r| r.span).collect()
+}
+
+/// A route's Envoy fields: those of the `Route` itself, then those of its `RouteAction`.
+pub type EnvoyFields = (Map<String, Value>, Map<String, Value>);
+
+/// Why a backend cannot carry a setting.
+pub fn refuse_cors(backend: &str) -> String {
+    format!(
+        "{backend}: `corsPolicy` is not written for plain Envoy (it needs the `envoy.filters.http.cors` filter in the \
+         chain and a per-route `typed_per_filter_config`); deploy it with `--kind istio-routes`, or remove it"
+    )
+}
+
+/// Envoy's fields for one route: those of the `Route` itself and those of its `RouteAction`. `cluster` names the
+/// mirror subset's cluster. CORS is refused (see [`refuse_cors`]).
+pub fn envoy_fields(
+    settings: &RouteSettings,
+    mirror: Option<&Mirror>,
+    cluster: &dyn Fn(&str) -> String,
+) -> Result<EnvoyFields, String> {
+    let mut route = Map::new();
+    let mut action = Map::new();
+    if settings.cors_policy.is_some() {
+        return Err(refuse_cors("--kind envoy/rds"));
+    }
+    if let Some(t) = settings.timeout {
+        action.insert("timeout".into(), json!(t.to_string()));
+    }
+    if let Some(r) = settings.retries.as_ref().filter(|r| r.attempts > 0) {
+        // retry.go ConvertPolicy: Istio's defaults, then the user's fields; integers in retryOn are status codes.
+        let mut on = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes".to_string();
+        let mut codes: Vec<u16> = Vec::new();
+        if let Some(text) = &r.retry_on {
+            let mut words = Vec::new();
+            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match part.parse::<u16>() {
+                    Ok(code) => codes.push(code),
+                    Err(_) => words.push(part),
+                }
+            }
+            on = words.join(",");
+            if !codes.is_empty() && !on.contains("retriable-status-codes") {
+                on.push_str(if on.is_empty() { "retriable-status-codes" } else { ",retriable-status-codes" });
+            }
+        }
+        let mut policy = json!({
+            "retry_on": on,
+            "num_retries": r.attempts,
+            "retry_host_predicate": [{
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+                },
+            }],
+            "host_selection_retry_max_attempts": 5,
+        });
+        if !codes.is_empty() {
+            policy["retriable_status_codes"] = json!(codes);
+        }
+        if let Some(t) = r.per_try_timeout {
+            policy["per_try_timeout"] = json!(t.to_string());
+        }
+        action.insert("retry_policy".into(), policy);
+    }
+    if let Some(rw) = &settings.rewrite {
+        if let Some(uri) = &rw.uri {
+            action.insert("prefix_rewrite".into(), json!(uri));
+        }
+        if let Some(authority) = &rw.authority {
+            action.insert("host_rewrite_literal".into(), json!(authority));
+        }
+    }
+    if let Some(h) = &settings.headers {
+        for (prefix, ops) in [("request", &h.request), ("response", &h.response)] {
+            let add = header_values(ops);
+            if !add.is_empty() {
+                route.insert(format!("{prefix}_headers_to_add"), Value::Array(add));
+            }
+            if !ops.remove.is_empty() {
+                route.insert(format!("{prefix}_headers_to_remove"), json!(ops.remove));
+            }
+        }
+    }
+    if let Some(m) = mirror {
+        action.insert(
+            "request_mirror_policies".into(),
+            json!([{
+                "cluster": cluster(&m.subset),
+                "runtime_fraction": { "default_value": { "numerator": m.basis_points, "denominator": "TEN_THOUSAND" } },
+            }]),
+        );
+    }
+    Ok((route, action))
+}
+
+/// `set` overwrites, `add` appends (translateAppendHeaders): set entries first, then add, each by name.
+fn header_values(ops: &HeaderOps) -> Vec<Value> {
+    let set = ops.set.iter().map(|(k, v)| (k, v, "OVERWRITE_IF_EXISTS_OR_ADD"));
+    let add = ops.add.iter().map(|(k, v)| (k, v, "APPEND_IF_EXISTS_OR_ADD"));
+    set.chain(add)
+        .map(|(k, v, action)| json!({ "header": { "key": k, "value": v }, "append_action": action }))
+        .collect()
+}
+
+/// Adds the fields to one Envoy route object (`{"name", "match", "route": {…}}`).
+pub fn apply_envoy(route: &mut Value, fields: &EnvoyFields) {
+    if let Some(obj) = route.as_object_mut() {
+        obj.extend(fields.0.clone());
+    }
+    if let Some(action) = route.get_mut("route").and_then(Value::as_object_mut) {
+        action.extend(fields.1.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_settings::{Duration, Retries, Rewrite};
+
+    #[test]
+    fn envoy_fields_follow_istiod() {
+        let s = RouteSettings {
+            timeout: Some(Duration(500)),
+            retries: Some(Retries {
+                attempts: 3,
+                per_try_timeout: Some(Duration(1000)),
+                retry_on: Some("5xx,503".into()),
+            }),
+            rewrite: Some(Rewrite { uri: Some("/v2/".into()), authority: None }),
+            headers: None,
+            cors_policy: None,
+        };
+        let mirror = Mirror { basis_points: 1000, subset: "v3".into() };
+        let (route, action) = envoy_fields(&s, Some(&mirror), &|s| format!("c-{s}")).unwrap();
+        assert!(route.is_empty());
+        assert_eq!(action["timeout"], "0.5s");
+        assert_eq!(action["retry_policy"]["retry_on"], "5xx,retriable-status-codes");
+        assert_eq!(action["retry_policy"]["retriable_status_codes"], json!([503]));
+        assert_eq!(action["prefix_rewrite"], "/v2/");
+        assert_eq!(action["request_mirror_policies"][0]["cluster"], "c-v3");
+        assert_eq!(action["request_mirror_policies"][0]["runtime_fraction"]["default_value"]["numerator"], 1000);
+        let off = RouteSettings { retries: Some(Retries { attempts: 0, per_try_timeout: None, retry_on: None }), ..s };
+        assert!(envoy_fields(&off, None, &|s| s.into()).unwrap().1.get("retry_policy").is_none());
+    }
+}

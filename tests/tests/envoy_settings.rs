@@ -1,0 +1,272 @@
+//! Route settings in real Envoy 1.40 (README "Route settings"): the bootstrap `canaryc manifest --kind envoy
+//! --backend native` writes from a policy with `settings "FILE"`, `mirror` and a rule's `with PROFILE`, in
+//! front of loopback upstreams written here (each answers with its subset, the path and the header it saw).
+//!
+//! * a timeout fires: an upstream that sleeps 1.5 s past the 0.5 s timeout answers 504;
+//! * a rule's profile replaces it: the same slow request through the rule `with patient` (3 s) answers 200;
+//! * retries happen: an upstream failing once (503) then succeeding answers 200, and Envoy's
+//!   `cluster.web-v1.upstream_rq_retry` counter moved by one;
+//! * a rewrite reaches the upstream (`/hello` arrives as `/v2/hello`), and so does a header edit;
+//! * `mirror 10% to v3` copies 10 % of the requests to v3 within 5σ (binomial, N = 2,000), while every caller's
+//!   answer still comes from the routed subset.
+//!
+//! The same checks run through the Istio form: `--kind istio-routes --backend native`'s VirtualService turned into
+//! this sidecar's Envoy routes as istiod would (`canary_tests::istio_pilot`, which follows pilot's `route.go` and
+//! `retry.go` for these fields), in place of the Envoy backend's routes.
+//!
+//! Needs `scripts/setup-envoy.sh` (or `ENVOY_BIN`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use canary_tests::istio_pilot;
+use canary_tests::mesh::chain::binomial_bounds;
+use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
+use canary_tests::mesh::procs::Procs;
+use canary_tests::push::canaryc;
+use canary_tests::reload::{admin_stat, http_get};
+use serde_json::Value;
+
+fn ok<T>(result: Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// One stand-in subset: what it saw, and how it behaves (by path).
+struct Upstream {
+    addr: SocketAddr,
+    /// Every request's path, in arrival order.
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+/// A keep-alive HTTP/1.1 server for GETs: `/…sleep…` answers after 1.5 s, `/…flaky/ID` answers 503 the first
+/// time an ID is seen and 200 after, anything else 200. The body is `SUBSET PATH x-test=VALUE`.
+fn upstream(subset: &'static str) -> Result<Upstream> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let flaky: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (log, flaky) = (Arc::clone(&log), Arc::clone(&flaky));
+            thread::spawn(move || serve(stream, subset, &log, &flaky));
+        }
+    });
+    Ok(Upstream { addr, seen })
+}
+
+fn serve(stream: TcpStream, subset: &str, log: &Mutex<Vec<String>>, flaky: &Mutex<BTreeSet<String>>) {
+    let Ok(mut out) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split(' ').nth(1).unwrap_or("").to_string();
+        let mut test_header = String::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("x-test") {
+                    test_header = v.trim().to_string();
+                }
+            }
+        }
+        log.lock().unwrap().push(path.clone());
+        let mut status = "200 OK";
+        if path.contains("sleep") {
+            thread::sleep(Duration::from_millis(1500));
+        }
+        if let Some(id) = path.split("flaky/").nth(1) {
+            if flaky.lock().unwrap().insert(id.to_string()) {
+                status = "503 Service Unavailable";
+            }
+        }
+        let body = format!("{subset} {path} x-test={test_header}");
+        let answer = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        if out.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+const POLICY: &str = r#"settings "web.routes.yaml"
+service web {
+  mirror 10% to v3
+  header x-patient present -> v2 with patient
+  default v1
+}
+"#;
+
+const SETTINGS: &str = r#"web:
+  timeout: 0.5s
+  retries: {attempts: 2, retryOn: "5xx"}
+  rewrite: {uri: /v2/}
+  headers:
+    request: {set: {x-test: edited}}
+  profiles:
+    patient: {timeout: 3s}
+"#;
+
+struct Proxy {
+    procs: Procs,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    upstreams: BTreeMap<&'static str, Upstream>,
+}
+
+fn start(istio: bool) -> Result<Proxy> {
+    let envoy = find_envoy()?;
+    let mut procs = Procs::new("settings")?;
+    let dir = procs.dir().to_path_buf();
+    std::fs::write(dir.join("web.canary"), POLICY)?;
+    std::fs::write(dir.join("web.routes.yaml"), SETTINGS)?;
+    let mut upstreams = BTreeMap::new();
+    for subset in ["v1", "v2", "v3"] {
+        upstreams.insert(subset, upstream(subset)?);
+    }
+    let (listen, admin) = (free_port()?, free_port()?);
+    let bootstrap = dir.join("bootstrap.yaml");
+    let policy = dir.join("web.canary");
+    let mut args: Vec<String> = vec![
+        "manifest".into(),
+        path(&policy),
+        "--kind".into(),
+        "envoy".into(),
+        "--backend".into(),
+        "native".into(),
+        "--service".into(),
+        "web".into(),
+        "--listen".into(),
+        listen.to_string(),
+        "--admin".into(),
+        admin.to_string(),
+        "-o".into(),
+        path(&bootstrap),
+    ];
+    for (subset, u) in &upstreams {
+        args.push("--cluster".into());
+        args.push(format!("{subset}={}", u.addr));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
+    let mut yaml = std::fs::read_to_string(&bootstrap)?;
+    if istio {
+        let routes = dir.join("routes.yaml");
+        let argv = ["manifest", &path(&policy), "--kind", "istio-routes", "--backend", "native", "-o", &path(&routes)];
+        anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
+        let vs = canary_yaml::documents(&std::fs::read_to_string(&routes)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .map(|d| serde_json::to_value(d).expect("JSON"))
+            .find(|d| d["kind"] == "VirtualService")
+            .context("the VirtualService")?;
+        let routes = istio_pilot::http_routes(&vs["spec"], &[], &|subset| format!("web-{subset}"))?;
+        let mut bootstrap: Value = serde_json::to_value(
+            canary_yaml::from_str::<canary_yaml::Value>(&yaml).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )?;
+        *virtual_host_routes(&mut bootstrap).context("the route table")? = Value::Array(routes);
+        yaml = serde_json::to_string(&bootstrap)?;
+    }
+    spawn(&mut procs, &envoy, "envoy", &yaml)?;
+    wait_ready(&mut procs, "envoy", admin)?;
+    Ok(Proxy { procs, listen, admin, upstreams })
+}
+
+fn virtual_host_routes(v: &mut Value) -> Option<&mut Value> {
+    if v.get("virtual_hosts").is_some() {
+        return v["virtual_hosts"].get_mut(0)?.get_mut("routes");
+    }
+    match v {
+        Value::Object(map) => map.values_mut().find_map(virtual_host_routes),
+        Value::Array(list) => list.iter_mut().find_map(virtual_host_routes),
+        _ => None,
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+impl Proxy {
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<(u16, String)> {
+        http_get(self.listen, path, headers)
+            .with_context(|| format!("GET {path}; Envoy's log ends with:\n{}", self.procs.tail("envoy")))
+    }
+
+    fn seen(&self, subset: &str) -> Vec<String> {
+        self.upstreams[subset].seen.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn settings_take_effect_in_envoy() {
+    check(&ok(start(false)), "envoy");
+}
+
+#[test]
+fn settings_take_effect_through_the_istio_oracle() {
+    check(&ok(start(true)), "istio");
+}
+
+fn check(proxy: &Proxy, form: &str) {
+    // Rewrite and header edit: the upstream sees `/v2/hello` and the set header.
+    let (status, body) = ok(proxy.get("/hello", &[("x-test", "original")]));
+    assert_eq!((status, body.as_str()), (200, "v1 /v2/hello x-test=edited"));
+
+    // Timeout: 0.5 s for the service's routes; the upstream sleeps 1.5 s.
+    let started = Instant::now();
+    let (status, body) = ok(proxy.get("/sleep", &[]));
+    assert_eq!(status, 504, "{body}");
+    assert!(started.elapsed() < Duration::from_millis(1400), "answered after {:?}", started.elapsed());
+    // The rule `with patient` carries 3 s instead: the same slow request succeeds, from v2.
+    let (status, body) = ok(proxy.get("/sleep", &[("x-patient", "1")]));
+    assert_eq!((status, body.as_str()), (200, "v2 /v2/sleep x-test=edited"));
+
+    // Retries: the first attempt gets 503, the retry 200; Envoy counts the retry.
+    let before = ok(admin_stat(proxy.admin, "cluster.web-v1.upstream_rq_retry"));
+    let (status, body) = ok(proxy.get("/flaky/1", &[]));
+    assert_eq!((status, body.as_str()), (200, "v1 /v2/flaky/1 x-test=edited"));
+    let after = ok(admin_stat(proxy.admin, "cluster.web-v1.upstream_rq_retry"));
+    assert_eq!(after, before + 1, "upstream_rq_retry");
+    let flaky = proxy.seen("v1").iter().filter(|p| p.as_str() == "/v2/flaky/1").count();
+    assert_eq!(flaky, 2, "the upstream saw the first attempt and the retry");
+
+    // Mirror: 10 % of the service's requests are copied to v3; every answer comes from the routed v1.
+    const N: usize = 2_000;
+    let mirrored_before = proxy.seen("v3").len();
+    for i in 0..N {
+        let (status, body) = ok(proxy.get(&format!("/m/{i}"), &[]));
+        assert_eq!(status, 200);
+        assert!(body.starts_with("v1 "), "request {i} answered by {body}");
+    }
+    // Shadow requests are fire-and-forget: wait until v3's count stops moving.
+    let mut last = usize::MAX;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(300));
+        let now = proxy.seen("v3").len();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let mirrored: Vec<String> = proxy.seen("v3").split_off(mirrored_before);
+    assert!(mirrored.iter().all(|p| p.starts_with("/v2/m/")), "v3 saw only mirrored (rewritten) requests");
+    let (lo, hi) = binomial_bounds(N, 0.10, 5.0);
+    assert!((lo..=hi).contains(&mirrored.len()), "mirrored {} of {N}, expected {lo}..={hi}", mirrored.len());
+    eprintln!("{form}: mirror: {} of {N} requests copied to v3 (5σ bounds {lo}..={hi})", mirrored.len());
+}
