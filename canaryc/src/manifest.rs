@@ -400,15 +400,7 @@ fn choose(
             Err(refusals) if backend == Backend::Native => {
                 diagnostics.extend(native::diagnostics(service, &refusals, "native"));
             }
-            Err(refusals) => {
-                let first = &refusals[0];
-                let at = canary_dsl::line_col(text, first.span.start);
-                let more = match refusals.len() {
-                    1 => String::new(),
-                    n => format!(" (and {} more rule(s))", n - 1),
-                };
-                eprintln!("{service}: filter ({file}:{}:{}: {}){more}", at.line, at.col, first.reason);
-            }
+            Err(refusals) => announce_filter(service, &refusals, text, &file),
         }
     }
     if !diagnostics.is_empty() {
@@ -536,15 +528,7 @@ fn gateway_api_routes(
                 Err(refusals) if backend == Backend::Native || *protocol == Protocol::Tcp => {
                     diagnostics.extend(native::diagnostics(service, &refusals, "Gateway API"));
                 }
-                Err(refusals) => {
-                    let first = &refusals[0];
-                    let at = canary_dsl::line_col(text, first.span.start);
-                    let more = match refusals.len() {
-                        1 => String::new(),
-                        n => format!(" (and {} more rule(s))", n - 1),
-                    };
-                    eprintln!("{service}: filter ({file}:{}:{}: {}){more}", at.line, at.col, first.reason);
-                }
+                Err(refusals) => announce_filter(service, &refusals, text, &file),
             }
         }
     }
@@ -602,4 +586,15 @@ fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
         Some((flag, ..)) => Err(format!("{flag} does not apply to {kind} (see canaryc manifest --help)").into()),
         None => Ok(()),
     }
+}
+
+/// `auto`'s line for a service left to the filter: the first rule without an exact native form, and how many more.
+fn announce_filter(service: &str, refusals: &[native::Refusal], text: &str, file: &str) {
+    let Some(first) = refusals.first() else { return };
+    let at = canary_dsl::line_col(text, first.span.start);
+    let more = match refusals.len() {
+        1 => String::new(),
+        n => format!(" (and {} more rule(s))", n - 1),
+    };
+    eprintln!("{service}: filter ({file}:{}:{}: {}){more}", at.line, at.col, first.reason);
 }

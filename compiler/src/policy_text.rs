@@ -152,8 +152,8 @@ pub(crate) fn family_name(c: &Cond) -> Option<&'static str> {
 }
 
 /// A quoted string: `"` and a backslash that the parser would read as an escape are escaped; any other
-/// backslash stays as written (`"\d+"`), as the language reads it.
-fn quote(s: &str) -> String {
+/// backslash stays as written (`"\d+"`), as the language reads it. (The importer prints its strings with it too.)
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     let chars: Vec<char> = s.chars().collect();

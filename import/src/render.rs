@@ -163,18 +163,7 @@ fn is_word(s: &str) -> bool {
 /// stands for itself — so a backslash is doubled only where it would otherwise join the next character
 /// (a quote, a backslash, or the closing quote).
 pub fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' if matches!(chars.get(i + 1), None | Some('"' | '\\')) => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    canary_compiler::policy_text::quote(text)
 }
 
 #[cfg(test)]

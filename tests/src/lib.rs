@@ -3,6 +3,7 @@
 //! watched ECDS files); the real-Envoy weather mesh and the real Prometheus launcher live in `canary-mesh` (so
 //! `make demo` never compiles wasmtime) and are re-exported here as `canary_tests::mesh`.
 
+pub mod bootstrap;
 pub mod envoy_gateway;
 pub mod fleet;
 pub mod host;

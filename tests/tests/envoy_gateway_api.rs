@@ -13,6 +13,7 @@
 //!
 //! Needs `scripts/setup-envoy.sh` and `scripts/build-filter.sh` to have run.
 
+use canary_tests::bootstrap::virtual_host_routes;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -76,17 +77,6 @@ fn http_route(case: &Case) -> Result<Result<Value, String>> {
         .find(|d| d["kind"] == "HTTPRoute")
         .context("the HTTPRoute")?;
     Ok(Ok(route))
-}
-
-fn virtual_host_routes(v: &mut Value) -> Option<&mut Value> {
-    if v.get("virtual_hosts").is_some() {
-        return v["virtual_hosts"].get_mut(0)?.get_mut("routes");
-    }
-    match v {
-        Value::Object(map) => map.values_mut().find_map(virtual_host_routes),
-        Value::Array(list) => list.iter_mut().find_map(virtual_host_routes),
-        _ => None,
-    }
 }
 
 /// The filter Envoy and an Envoy running the HTTPRoute as Envoy Gateway translates it; `Err(reason)` when the

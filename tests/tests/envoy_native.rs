@@ -8,6 +8,7 @@
 //! the same to both (README "Backends": a condition holds when any value passes, a sticky header hashes every
 //! value); the tests at the end send such requests to every kind of condition and to sticky splits.
 
+use canary_tests::bootstrap::virtual_host_routes;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -607,17 +608,6 @@ fn istio_bootstrap(case: &Case, options: &EnvoyOptions) -> Result<Option<String>
     let mut bootstrap: Value = serde_json::to_value(canary_yaml::from_str::<canary_yaml::Value>(&bootstrap)?)?;
     *virtual_host_routes(&mut bootstrap).context("the bootstrap's route table")? = Value::Array(routes);
     Ok(Some(serde_json::to_string(&bootstrap)?))
-}
-
-fn virtual_host_routes(v: &mut Value) -> Option<&mut Value> {
-    if v.get("virtual_hosts").is_some() {
-        return v["virtual_hosts"].get_mut(0)?.get_mut("routes");
-    }
-    match v {
-        Value::Object(map) => map.values_mut().find_map(virtual_host_routes),
-        Value::Array(list) => list.iter_mut().find_map(virtual_host_routes),
-        _ => None,
-    }
 }
 
 /// The filter Envoy and the Envoy running `case`'s Istio form; `None` when it has none.

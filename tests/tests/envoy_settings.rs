@@ -16,6 +16,7 @@
 //!
 //! Needs `scripts/setup-envoy.sh` (or `ENVOY_BIN`).
 
+use canary_tests::bootstrap::virtual_host_routes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -184,17 +185,6 @@ fn start(istio: bool) -> Result<Proxy> {
     spawn(&mut procs, &envoy, "envoy", &yaml)?;
     wait_ready(&mut procs, "envoy", admin)?;
     Ok(Proxy { procs, listen, admin, upstreams })
-}
-
-fn virtual_host_routes(v: &mut Value) -> Option<&mut Value> {
-    if v.get("virtual_hosts").is_some() {
-        return v["virtual_hosts"].get_mut(0)?.get_mut("routes");
-    }
-    match v {
-        Value::Object(map) => map.values_mut().find_map(virtual_host_routes),
-        Value::Array(list) => list.iter_mut().find_map(virtual_host_routes),
-        _ => None,
-    }
 }
 
 fn path(p: &Path) -> String {

@@ -103,6 +103,28 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// A service's rules in the evaluator's order — top-level rules first (HTTP only), then the service's own — each
+/// with its span, and the default it falls back to (its own, else the top-level one). Every backend that lowers a
+/// service's rule list starts here, so they cannot disagree on order.
+pub fn service_rules<'c>(
+    config: &'c Config,
+    spans: &RuleSpans,
+    service: &str,
+    protocol: Protocol,
+) -> (Vec<(&'c Rule, Span)>, Option<String>) {
+    let index = config.services.iter().position(|s| s.name == service);
+    let own = index.and_then(|i| config.services.get(i)).map(|s| &s.rules);
+    let mut rules: Vec<(&Rule, Span)> = Vec::new();
+    if protocol == Protocol::Http {
+        rules.extend(config.global.rules.iter().enumerate().map(|(i, r)| (r, spans.rule(None, i))));
+    }
+    if let Some(set) = own {
+        rules.extend(set.rules.iter().enumerate().map(|(i, r)| (r, spans.rule(index, i))));
+    }
+    let default = own.and_then(|s| s.default.clone()).or_else(|| config.global.default.clone());
+    (rules, default)
+}
+
 /// Lowers `service` (declared or not: an undeclared one gets the top-level rules) for `target`, or returns
 /// every rule that has no exact native form.
 pub fn lower_service(
@@ -112,17 +134,7 @@ pub fn lower_service(
     protocol: Protocol,
     target: &Target<'_>,
 ) -> Result<NativeService, Vec<Refusal>> {
-    let index = config.services.iter().position(|s| s.name == service);
-    let own = index.map(|i| &config.services[i].rules);
-    // The evaluator's order: top-level rules first (HTTP only), then the service's own.
-    let mut rules: Vec<(&Rule, Span)> = Vec::new();
-    if protocol == Protocol::Http {
-        rules.extend(config.global.rules.iter().enumerate().map(|(i, r)| (r, spans.rule(None, i))));
-    }
-    if let Some(set) = own {
-        rules.extend(set.rules.iter().enumerate().map(|(i, r)| (r, spans.rule(index, i))));
-    }
-    let default = own.and_then(|s| s.default.clone()).or_else(|| config.global.default.clone());
+    let (rules, default) = service_rules(config, spans, service, protocol);
 
     let mut routes = Vec::new();
     let mut refusals = Vec::new();

@@ -111,16 +111,7 @@ pub fn lower_service(
     ranking: Ranking,
     fallback: Option<&str>,
 ) -> Result<GwService, Vec<Refusal>> {
-    let index = config.services.iter().position(|s| s.name == service);
-    let own = index.map(|i| &config.services[i].rules);
-    let mut rules: Vec<(&Rule, Span)> = Vec::new();
-    if protocol == Protocol::Http {
-        rules.extend(config.global.rules.iter().enumerate().map(|(i, r)| (r, spans.rule(None, i))));
-    }
-    if let Some(set) = own {
-        rules.extend(set.rules.iter().enumerate().map(|(i, r)| (r, spans.rule(index, i))));
-    }
-    let policy_default = own.and_then(|s| s.default.clone()).or_else(|| config.global.default.clone());
+    let (rules, policy_default) = crate::native::service_rules(config, spans, service, protocol);
     let mut refusals = Vec::new();
     let default = match policy_default.or_else(|| fallback.map(str::to_string)) {
         Some(d) => d,
