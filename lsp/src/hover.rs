@@ -36,6 +36,10 @@ pub const KEYWORDS: &[(&str, &str)] = &[
     ("in", "`header NAME in [\"a\", \"b\"]` — the header's value is one of the list."),
     ("present", "`header NAME present` — the header is sent (any value)."),
     ("absent", "`header NAME absent` — the header is not sent."),
+    ("mirror", "`mirror P% to SUBSET` — copies that share of the service's requests (whatever subset they are routed to) to SUBSET, fire-and-forget: the caller's answer still comes from the routed subset. In a service block, or at the top level for every HTTP service without its own. Native routes carry it (Envoy `request_mirror_policies`, Istio `mirror`); the filter's decision is unchanged."),
+    ("to", "`mirror P% to SUBSET` — the subset the mirrored copies go to."),
+    ("settings", "`settings \"FILE\"` — the route settings file (timeouts, retries, rewrites, header edits, CORS, per service and in named profiles, in Istio's HTTPRoute field names), relative to this policy; `canaryc manifest` writes them into the routes (README \"Route settings\")."),
+    ("with", "`… -> SUBSET with PROFILE` — this rule's route takes the named profile of the settings file (its fields replace the service's one by one)."),
 ];
 
 pub fn hover(doc: &Document, offset: usize) -> Option<HoverText> {
