@@ -11,7 +11,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 binaryen_version=132
-max_wasm_bytes=$((400 * 1024))
+# 2026-12-07: 395,713 bytes before the language gained `mirror`, `settings` and `with` (issue 27), 415,433 after
+# (+19.7 KB, mostly pest's generated parser: the new keywords join `reserved`, which is inlined where it is used);
+# budget raised from 400 to 420 KB rather than drop them from the browser. Shrinking the parser is its own task.
+max_wasm_bytes=$((420 * 1024))
 out="build/playground"
 stage="build/playground.tmp"
 
