@@ -56,10 +56,16 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// A reviews VirtualService (Bookinfo's `virtual-service-reviews-jason-v2-v3` form) whose two routes carry
-/// `settings` (the same on both: a policy has one set per service).
+/// `settings`.
 fn virtual_service(settings: &Value) -> String {
+    virtual_service_per_route(settings, settings, "v3")
+}
+
+/// The same with the `jason` route carrying `first`, the catch-all (to `last_subset`) `last`.
+fn virtual_service_per_route(first: &Value, last: &Value, last_subset: &str) -> String {
     let route = |m: Option<Value>, subset: &str| {
         let mut r = json!({ "route": [{ "destination": { "host": "reviews", "subset": subset } }] });
+        let settings = if m.is_some() { first } else { last };
         if let Some(m) = m {
             r["match"] = m;
         }
@@ -76,7 +82,7 @@ fn virtual_service(settings: &Value) -> String {
             "hosts": ["reviews"],
             "http": [
                 route(Some(json!([{ "headers": { "end-user": { "exact": "jason" } } }])), "v2"),
-                route(None, "v3"),
+                route(None, last_subset),
             ],
         },
     });
@@ -267,16 +273,31 @@ fn what_is_not_carried_stays_an_error_naming_its_path() {
         assert!(!out.status.success() && out.stdout.is_empty(), "{settings}: {stderr}");
         assert!(stderr.contains(want), "{settings}: wanted {want:?} in\n{stderr}");
     }
-    // Routes with different settings: the second route's path.
-    let mut text = virtual_service(&json!({ "timeout": "1s" }));
-    text = text.replacen("timeout: 1s", "timeout: 2s", 1);
+    // Routes with different mirrors: the route's path (per-route mirrors are not carried).
+    let text = virtual_service_per_route(&json!({}), &json!({ "mirror": { "host": "reviews", "subset": "v1" } }), "v3");
     std::fs::write(dir.join("vs.yaml"), text).unwrap();
     let out = canaryc(&["import", &p(&dir.join("vs.yaml")), "--settings-out", &p(&dir.join("s.yaml"))]);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
     assert!(
-        stderr.contains("spec.http[1]: error: this route's settings or mirror differ from spec.http[0]'s"),
+        stderr.contains(
+            "spec.http[0]: error: this route mirrors nothing but the catch-all route spec.http[1] mirrors 100% to v1"
+        ),
         "{stderr}"
     );
+    // A route without a field the catch-all has: a profile cannot remove it.
+    let text = virtual_service_per_route(&json!({ "retries": { "attempts": 2 } }), &json!({ "timeout": "1s" }), "v3");
+    std::fs::write(dir.join("vs.yaml"), text).unwrap();
+    let out = canaryc(&["import", &p(&dir.join("vs.yaml")), "--settings-out", &p(&dir.join("s.yaml"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("spec.http[0]: error: this route has no `timeout` while the catch-all route spec.http[1] has"),
+        "{stderr}"
+    );
+    let mut text = virtual_service(&json!({ "timeout": "1s" }));
+    text = text.replacen("timeout: 1s", "timeout: 2s", 1);
+    std::fs::write(dir.join("vs.yaml"), text).unwrap();
     // Without --settings-out, settings have nowhere to go.
     let out = canaryc(&["import", &p(&dir.join("vs.yaml"))]);
     assert!(!out.status.success());
@@ -300,4 +321,91 @@ fn diff_reports_a_settings_change_when_no_subset_moves() {
     assert!(text.contains("reviews: timeout: \"1s\" → \"2s\""), "{text}");
     assert_eq!(canaryc(&["diff", &a, &b, "--exit-code"]).status.code(), Some(1));
     assert_eq!(canaryc(&["diff", &a, &a, "--exit-code"]).status.code(), Some(0));
+}
+
+/// Imports routes with different settings (`first` on the `jason` route, `last` on the catch-all) and checks
+/// that `manifest --kind istio-routes --backend native` gives each route its own settings back and decides as
+/// the routes without settings do. Returns the policy text.
+fn round_trip_per_route(first: &Value, last: &Value, last_subset: &str, name: &str, crds: &mut Crds) -> String {
+    let dir = tmp(name);
+    let (vs, policy, file) = (dir.join("vs.yaml"), dir.join("reviews.canary"), dir.join("reviews.routes.yaml"));
+    std::fs::write(&vs, virtual_service_per_route(first, last, last_subset)).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let text = ok(canaryc(&["import", &p(&vs), "--settings-out", &p(&file)]), &format!("import {name}"));
+    let text = text.replace(&format!("settings \"{}\"", p(&file)), "settings \"reviews.routes.yaml\"");
+    std::fs::write(&policy, &text).unwrap();
+    std::fs::write(dir.join("bare.yaml"), virtual_service_per_route(&json!({}), &json!({}), last_subset)).unwrap();
+    std::fs::write(dir.join("bare.canary"), ok(canaryc(&["import", &p(&dir.join("bare.yaml"))]), "import bare"))
+        .unwrap();
+    let compiled = |f: &Path| {
+        let mut config: Value = serde_json::from_str(&ok(canaryc(&["compile", &p(f)]), "compile")).expect("JSON");
+        for svc in config["services"].as_array_mut().into_iter().flatten() {
+            for rule in svc["rules"].as_array_mut().into_iter().flatten() {
+                rule["line"] = json!(0);
+            }
+        }
+        config
+    };
+    assert_eq!(compiled(&policy), compiled(&dir.join("bare.canary")), "{name}: the settings changed a decision");
+    let want = |s: &Value| {
+        let mut w = settings_of(s);
+        if let Some(t) = w.get_mut("retries").and_then(|r| r.get_mut("attempts")) {
+            *t = json!(t.as_u64());
+        }
+        w
+    };
+    let yaml = ok(canaryc(&["manifest", &p(&policy), "--kind", "istio-routes", "--backend", "native"]), "manifest");
+    let docs = documents(&yaml);
+    for doc in &docs {
+        let errors = crds.errors(doc);
+        assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+    }
+    let vs = docs.iter().find(|d| d["kind"] == "VirtualService").expect("a VirtualService");
+    let routes = vs["spec"]["http"].as_array().expect("http routes");
+    assert!(routes.len() >= 2, "{name}: {vs:#}");
+    for route in routes {
+        let jason = route["match"].to_string().contains("jason");
+        let expected = if jason { want(first) } else { want(last) };
+        assert_eq!(settings_of(route), expected, "{name}: route {} (jason: {jason})\n{text}", route["name"]);
+    }
+    text
+}
+
+#[test]
+fn routes_with_different_settings_import_as_profiles() {
+    let mut crds = Crds::default();
+    // The issue's example, its mirror on every route (per-route mirrors are refused): http[0] with a timeout and
+    // retries, matching a header, to v2; http[1], the default route, to v1.
+    let mirror = json!({ "mirror": { "host": "reviews", "subset": "v3" }, "mirrorPercentage": { "value": 10.0 } });
+    let mut first = json!({ "timeout": "0.5s", "retries": { "attempts": 3, "perTryTimeout": "0.2s" } });
+    first.as_object_mut().unwrap().extend(mirror.as_object().unwrap().clone());
+    let text = round_trip_per_route(&first, &mirror, "v1", "issue", &mut crds);
+    assert!(text.contains("-> v2 with route-0\n"), "{text}");
+    assert!(text.contains("  mirror 10% to v3\n"), "{text}");
+    // Without a mirror, and the route's own name as the profile's.
+    let mut text_vs = virtual_service_per_route(&json!({ "timeout": "2s" }), &json!({}), "v1");
+    text_vs = text_vs.replacen("- match:", "- name: jason-route\n    match:", 1);
+    let dir = tmp("named");
+    std::fs::write(dir.join("vs.yaml"), &text_vs).unwrap();
+    let out = canaryc(&["import", &p(&dir.join("vs.yaml")), "--settings-out", &p(&dir.join("s.yaml"))]);
+    let policy = ok(out, &format!("import named\n{text_vs}"));
+    assert!(policy.contains("-> v2 with jason-route\n"), "{policy}\n{text_vs}");
+    let settings = std::fs::read_to_string(dir.join("s.yaml")).unwrap();
+    assert_eq!(settings, "\"reviews\": {\"profiles\":{\"jason-route\":{\"timeout\":\"2s\"}}}\n");
+    // Generated: the catch-all carries one combination, the jason route another over it (a profile replaces
+    // fields, it cannot remove one), both with the catch-all's mirror.
+    let all = generated();
+    let mut with_profiles = 0;
+    for (i, own) in all.iter().enumerate() {
+        let last = &all[(i * 7 + 3) % all.len()];
+        let mut first = last.as_object().unwrap().clone();
+        for (k, v) in own.as_object().unwrap() {
+            if k != "mirror" && k != "mirrorPercentage" {
+                first.insert(k.clone(), v.clone());
+            }
+        }
+        let text = round_trip_per_route(&Value::Object(first), last, "v3", &format!("per-route{i}"), &mut crds);
+        with_profiles += usize::from(text.contains(" with route-0\n"));
+    }
+    assert!(with_profiles >= 48, "only {with_profiles} of 64 generated pairs differ");
 }

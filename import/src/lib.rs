@@ -151,11 +151,15 @@ pub fn import_with(inputs: &[Input<'_>], settings_name: Option<&str>) -> Outcome
     }
     let mut file = canary_settings::SettingsFile::default();
     let mut mirrors = Vec::new();
+    let mut rule_profiles = Vec::new();
     for (service, _, imported) in &services {
         mirrors.push(imported.mirror.clone());
-        if !imported.settings.is_empty() {
-            let section =
-                canary_settings::ServiceSettings { all: imported.settings.clone(), profiles: Default::default() };
+        rule_profiles.push(imported.rule_profiles.clone());
+        if !imported.settings.is_empty() || !imported.profiles.is_empty() {
+            let section = canary_settings::ServiceSettings {
+                all: imported.settings.clone(),
+                profiles: imported.profiles.clone(),
+            };
             file.services.insert(service.name.clone(), section);
         }
     }
@@ -178,10 +182,10 @@ pub fn import_with(inputs: &[Input<'_>], settings_name: Option<&str>) -> Outcome
         settings: Default::default(),
     };
     let settings_line = settings_name.filter(|_| !file.services.is_empty());
-    let text = render::policy_with(&config, &header, &notes, settings_line, &mirrors);
+    let text = render::policy_with(&config, &header, &notes, settings_line, &mirrors, &rule_profiles);
     let meant_mirrors: std::collections::BTreeMap<String, (u32, String)> =
         config.services.iter().zip(&mirrors).filter_map(|(s, m)| m.clone().map(|m| (s.name.clone(), m))).collect();
-    match self_check(&text, &config, &meant_mirrors) {
+    match self_check(&text, &config, &meant_mirrors, &rule_profiles) {
         Ok(()) => Outcome { policy: Some(text), messages, settings: file },
         Err(why) => {
             messages.push(file_error(&names.join(", "), format!("internal error: {why}; please report this input")));
@@ -443,6 +447,7 @@ fn self_check(
     text: &str,
     meant: &Config,
     mirrors: &std::collections::BTreeMap<String, (u32, String)>,
+    rule_profiles: &[Vec<Option<String>>],
 ) -> Result<(), String> {
     let compiled = canary_compiler::compile(text, "import").map_err(|diags| {
         let first = diags.first().map(|d| d.message.clone()).unwrap_or_default();
@@ -452,6 +457,15 @@ fn self_check(
         compiled.extras.mirrors.iter().map(|(name, m)| (name.clone(), (m.basis_points, m.subset.clone()))).collect();
     if &got_mirrors != mirrors {
         return Err("the printed policy mirrors otherwise than what was imported".into());
+    }
+    for (i, svc) in compiled.config.services.iter().enumerate() {
+        let meant_profiles = rule_profiles.get(i).map(Vec::as_slice).unwrap_or_default();
+        for j in 0..svc.rules.rules.len() {
+            let got = compiled.extras.profile(compiled.spans.rule(Some(i), j).start).map(|p| p.name.as_str());
+            if got != meant_profiles.get(j).and_then(|p| p.as_deref()) {
+                return Err("the printed policy selects other settings profiles than what was imported".into());
+            }
+        }
     }
     let mut got = compiled.config;
     for svc in &mut got.services {

@@ -7,13 +7,15 @@ use std::fmt::Write;
 use canary_eval::config::{Action, Cond, Config, Protocol, Rule, Split, Test};
 
 /// The policy text: `header` comment lines, a `settings "NAME"` line when the routes carry settings, then each
-/// service with its own comment lines (if any) and its `mirror P% to SUBSET` (`mirrors` parallel to the services).
+/// service with its own comment lines (if any) and its `mirror P% to SUBSET` (`mirrors` parallel to the services),
+/// each rule followed by `with NAME` when it selects a settings profile (`profiles`: per service, per rule).
 pub fn policy_with(
     config: &Config,
     header: &[String],
     service_notes: &[Vec<String>],
     settings: Option<&str>,
     mirrors: &[Option<(u32, String)>],
+    profiles: &[Vec<Option<String>>],
 ) -> String {
     let mut out = String::new();
     for line in header {
@@ -32,8 +34,15 @@ pub fn policy_with(
         if let Some(Some((bp, subset))) = mirrors.get(i) {
             let _ = writeln!(out, "  mirror {} to {subset}", percent(*bp));
         }
-        for rule in &svc.rules.rules {
-            let _ = writeln!(out, "  {}", self::rule(rule));
+        for (j, rule) in svc.rules.rules.iter().enumerate() {
+            match profiles.get(i).and_then(|p| p.get(j)).and_then(Option::as_deref) {
+                Some(name) => {
+                    let _ = writeln!(out, "  {} with {name}", self::rule(rule));
+                }
+                None => {
+                    let _ = writeln!(out, "  {}", self::rule(rule));
+                }
+            }
         }
         if let Some(default) = &svc.rules.default {
             let _ = writeln!(out, "  default {default}");
@@ -228,7 +237,7 @@ mod tests {
             settings: Default::default(),
         };
         let text =
-            policy_with(&config, &["Imported.".into()], &[vec!["from VirtualService forecast".into()]], None, &[]);
+            policy_with(&config, &["Imported.".into()], &[vec!["from VirtualService forecast".into()]], None, &[], &[]);
         assert_eq!(
             text,
             "# Imported.\n# from VirtualService forecast\nservice forecast {\n  source version=v2 and (header x present \

@@ -33,7 +33,8 @@ pub struct Routing {
     /// service port its destinations name — two different ports by design (Istio's tcp-echo sample: listener
     /// 31400, service port 9000). The printed policy says where it came from in a comment line.
     pub listener: Option<Listener>,
-    /// What every HTTP route carries besides its destination (one set per service).
+    /// What the HTTP routes carry besides their destinations: the service's settings, its profiles and the
+    /// profile each rule selects.
     pub settings: ImportedSettings,
 }
 
@@ -71,11 +72,27 @@ const HTTP_REFUSED: &[(&str, &str)] = &[
 /// mirror, which becomes the policy's `mirror P% to SUBSET`.
 const SETTINGS_FIELDS: [&str; 5] = ["timeout", "retries", "rewrite", "headers", "corsPolicy"];
 
-/// A route's settings as imported: the settings file's fields and the mirror (basis points, subset).
+/// A service's route settings as imported: the settings file's fields for every route (the catch-all route's),
+/// the mirror (basis points, subset), and — when the routes differ — a profile per distinct settings set with
+/// the profile each rule selects (`with NAME`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportedSettings {
     pub settings: canary_settings::RouteSettings,
     pub mirror: Option<(u32, String)>,
+    /// Named profiles (the settings file's `profiles`): each a route's whole settings.
+    pub profiles: std::collections::BTreeMap<String, canary_settings::RouteSettings>,
+    /// The profile each rule selects, parallel to [`Routing::rules`]; empty when no rule selects one.
+    pub rule_profiles: Vec<Option<String>>,
+}
+
+/// One HTTP route's settings as read, before the service's are decided.
+#[derive(Debug, Clone)]
+struct RouteRead {
+    settings: canary_settings::RouteSettings,
+    mirror: Option<(u32, String)>,
+    /// The route's `name`, when it is one.
+    name: Option<String>,
+    path: Path,
 }
 
 /// Reads the `spec` of a VirtualService in `namespace`. `None` when anything was refused (reported).
@@ -163,11 +180,20 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
             return None;
         }
     };
-    let mut walk =
-        Walk { report, namespace, service, subsets: Vec::new(), port: None, listener_port: None, mesh, settings: None };
+    let mut walk = Walk {
+        report,
+        namespace,
+        service,
+        subsets: Vec::new(),
+        port: None,
+        listener_port: None,
+        mesh,
+        settings: Vec::new(),
+        rule_routes: Vec::new(),
+    };
     let routes_node = Node::new(routes.0, routes.1);
     let (conditional, last) = walk.routes(routes_node, protocol, &gateways)?;
-    let Walk { report, service, subsets, port, listener_port, settings, .. } = walk;
+    let Walk { report, service, subsets, port, listener_port, settings, rule_routes, .. } = walk;
     if report.error_count() > errors_before {
         return None;
     }
@@ -200,7 +226,7 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
     let listener = (!mesh && (port.is_some() || listener_port.is_some()))
         .then(|| Listener { port: listener_port.map(|(p, _)| p), service_port: port.map(|(p, _)| p) });
     let (rules, default) = finish(conditional, last);
-    let settings = settings.map(|(s, _)| s).unwrap_or_default();
+    let settings = service_settings(&settings, &rule_routes, rules.len(), report)?;
     Some(Routing { service, protocol, rules, default, subsets, gateways, listener, settings })
 }
 
@@ -218,8 +244,10 @@ struct Walk<'r, 'n> {
     /// Whether the routes apply in the mesh: there a match port is the service's port; at a gateway it is the
     /// gateway's listener port.
     mesh: bool,
-    /// The first HTTP route's settings, with its path: every other route must carry the same.
-    settings: Option<(ImportedSettings, Path)>,
+    /// Each HTTP route's settings, in order (up to the catch-all).
+    settings: Vec<RouteRead>,
+    /// The route (index into `settings`) each conditional rule came from.
+    rule_routes: Vec<usize>,
 }
 
 impl Walk<'_, '_> {
@@ -240,7 +268,7 @@ impl Walk<'_, '_> {
             let route = Node::new(item, &path);
             let fields = match protocol {
                 Protocol::Http => {
-                    let mut schema = vec![Field::Read("match"), Field::Read("route"), Field::Inert("name")];
+                    let mut schema = vec![Field::Read("match"), Field::Read("route"), Field::Read("name")];
                     schema.extend(SETTINGS_FIELDS.iter().map(|n| Field::Read(n)));
                     schema.extend([Field::Read("mirror"), Field::Read("mirrorPercentage")]);
                     schema.extend(HTTP_REFUSED.iter().map(|(n, why)| Field::Refused(n, why)));
@@ -284,7 +312,10 @@ impl Walk<'_, '_> {
             for (cond, block_path) in conds {
                 match (cond, &target) {
                     (Err(()), _) | (Ok(Some(_)), None) => {}
-                    (Ok(Some(cond)), Some(target)) => conditional.push((cond, target.clone())),
+                    (Ok(Some(cond)), Some(target)) => {
+                        conditional.push((cond, target.clone()));
+                        self.rule_routes.push(i);
+                    }
                     (Ok(None), None) => return None,
                     (Ok(None), Some(target)) => {
                         if i + 1 < items.len() {
@@ -414,8 +445,8 @@ impl Walk<'_, '_> {
         }
     }
 
-    /// An HTTP route's settings and mirror; every route must carry the same (a policy has one set per service).
-    /// `None` when refused (reported).
+    /// An HTTP route's settings and mirror, kept in [`Walk::settings`] ([`service_settings`] decides the
+    /// service's). `None` when refused (reported).
     fn route_settings(&mut self, fields: &super::yaml::Fields<'_>, path: &Path) -> Option<()> {
         let mut section = canary_yaml::Mapping::new();
         for name in SETTINGS_FIELDS {
@@ -480,20 +511,13 @@ impl Walk<'_, '_> {
                 imported.mirror = Some((bp, subset));
             }
         }
-        match &self.settings {
-            None => self.settings = Some((imported, path.clone())),
-            Some((first, _)) if *first == imported => {}
-            Some((_, first)) => {
-                self.report.error(
-                    path,
-                    format!(
-                        "this route's settings or mirror differ from {first}'s: canary imports one set per service \
-                         (a rule's own settings are a profile, `with NAME`, which import does not write yet)"
-                    ),
-                );
-                return None;
-            }
-        }
+        let name = fields.get("name").and_then(|(v, _)| v.as_str()).map(str::to_string);
+        self.settings.push(RouteRead {
+            settings: imported.settings,
+            mirror: imported.mirror,
+            name,
+            path: path.clone(),
+        });
         Some(())
     }
 
@@ -628,6 +652,106 @@ impl Walk<'_, '_> {
         self.subsets.push((subset.to_string(), subset_path.clone()));
         Some(subset.to_string())
     }
+}
+
+/// The service's settings from its HTTP routes' (`reads`, the last the catch-all; `rule_routes`: the route of
+/// each conditional rule; `rules`: how many rules `finish` made — one more when the catch-all splits). Routes
+/// that all carry the same settings give them to the whole service, as before. Otherwise the catch-all's become
+/// the service's (the `default` selects no profile) and every route whose settings differ gets a profile with
+/// its whole settings, named after the route's `name` when that is a profile name, else `route-N` (N: its
+/// index). A profile replaces the service's fields one by one and cannot remove one, so a route without a
+/// field the catch-all has is refused; so are differing mirrors (a policy mirrors a service's routes alike).
+/// `None` when refused (reported).
+fn service_settings(
+    reads: &[RouteRead],
+    rule_routes: &[usize],
+    rules: usize,
+    report: &mut Report,
+) -> Option<ImportedSettings> {
+    let Some(catch_all) = reads.last() else { return Some(ImportedSettings::default()) };
+    let mut refused = false;
+    for read in reads {
+        if read.mirror != catch_all.mirror {
+            let describe = |m: &Option<(u32, String)>| match m {
+                Some((bp, subset)) => format!("{} to {subset}", super::render::percent(*bp)),
+                None => "nothing".to_string(),
+            };
+            let at = if read.mirror.is_some() { read.path.key("mirror") } else { read.path.clone() };
+            report.error(
+                &at,
+                format!(
+                    "this route mirrors {} but the catch-all route {} mirrors {}: canary mirrors all of a \
+                     service's routes alike (one `mirror P% to SUBSET` per service), so routes with different \
+                     mirrors are not imported yet",
+                    describe(&read.mirror),
+                    catch_all.path,
+                    describe(&catch_all.mirror)
+                ),
+            );
+            refused = true;
+        }
+    }
+    let all = &catch_all.settings;
+    let mut profiles: std::collections::BTreeMap<String, canary_settings::RouteSettings> = Default::default();
+    let mut by_route: Vec<Option<String>> = vec![None; reads.len()];
+    for (i, read) in reads.iter().enumerate() {
+        if read.settings == *all {
+            continue;
+        }
+        let s = &read.settings;
+        let missing: Vec<&str> = [
+            ("timeout", all.timeout.is_some() && s.timeout.is_none()),
+            ("retries", all.retries.is_some() && s.retries.is_none()),
+            ("rewrite", all.rewrite.is_some() && s.rewrite.is_none()),
+            ("headers", all.headers.is_some() && s.headers.is_none()),
+            ("corsPolicy", all.cors_policy.is_some() && s.cors_policy.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, missing)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            report.error(
+                &read.path,
+                format!(
+                    "this route has no `{}` while the catch-all route {} has: the catch-all's settings are the \
+                     service's, and a rule's profile replaces them field by field but cannot remove one",
+                    missing.join("`, `"),
+                    catch_all.path
+                ),
+            );
+            refused = true;
+            continue;
+        }
+        if let Some((name, _)) = profiles.iter().find(|(_, p)| *p == s) {
+            by_route[i] = Some(name.clone());
+            continue;
+        }
+        let own = read.name.clone().filter(|n| profile_name(n));
+        let numbered = (0..).map(|k| if k == 0 { format!("route-{i}") } else { format!("route-{i}-{k}") });
+        let Some(name) = own.into_iter().chain(numbered).find(|n| !profiles.contains_key(n)) else { continue };
+        profiles.insert(name.clone(), s.clone());
+        by_route[i] = Some(name);
+    }
+    if refused {
+        return None;
+    }
+    let mut rule_profiles: Vec<Option<String>> =
+        rule_routes.iter().map(|&r| by_route.get(r).cloned().flatten()).collect();
+    // The catch-all's own split rule selects no profile.
+    rule_profiles.resize(rules, None);
+    if rule_profiles.iter().all(Option::is_none) {
+        rule_profiles.clear();
+    }
+    Some(ImportedSettings { settings: all.clone(), mirror: catch_all.mirror.clone(), profiles, rule_profiles })
+}
+
+/// Whether `name` can be written after `with` and as a settings file profile (letters, digits, `-`, `_`, `.`,
+/// starting with a letter, digit or `_`).
+fn profile_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.len() <= 63
 }
 
 /// Rules and default from the conditional routes and the catch-all. The catch-all's biggest share becomes
@@ -839,6 +963,61 @@ tcp:
             let e = errors(yaml);
             assert!(e.contains(expected), "{yaml}\nwanted {expected}\ngot {e}");
         }
+    }
+
+    #[test]
+    fn routes_with_different_settings_become_profiles() {
+        let r = ok("hosts: [f]
+http:
+- name: slow
+  match: [{headers: {a: {exact: b}}}, {headers: {a: {exact: c}}}]
+  route: [{destination: {host: f, subset: v2}}]
+  timeout: 5s
+- match: [{headers: {a: {exact: d}}}]
+  route: [{destination: {host: f, subset: v2}}]
+  timeout: 1s
+- name: 'not a name'
+  match: [{headers: {a: {exact: e}}}]
+  route: [{destination: {host: f, subset: v2}}]
+  timeout: 3s
+  retries: {attempts: 1}
+- match: [{headers: {a: {exact: g}}}]
+  route: [{destination: {host: f, subset: v2}}]
+  timeout: 5s
+- route: [{destination: {host: f, subset: v1}, weight: 90}, {destination: {host: f, subset: v2}, weight: 10}]
+  timeout: 1s
+");
+        let s = &r.settings;
+        assert_eq!(s.settings.timeout, Some(canary_settings::Duration(1000)), "the catch-all's are the service's");
+        let names: Vec<&str> = s.profiles.keys().map(String::as_str).collect();
+        assert_eq!(names, ["route-2", "slow"]);
+        assert_eq!(s.profiles["slow"].timeout, Some(canary_settings::Duration(5000)));
+        let want = [Some("slow"), Some("slow"), None, Some("route-2"), Some("slow"), None];
+        let got: Vec<Option<&str>> = s.rule_profiles.iter().map(Option::as_deref).collect();
+        assert_eq!(got, want);
+        assert_eq!(r.rules.len(), want.len());
+        // The same settings everywhere: no profiles.
+        let same = ok("hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
+                       subset: v2}}], timeout: 1s}\n- {route: [{destination: {host: f, subset: v1}}], timeout: 1s}");
+        assert!(same.settings.profiles.is_empty() && same.settings.rule_profiles.is_empty());
+        // A field the catch-all has and a route lacks; mirrors that differ.
+        let e = errors(
+            "hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
+                        subset: v2}}]}\n- {route: [{destination: {host: f, subset: v1}}], timeout: 1s}",
+        );
+        assert!(
+            e.contains("spec.http[0]: this route has no `timeout` while the catch-all route spec.http[1] has"),
+            "{e}"
+        );
+        let e = errors("hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
+                        subset: v2}}], mirror: {host: f, subset: v3}}\n- {route: [{destination: {host: f, subset: v1}}]}");
+        assert!(
+            e.contains(
+                "spec.http[0].mirror: this route mirrors 100% to v3 but the catch-all route spec.http[1] \
+                            mirrors nothing"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
