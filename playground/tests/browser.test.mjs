@@ -150,7 +150,8 @@ test("canaryc playground serves the bundle with the right content types", async 
   assert.equal(wasm.status, 200);
   assert.equal(wasm.headers.get("content-type"), "application/wasm");
   const size = (await wasm.arrayBuffer()).byteLength;
-  assert.ok(size <= 400 * 1024, `wasm bundle is ${size} bytes, over 400 KB`);
+  // The budget of scripts/build-playground.sh (why it is 420 KB: the comment there).
+  assert.ok(size <= 420 * 1024, `wasm bundle is ${size} bytes, over 420 KB`);
   assert.equal((await fetch(new URL("no-such-file", baseUrl))).status, 404);
 });
 
