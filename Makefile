@@ -31,7 +31,9 @@ playground: setup-demo
 ## works afterwards (the demo ends saying how to open it).
 demo: setup-demo filter
 	scripts/build-playground.sh
-	$(CARGO) build --release -p canaryc
+	# One cargo run for canaryc and the mesh's demo binary: the services' and the mesh's dependencies compile
+	# beside the canaryc crates instead of after them (scripts/demo.sh's own build is then a no-op).
+	$(CARGO) build --release -p canaryc -p canary-mesh --bin canaryc --bin demo
 	scripts/demo.sh
 
 ## Everything CI checks: formatting, lints, unit/property/golden tests, wasmtime filter tests, real Envoy.
