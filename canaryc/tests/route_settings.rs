@@ -183,16 +183,11 @@ fn round_trip(settings: &Value, name: &str, crds: &mut Crds) {
     let bare_text = ok(canaryc(&["import", &p(&dir.join("bare.yaml"))]), "import bare");
     std::fs::write(dir.join("bare.canary"), bare_text).unwrap();
     // Rule lines aside (the settings line moves them): the same config.
-    let compiled = |f: &Path| {
-        let mut config: Value = serde_json::from_str(&ok(canaryc(&["compile", &p(f)]), "compile")).expect("JSON");
-        for svc in config["services"].as_array_mut().into_iter().flatten() {
-            for rule in svc["rules"].as_array_mut().into_iter().flatten() {
-                rule["line"] = json!(0);
-            }
-        }
-        config
-    };
-    assert_eq!(compiled(&policy), compiled(&dir.join("bare.canary")), "{name}: the settings changed a decision");
+    assert_eq!(
+        compiled_without_lines(&policy),
+        compiled_without_lines(&dir.join("bare.canary")),
+        "{name}: the settings changed a decision"
+    );
 
     let mut want = settings_of(settings);
     if let Some(t) = want.get_mut("retries").and_then(|r| r.get_mut("attempts")) {
@@ -337,16 +332,11 @@ fn round_trip_per_route(first: &Value, last: &Value, last_subset: &str, name: &s
     std::fs::write(dir.join("bare.yaml"), virtual_service_per_route(&json!({}), &json!({}), last_subset)).unwrap();
     std::fs::write(dir.join("bare.canary"), ok(canaryc(&["import", &p(&dir.join("bare.yaml"))]), "import bare"))
         .unwrap();
-    let compiled = |f: &Path| {
-        let mut config: Value = serde_json::from_str(&ok(canaryc(&["compile", &p(f)]), "compile")).expect("JSON");
-        for svc in config["services"].as_array_mut().into_iter().flatten() {
-            for rule in svc["rules"].as_array_mut().into_iter().flatten() {
-                rule["line"] = json!(0);
-            }
-        }
-        config
-    };
-    assert_eq!(compiled(&policy), compiled(&dir.join("bare.canary")), "{name}: the settings changed a decision");
+    assert_eq!(
+        compiled_without_lines(&policy),
+        compiled_without_lines(&dir.join("bare.canary")),
+        "{name}: the settings changed a decision"
+    );
     let want = |s: &Value| {
         let mut w = settings_of(s);
         if let Some(t) = w.get_mut("retries").and_then(|r| r.get_mut("attempts")) {
@@ -408,4 +398,16 @@ fn routes_with_different_settings_import_as_profiles() {
         with_profiles += usize::from(text.contains(" with route-0\n"));
     }
     assert!(with_profiles >= 48, "only {with_profiles} of 64 generated pairs differ");
+}
+
+/// `canaryc compile FILE` with every rule's line set to 0: two policies that differ only in where their rules
+/// sit (a `settings` line moves them) compare equal.
+fn compiled_without_lines(f: &Path) -> Value {
+    let mut config: Value = serde_json::from_str(&ok(canaryc(&["compile", &p(f)]), "compile")).expect("JSON");
+    for svc in config["services"].as_array_mut().into_iter().flatten() {
+        for rule in svc["rules"].as_array_mut().into_iter().flatten() {
+            rule["line"] = json!(0);
+        }
+    }
+    config
 }
