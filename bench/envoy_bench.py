@@ -555,7 +555,7 @@ def dump_threads(proc, out, dump):
         with open(path) as f:
             threads[int(path.rsplit("-", 1)[1])] = int(re.search(r"^summary: (\d+)", f.read(), re.M).group(1))
     if not threads:
-        raise SystemExit(f"no callgrind dump {out}.{proc.pid}.{dump}-*")
+        raise SystemExit(f"no callgrind dump {out}.{proc.pid}.{dump}-*: {sorted(glob.glob(out + '*'))}")
     return threads
 
 
