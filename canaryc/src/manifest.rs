@@ -26,7 +26,7 @@ use canary_backends::manifest::istio::{
 };
 use canary_backends::manifest::push::{self, Format, PushOptions};
 use canary_backends::manifest::write_atomic;
-use canary_backends::native::{self, Dialect, EnvoyVersion, Target};
+use canary_backends::native::{self, Dialect, EnvoyVersion, TableForm, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
@@ -81,6 +81,24 @@ pub enum ImplementationArg {
     Istio,
 }
 
+/// `--native-tables`: the route list, or matcher trees for big tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NativeTables {
+    /// Every rule a route, walked in order.
+    List,
+    /// Runs of table rules from the measured crossover on as matcher trees, where the Envoy has them.
+    Tree,
+}
+
+impl NativeTables {
+    fn form(arg: Option<NativeTables>) -> TableForm {
+        match arg {
+            Some(NativeTables::List) => TableForm::List,
+            Some(NativeTables::Tree) | None => TableForm::DEFAULT,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolArg {
     Http,
@@ -105,6 +123,11 @@ pub struct ManifestArgs {
     /// filter, with the reason (Istio 1.28 ships Envoy 1.36).
     #[arg(long, default_value = "1.40", value_name = "X.Y", value_parser = EnvoyVersion::parse)]
     envoy_version: EnvoyVersion,
+    /// How native Envoy routes write a run of table rules (exact values of one header, `path` prefixes): `tree`
+    /// looks a run of at least 4 entries up in a matcher tree, on Envoy ≥ 1.25 (README "Backends"); `list`
+    /// walks every rule as a route. [default: tree]
+    #[arg(long, value_enum, value_name = "FORM")]
+    native_tables: Option<NativeTables>,
     /// Where proxies fetch the filter module: https://…, oci://…, file:///path-in-the-proxy, or a local file
     /// (written as file://ABSOLUTE and hashed). Required for wasmplugin and envoyfilter.
     #[arg(long, value_name = "URL")]
@@ -235,7 +258,11 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
             let mut opts = envoy_options(args, backend, config)?;
             if backend != Backend::Filter {
                 let protocol = resolve_protocol(config, &opts)?;
-                let target = Target { labels: Some(&opts.node_labels), ..Target::envoy(args.envoy_version) };
+                let target = Target {
+                    labels: Some(&opts.node_labels),
+                    tables: NativeTables::form(args.native_tables),
+                    ..Target::envoy(args.envoy_version)
+                };
                 let lowered = choose(args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
                 opts.native = lowered.into_values().next();
             }
@@ -349,7 +376,11 @@ fn pushed_resource(
     } else {
         let protocol = canary_backends::manifest::envoy::protocol_of(config, &opts.service, opts.protocol)?;
         opts.routes = settings_for(&opts.service, protocol)?;
-        let target = Target { labels: Some(&args.node_labels), ..Target::envoy(args.envoy_version) };
+        let target = Target {
+            labels: Some(&args.node_labels),
+            tables: NativeTables::form(args.native_tables),
+            ..Target::envoy(args.envoy_version)
+        };
         let lowered = choose(args, backend, compiled, text, &[(opts.service.clone(), protocol)], &target)?;
         opts.native = Some(lowered.into_values().next().ok_or_else(|| {
             format!(
@@ -558,11 +589,12 @@ fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
     use Kind::*;
     const ISTIO: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes];
     const ISTIO_GW: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes, GatewayApi];
-    let flags: [(&str, bool, &[Kind]); 18] = [
+    let flags: [(&str, bool, &[Kind]); 19] = [
         ("--wasm", args.wasm.is_some(), &[Envoy, Ecds]),
         ("--listen", args.listen.is_some(), &[Envoy]),
         ("--cluster", !args.clusters.is_empty(), &[Envoy]),
         ("--node-label", !args.node_labels.is_empty(), &[Envoy, Rds]),
+        ("--native-tables", args.native_tables.is_some(), &[Envoy, Rds]),
         ("--protocol", args.protocol.is_some(), &[Envoy, Ecds, Rds]),
         ("--ecds-path", args.ecds_path.is_some(), &[Envoy]),
         ("--rds-path", args.rds_path.is_some(), &[Envoy]),

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use canary_eval::config::{Config, Protocol, RuleSet, Service};
 
+use super::envoy_routes::RouteTable;
 use super::{envoy_routes, policy_subsets, push};
 use crate::native::NativeService;
 use crate::route_settings::{self, ServiceRoutes};
@@ -134,7 +135,7 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
             match protocol {
                 Protocol::Http => vec![http_connection_manager(
                     opts,
-                    with_settings(filter_routes(&policy, opts), &opts.routes, &mirror_cluster)?,
+                    RouteTable::Routes(with_settings(filter_routes(&policy, opts), &opts.routes, &mirror_cluster)?),
                     vec![canary_http_filter(opts, &json), router()],
                 )],
                 Protocol::Tcp => tcp_filters(&policy, opts, &json),
@@ -144,8 +145,8 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
             let cluster = |s: Option<&str>| cluster_name(&policy, service, s.unwrap_or(default_subset(opts)));
             match protocol {
                 Protocol::Http => {
-                    let routes = envoy_routes::http_routes_with(native, &cluster, &opts.routes, &mirror_cluster)?;
-                    vec![http_connection_manager(opts, routes, vec![router()])]
+                    let table = envoy_routes::http_route_table(native, &cluster, &opts.routes, &mirror_cluster)?;
+                    vec![http_connection_manager(opts, table, vec![router()])]
                 }
                 Protocol::Tcp => vec![native_tcp_proxy(opts, envoy_routes::tcp_cluster(native, &cluster))],
             }
@@ -310,7 +311,7 @@ pub fn filter_name(service: &str) -> String {
 
 /// The HTTP listener: `routes` (inline, or discovered from `opts.rds_path`) behind `http_filters` (the router
 /// last).
-fn http_connection_manager(opts: &EnvoyOptions, routes: Vec<Value>, http_filters: Vec<Value>) -> Value {
+fn http_connection_manager(opts: &EnvoyOptions, routes: RouteTable, http_filters: Vec<Value>) -> Value {
     let service = &opts.service;
     let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -325,11 +326,11 @@ fn http_connection_manager(opts: &EnvoyOptions, routes: Vec<Value>, http_filters
 }
 
 /// The service's `RouteConfiguration` (inline in the bootstrap, or the RDS resource), named after it.
-pub(crate) fn route_config(service: &str, routes: Vec<Value>) -> Value {
-    json!({
-        "name": service,
-        "virtual_hosts": [{ "name": service, "domains": ["*"], "routes": routes }],
-    })
+pub(crate) fn route_config(service: &str, routes: RouteTable) -> Value {
+    let (field, value) = routes.field();
+    let mut host = json!({ "name": service, "domains": ["*"] });
+    host[field] = value;
+    json!({ "name": service, "virtual_hosts": [host] })
 }
 
 fn router() -> Value {

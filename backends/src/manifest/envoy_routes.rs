@@ -7,41 +7,87 @@ use serde_json::{json, Map, Value};
 use crate::native::{Atom, HeaderTest, NativeAction, NativeService};
 use crate::route_settings::{self, EnvoyFields, ServiceRoutes};
 
+mod tree;
+
 /// Names the cluster of a subset (`None`: the proxy's fallback subset, for requests nothing decides).
 pub type ClusterOf<'a> = &'a dyn Fn(Option<&str>) -> String;
 
-/// The routes for one HTTP service, in evaluation order, then the default route.
-pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value> {
-    http_routes_inner(service, cluster, None)
+/// How a virtual host routes: a list of routes, or one generic matcher (`VirtualHost.routes` and
+/// `VirtualHost.matcher` are mutually exclusive).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteTable {
+    Routes(Vec<Value>),
+    Matcher(Value),
 }
 
-/// [`http_routes`] carrying the service's route settings: each rule's route its profile's (else the service's),
-/// the default route the service's; the mirror on every route.
-pub fn http_routes_with(
+impl RouteTable {
+    /// The virtual host's routing field: `("routes", [...])` or `("matcher", {...})`.
+    pub fn field(self) -> (&'static str, Value) {
+        match self {
+            RouteTable::Routes(routes) => ("routes", Value::Array(routes)),
+            RouteTable::Matcher(matcher) => ("matcher", matcher),
+        }
+    }
+
+    /// The routes, when it is a list.
+    pub fn routes(&self) -> Option<&[Value]> {
+        match self {
+            RouteTable::Routes(routes) => Some(routes),
+            RouteTable::Matcher(_) => None,
+        }
+    }
+}
+
+/// The routes for one HTTP service, in evaluation order, then the default route (the list form, whatever the
+/// service's layout).
+pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value> {
+    flatten(rule_routes(service, cluster, None), default_route(service, cluster, None))
+}
+
+/// The service's route table as its layout says ([`crate::native::tables`]), carrying the service's route
+/// settings: each rule's routes its profile's (else the service's), the default route the service's; the mirror
+/// on every route.
+pub fn http_route_table(
     service: &NativeService,
     cluster: ClusterOf<'_>,
     settings: &ServiceRoutes,
     mirror_cluster: &dyn Fn(&str) -> String,
-) -> Result<Vec<Value>, String> {
-    if settings.is_empty() {
-        return Ok(http_routes_inner(service, cluster, None));
+) -> Result<RouteTable, String> {
+    let fields = if settings.is_empty() {
+        None
+    } else {
+        let mirror = settings.mirror.as_ref();
+        let all = route_settings::envoy_fields(&settings.all, mirror, mirror_cluster)?;
+        let mut per_rule = Vec::new();
+        for route in &service.routes {
+            per_rule.push(route_settings::envoy_fields(settings.for_rule(route.span), mirror, mirror_cluster)?);
+        }
+        Some((per_rule, all))
+    };
+    let fields = fields.as_ref().map(|(per_rule, all)| (per_rule.as_slice(), all));
+    let rules = rule_routes(service, cluster, fields);
+    let default = default_route(service, cluster, fields);
+    if service.layout.is_list() {
+        return Ok(RouteTable::Routes(flatten(rules, default)));
     }
-    let mirror = settings.mirror.as_ref();
-    let all = route_settings::envoy_fields(&settings.all, mirror, mirror_cluster)?;
-    let mut per_rule = Vec::new();
-    for route in &service.routes {
-        per_rule.push(route_settings::envoy_fields(settings.for_rule(route.span), mirror, mirror_cluster)?);
-    }
-    Ok(http_routes_inner(service, cluster, Some((&per_rule, &all))))
+    Ok(RouteTable::Matcher(tree::matcher(service, &rules, &default)))
 }
 
-fn http_routes_inner(
+fn flatten(rules: Vec<Vec<Value>>, default: Value) -> Vec<Value> {
+    let mut routes: Vec<Value> = rules.into_iter().flatten().collect();
+    routes.push(default);
+    routes
+}
+
+/// Each rule's list-form routes, one per alternative, in order.
+fn rule_routes(
     service: &NativeService,
     cluster: ClusterOf<'_>,
     settings: Option<(&[EnvoyFields], &EnvoyFields)>,
-) -> Vec<Value> {
-    let mut routes = Vec::new();
+) -> Vec<Vec<Value>> {
+    let mut rules = Vec::new();
     for (i, route) in service.routes.iter().enumerate() {
+        let mut routes = Vec::new();
         for (k, and) in route.matches.iter().enumerate() {
             let mut r#match = json!({ "prefix": "/" });
             let headers: Vec<Value> = and.iter().filter_map(header_matcher).collect();
@@ -62,7 +108,16 @@ fn http_routes_inner(
             }
             routes.push(out);
         }
+        rules.push(routes);
     }
+    rules
+}
+
+fn default_route(
+    service: &NativeService,
+    cluster: ClusterOf<'_>,
+    settings: Option<(&[EnvoyFields], &EnvoyFields)>,
+) -> Value {
     let mut default = json!({
         "name": format!("{}-default", service.name),
         "match": { "prefix": "/" },
@@ -71,8 +126,7 @@ fn http_routes_inner(
     if let Some((_, all)) = settings {
         route_settings::apply_envoy(&mut default, all);
     }
-    routes.push(default);
-    routes
+    default
 }
 
 /// The `tcp_proxy` fields choosing the cluster for a TCP service (`cluster` or `weighted_clusters`): its one

@@ -129,7 +129,7 @@ pub fn rds_resource(config: &Config, opts: &PushOptions) -> Result<Value, String
     let policy = proxy_policy(config, service, Protocol::Http);
     let cluster = |s: Option<&str>| policy.settings.cluster_name(service, s.unwrap_or(&fallback));
     let mirror_cluster = |s: &str| policy.settings.cluster_name(service, s);
-    let routes = envoy_routes::http_routes_with(native, &cluster, &opts.routes, &mirror_cluster)?;
+    let routes = envoy_routes::http_route_table(native, &cluster, &opts.routes, &mirror_cluster)?;
     if let Some(m) =
         opts.routes.mirror.as_ref().filter(|m| !opts.subsets.is_empty() && !opts.subsets.contains(&m.subset))
     {

@@ -11,6 +11,7 @@
 
 pub mod cond;
 pub mod istio;
+pub mod tables;
 pub mod version;
 
 use canary_dsl::ast::Span;
@@ -18,6 +19,7 @@ use canary_eval::config::{Action, Config, Protocol, Rule, StickyKey};
 use canary_eval::BUCKETS;
 
 pub use cond::{Atom, Dnf, HeaderTest};
+pub use tables::{Layout, Segment, TableForm};
 pub use version::{EnvoyVersion, Feature};
 
 use canary_compiler::RuleSpans;
@@ -31,6 +33,8 @@ pub struct Target<'a> {
     pub labels: Option<&'a [(String, String)]>,
     /// Who writes the routes down: Envoy configuration, or Istio resources (which Istio then translates).
     pub dialect: Dialect,
+    /// How runs of table rules are written for Envoy (`--native-tables`): lists, or matcher trees ([`tables`]).
+    pub tables: TableForm,
 }
 
 /// The configuration language the native routes are written in. Istio's VirtualService says less than
@@ -44,16 +48,16 @@ pub enum Dialect {
 
 impl Target<'_> {
     pub const fn envoy(envoy: EnvoyVersion) -> Target<'static> {
-        Target { envoy, labels: None, dialect: Dialect::Envoy }
+        Target { envoy, labels: None, dialect: Dialect::Envoy, tables: TableForm::DEFAULT }
     }
 
     /// Istio resources for the mesh's proxies (`envoy`: the Envoy its Istio release ships).
     pub const fn istio(envoy: EnvoyVersion) -> Target<'static> {
-        Target { envoy, labels: None, dialect: Dialect::Istio }
+        Target { envoy, labels: None, dialect: Dialect::Istio, tables: TableForm::List }
     }
 
     /// `Ok` when the target Envoy has `feature`, else the reason to leave the rule to the filter.
-    fn require(&self, feature: Feature) -> Result<(), String> {
+    pub(crate) fn require(&self, feature: Feature) -> Result<(), String> {
         if self.envoy >= feature.since() {
             return Ok(());
         }
@@ -70,6 +74,8 @@ pub struct NativeService {
     /// The subset for requests no route takes: the service's default, else the top-level one; `None` leaves
     /// them to the proxy's own default route, as the filter does when it makes no decision.
     pub default: Option<String>,
+    /// How Envoy gets `routes`: one list, or segments with matcher trees for big tables ([`tables::layout`]).
+    pub layout: Layout,
 }
 
 /// One rule: any of `matches` (an AND of matchers each) selects `action`. TCP rules have no matchers left
@@ -221,7 +227,11 @@ pub fn lower_service(
             routes.truncate(always + 1);
         }
     }
-    Ok(NativeService { name: service.to_string(), protocol, routes, default })
+    let layout = match protocol {
+        Protocol::Http => tables::layout(&routes, target),
+        Protocol::Tcp => Layout::list(&routes),
+    };
+    Ok(NativeService { name: service.to_string(), protocol, routes, default, layout })
 }
 
 /// Drops zero weights and merges entries for the same subset: neighbours always (the same interval), any two

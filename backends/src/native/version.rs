@@ -38,7 +38,8 @@ impl fmt::Display for EnvoyVersion {
 
 /// A native Envoy feature the lowering may use, with the release that introduced it (Envoy's changelogs:
 /// `cookies` in 1.37.0, `use_hash_policy` in 1.36.0, `treat_missing_header_as_empty` in 1.23.0,
-/// `tcp_proxy.weighted_clusters` in 1.8.0).
+/// `tcp_proxy.weighted_clusters` in 1.8.0; `VirtualHost.matcher` first in the v1.21 API reference and the
+/// `RouteList` action in v1.25's, envoyproxy.io/docs/envoy/v1.25.0/api-v3/http_routes/http_routes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
     /// `HeaderMatcher.string_match` (1.20) and `treat_missing_header_as_empty` (1.23), which every native HTTP
@@ -50,6 +51,9 @@ pub enum Feature {
     WeightedHashPolicy,
     /// `tcp_proxy.weighted_clusters`.
     TcpWeightedClusters,
+    /// `VirtualHost.matcher` (1.21) with `Route` and `RouteList` actions (`RouteList`: 1.25): tables as
+    /// matcher trees (`native::tables`).
+    MatcherTree,
 }
 
 impl Feature {
@@ -60,6 +64,7 @@ impl Feature {
             Feature::CookieMatcher => EnvoyVersion::new(1, 37),
             Feature::WeightedHashPolicy => EnvoyVersion::new(1, 36),
             Feature::TcpWeightedClusters => EnvoyVersion::new(1, 8),
+            Feature::MatcherTree => EnvoyVersion::new(1, 25),
         }
     }
 
@@ -69,6 +74,7 @@ impl Feature {
             Feature::CookieMatcher => "the native cookie matcher (`RouteMatch.cookies`)",
             Feature::WeightedHashPolicy => "sticky weighted clusters (`WeightedCluster.use_hash_policy`)",
             Feature::TcpWeightedClusters => "`tcp_proxy.weighted_clusters`",
+            Feature::MatcherTree => "matcher trees (`VirtualHost.matcher` with `RouteList` actions)",
         }
     }
 }
