@@ -138,10 +138,11 @@ def auto_pick(args, path):
 
 
 def picked_form(line):
-    """The form named by auto's line (`svc: native Envoy route list …`, `… matcher tree …`, `svc: filter …`)."""
+    """The form named by auto's line (`svc: native Envoy routes (…`, `svc: native Envoy routes as a matcher tree
+    (…`, `svc: filter (…`)."""
     if line.startswith(f"{SERVICE}: filter"):
         return "filter"
-    return "tree" if "tree" in line else "list"
+    return "tree" if line.startswith(f"{SERVICE}: native Envoy routes as a matcher tree") else "list"
 
 
 def start(args, bootstrap_yaml, name, port, wrapper=()):
@@ -415,6 +416,11 @@ def main():
                     if boot is None:
                         rec["refused"] = err.strip().splitlines()[0] if err.strip() else "refused"
                         log(f"  {name}: no such form ({rec['refused']})")
+                        record(args, rec)
+                        continue
+                    if form == "tree" and boot == manifest(args, path_, "list", *ports(args, 1))[0]:
+                        rec["refused"] = "no table run: the tree form is the route list"
+                        log(f"  {name}: {rec['refused']}")
                         record(args, rec)
                         continue
                     if not args.skip_instructions:

@@ -11,9 +11,13 @@ weighted by 1/measured so that every policy counts by its relative error (a 10-r
 - native route list (worst case: every route tried): [1, exact-header routes, prefix routes, cookie routes,
   contains routes, sticky split taken]. `in [a, b]` is two exact routes; the sticky kind's split is one
   unconditional route after the N exact ones;
-- filter: [1, index lookups, plain rules, plain regex rules, sticky split taken] — the evaluator's plan
-  (canary_eval `Policy::evaluation_plan`): a run of ≥ 4 exact (`=`), literal `~` or path-prefix rules is one
-  index; `in` and regex rules are tried one by one.
+- matcher tree (`--native-tables tree`): the list form's base plus one table lookup (exact map with its comma
+  guard, or prefix map), plus the list after the table (the sticky kind's split); a term per table kind;
+- filter: [1, plain rules, plain regex rules, sticky split taken] — the evaluator's plan (canary_eval
+  `Policy::evaluation_plan`): a run of ≥ 4 exact (`=`), literal `~` or path-prefix rules is one index lookup,
+  which costs less than the spread of the base between request shapes (±4k: the 10- and 10,000-rule tables
+  differ by 1.1k) and is not separable from it, so it counts as part of the base; `in` and regex rules are
+  tried one by one.
 
 The coefficients go into cost-model.json and, by hand, into `CALIBRATED` in backends/src/cost.rs (its test keeps
 them equal). `check` then asks the built canaryc (`manifest --backend auto`, which prints every candidate's
@@ -36,7 +40,8 @@ ROOT = bs.ROOT
 MODEL = os.path.join(ROOT, "bench", "results", "cost-model.json")
 HELD_OUT = {"mixed"}
 LIST_TERMS = ["list_base", "list_exact", "list_prefix", "list_cookie", "list_contains", "list_sticky_split"]
-FILTER_TERMS = ["filter_base", "filter_index", "filter_rule", "filter_regex", "filter_sticky_split"]
+TREE_TERMS = ["tree_exact_table", "tree_prefix_table"]
+FILTER_TERMS = ["filter_base", "filter_rule", "filter_regex", "filter_sticky_split"]
 # The S1–S5 proxies of bench/envoy_bench.py (name -> policy, service, node labels), measured before this model.
 SCENARIOS = {
     "s1": ("examples/s1-all-v1.canary", "frontend", []),
@@ -71,15 +76,15 @@ def list_features(kind, n):
 
 
 def filter_features(kind, n):
-    indexed = 1 if n >= 4 else 0
+    plain = 0 if n >= 4 else n  # a run of 4 or more is one index lookup, counted in the base (below)
     if kind in ("header", "prefix", "cookie", "literal"):
-        return [1, indexed, 0 if indexed else n, 0, 0]
+        return [1, plain, 0, 0]
     if kind == "in":
-        return [1, 0, n, 0, 0]
+        return [1, n, 0, 0]
     if kind == "regex":
-        return [1, 0, 0, n, 0]
+        return [1, 0, n, 0]
     if kind == "sticky":
-        return [1, indexed, 1 + (0 if indexed else n), 0, 1]
+        return [1, 1 + plain, 0, 1]
     return None
 
 
@@ -131,6 +136,22 @@ def fit(paths):
         for term, c in zip(terms, solve(rows, ys)):
             model["coefficients"][term] = round(c, 1)
         model[f"{form}_points"] = len(rows)
+    # Trees: the chain's table lookup over the list form's base (a tree ends in a route list and the default, as
+    # a list does), from what is left once the list part of the layout is accounted for; the mean over policies
+    # (relative weights), per table kind.
+    k = model["coefficients"]
+    for term, kinds in (("tree_exact_table", ("header", "in", "sticky")), ("tree_prefix_table", ("prefix",))):
+        rest = []
+        for r in recs:
+            if r["form"] == "tree" and r["kind"] in kinds:
+                after = k["list_exact"] + k["list_sticky_split"] if r["kind"] == "sticky" else 0.0
+                rest.append((r["instructions"] - k["list_base"] - after, r["instructions"]))
+        num = sum(v / (y * y) for v, y in rest)
+        den = sum(1 / (y * y) for _, y in rest)
+        # Clamped at 0: a table lookup is a few k at most, less than the base's spread between request shapes
+        # (the prefix kind's request is 5k cheaper than the header kind's), which could make it negative.
+        k[term] = max(0.0, round(num / den, 1)) if den else 0.0
+        model[f"{term}_points"] = len(rest)
     if os.path.exists(MODEL):
         with open(MODEL) as f:
             old = json.load(f)
@@ -139,7 +160,7 @@ def fit(paths):
         json.dump(model, f, indent=1)
     print(json.dumps(model["coefficients"], indent=1))
     print("\nFor backends/src/cost.rs, CALIBRATED:")
-    for term in LIST_TERMS + FILTER_TERMS:
+    for term in LIST_TERMS + TREE_TERMS + FILTER_TERMS:
         print(f"    {term}: {model['coefficients'][term]:.1f},")
 
 
@@ -174,6 +195,7 @@ def check(paths, canaryc, write):
         scen = {s["scenario"]: s for s in json.load(f)["scenarios"]["worker_net"]}
     for name, (policy, service, labels) in SCENARIOS.items():
         est = estimates(canaryc, os.path.join(ROOT, policy), service, labels)
+        # Measured before trees existed: "lowered" was the route list.
         for variant, form in (("lowered", "list"), ("filter", "filter")):
             if variant in scen.get(name, {}):
                 rows.append({"policy": f"scenario {name}", "form": form, "measured": scen[name][variant]["value"],

@@ -17,6 +17,7 @@ use canary_eval::Config;
 use clap::{Args, ValueEnum};
 
 use super::{color, load, print, Failure};
+use canary_backends::cost;
 use canary_backends::manifest::envoy::{
     envoy_bootstrap, parse_addr, parse_cluster_flag, parse_label_flag, resolve_protocol, EnvoyOptions,
 };
@@ -420,12 +421,43 @@ fn choose(
     };
     let mut lowered = BTreeMap::new();
     let mut diagnostics = Vec::new();
+    // `auto` weighs the exact forms by the cost model; built once, only when it is needed.
+    let policy = match backend {
+        Backend::Auto => Some(canary_eval::Policy::new(&compiled.config).map_err(|e| e.to_string())?),
+        _ => None,
+    };
     for (service, protocol) in services {
         match native::lower_service(&compiled.config, &compiled.spans, service, *protocol, target) {
-            Ok(routes) => {
-                if backend == Backend::Auto {
-                    eprintln!("{service}: {what} (every rule has an exact form on Envoy {})", args.envoy_version);
+            Ok(mut routes) => {
+                let Some(policy) = &policy else {
+                    lowered.insert(service.clone(), routes);
+                    continue;
+                };
+                let estimates =
+                    cost::estimates(policy, &compiled.config, service, *protocol, Some(&routes), &cost::CALIBRATED);
+                let figures = cost_figures(&estimates);
+                match cost::cheapest(&estimates).map(|e| e.form) {
+                    Some(cost::Form::Filter) => {
+                        let why = match target.dialect {
+                            Dialect::Envoy => String::new(),
+                            // A VirtualService is always a route list; Envoy's matcher tree would need an
+                            // EnvoyFilter patch of the virtual host, which canaryc does not write.
+                            Dialect::Istio => "; a VirtualService can only be a route list".to_string(),
+                        };
+                        eprintln!("{service}: filter (cheaper than its exact native form{why}{figures})");
+                        continue;
+                    }
+                    // The tables as plain routes when those are cheaper, unless `--native-tables` said which.
+                    Some(cost::Form::List) if args.native_tables.is_none() && !routes.layout.is_list() => {
+                        routes.layout = native::Layout::list(&routes.routes);
+                    }
+                    _ => {}
                 }
+                let form = if routes.layout.is_list() { "" } else { " as a matcher tree" };
+                eprintln!(
+                    "{service}: {what}{form} (every rule has an exact form on Envoy {}{figures})",
+                    args.envoy_version
+                );
                 lowered.insert(service.clone(), routes);
             }
             Err(refusals) if backend == Backend::Native => {
@@ -618,6 +650,17 @@ fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
         Some((flag, ..)) => Err(format!("{flag} does not apply to {kind} (see canaryc manifest --help)").into()),
         None => Ok(()),
     }
+}
+
+/// `auto`'s estimates for a service, as its line ends: `; est. worst case per request: native route list 206k,
+/// filter 236k instructions` (empty for a TCP service, which has no per-request route walk to weigh).
+fn cost_figures(estimates: &[cost::Estimate]) -> String {
+    if estimates.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> =
+        estimates.iter().map(|e| format!("{} {}", e.form.name(), cost::kilo(e.instructions))).collect();
+    format!("; est. worst case per request: {} instructions", each.join(", "))
 }
 
 /// `auto`'s line for a service left to the filter: the first rule without an exact native form, and how many more.

@@ -19,7 +19,7 @@ mod wire;
 pub use config::{Config, BUCKETS, CONFIG_VERSION};
 pub use hash::{sticky_bucket, sticky_bucket_all};
 pub use matcher::{compile_regex, literal_alternatives, RegexError, REGEX_SCAN_LIMIT, REGEX_SIZE_LIMIT};
-pub use policy::{quoted, AttrKey, ConfigError, Decision, Policy, RuleId, ServiceId, SubsetId};
+pub use policy::{quoted, AttrKey, ConfigError, Decision, EvaluationPlan, Policy, RuleId, ServiceId, SubsetId};
 pub use request::{Request, SimpleRequest, SlotRequest};
 #[cfg(feature = "schema")]
 pub use schema::schema_json;

@@ -64,6 +64,15 @@ enum CompiledAction {
     },
 }
 
+/// A service's evaluation steps, counted (see [`Policy::evaluation_plan`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvaluationPlan {
+    /// Rules tried one by one, in order.
+    pub rules: Vec<RuleId>,
+    /// Index lookups (exact tables, literal and prefix indexes), each standing for a run of rules.
+    pub indexes: usize,
+}
+
 /// One evaluation step: a single rule, or a run of similar rules turned into an index (see [`crate::index`]),
 /// so a policy of a thousand `header x = "…"` rules costs one binary search, not a scan.
 enum Step {
@@ -203,6 +212,26 @@ impl Policy {
     /// The rules a service tries, in order: the global rules (HTTP services), then its own.
     pub fn service_rules(&self, id: ServiceId) -> &[RuleId] {
         self.service_rules.get(id.0 as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// How `decide` walks a service: the rules it tries one by one, and how many indexes stand for runs of
+    /// similar rules (one lookup each, whatever their length). What a request can cost depends on this plan,
+    /// not on the rule count, so `canary-backends`' cost model reads it rather than restating the grouping.
+    pub fn evaluation_plan(&self, id: ServiceId) -> EvaluationPlan {
+        fn walk(steps: &[Step], plan: &mut EvaluationPlan) {
+            for step in steps {
+                match step {
+                    Step::Rule(id) => plan.rules.push(*id),
+                    Step::Exact { .. } | Step::Literals { .. } | Step::Prefixes { .. } => plan.indexes += 1,
+                    Step::Interleaved(parts) => parts.iter().for_each(|part| walk(&part.steps, plan)),
+                }
+            }
+        }
+        let mut plan = EvaluationPlan::default();
+        if let Some(service) = self.compiled(id) {
+            walk(&service.steps, &mut plan);
+        }
+        plan
     }
 
     /// What a service gives when no rule decides: its default, else the global one.
