@@ -119,7 +119,7 @@ def records(paths):
     out = []
     for p in paths:
         with open(p) as f:
-            out += [r for r in json.load(f)["records"] if "instructions" in r]
+            out += [r for r in json.load(f).get("records", []) if "instructions" in r]  # reports have none
     return out
 
 
