@@ -344,8 +344,7 @@ mod tests {
         let policy = Policy::new(&c.config).unwrap();
         let plan = policy.evaluation_plan(policy.service("svc").unwrap());
         assert_eq!((plan.rules.len(), plan.indexes), (1, 1));
-        let filter =
-            CALIBRATED.filter_base + CALIBRATED.filter_rule + CALIBRATED.filter_sticky_split;
+        let filter = CALIBRATED.filter_base + CALIBRATED.filter_rule + CALIBRATED.filter_sticky_split;
         assert!((of(&e, Form::Filter) - filter).abs() < 1e-6);
     }
 
