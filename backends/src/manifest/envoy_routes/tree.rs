@@ -113,13 +113,16 @@ fn predicate(pred: &Pred) -> Value {
     }
 }
 
+/// An `xds.type.matcher.v3.StringMatcher`: unlike Envoy's own, its `RegexMatcher` requires the engine
+/// (`google_re2`, the only one).
 fn string_matcher(value: &Match) -> Value {
+    let re2 = |regex: String| json!({ "safe_regex": { "google_re2": {}, "regex": regex } });
     match value {
         Match::Exact(v) => json!({ "exact": v }),
         Match::Prefix(v) => json!({ "prefix": v }),
         Match::Contains(v) => json!({ "contains": v }),
-        Match::Any => json!({ "safe_regex": { "regex": "(?s).*" } }),
-        Match::Host(h) => json!({ "safe_regex": { "regex": host_regex(h) } }),
-        Match::ContainsAny(all) => json!({ "safe_regex": { "regex": contains_any_regex(all) } }),
+        Match::Any => re2("(?s).*".into()),
+        Match::Host(h) => re2(host_regex(h)),
+        Match::ContainsAny(all) => re2(contains_any_regex(all)),
     }
 }
