@@ -18,6 +18,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -72,6 +73,10 @@ def send(port, n, tenant):
 
 def measure(args, work, n, form, tenant, expected, i):
     port, admin = args.base_port + 2 * i, args.base_port + 2 * i + 1
+    for q in (port, admin):  # another Envoy there would answer in this one's place
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", q)) == 0:
+                raise SystemExit(f"port {q} is in use; pass --base-port")
     cfg = manifest(args, work, n, form, port, admin)
     out = os.path.join(work, f"{form}-{n}.callgrind")
     logf = open(os.path.join(work, f"{form}-{n}.log"), "w")
@@ -80,7 +85,7 @@ def measure(args, work, n, form, tenant, expected, i):
          "--separate-threads=yes", args.envoy, "-c", cfg, "--concurrency", "1", "--base-id", str(port),
          "-l", "warning", "--disable-hot-restart"], stdout=logf, stderr=subprocess.STDOUT)
     try:
-        if not eb.wait_ready(admin, proc, timeout=3600):
+        if not eb.wait_ready(admin, proc, timeout=3600) or proc.poll() is not None:
             raise SystemExit(f"{form}-{n}: Envoy did not become ready (see {work}/{form}-{n}.log)")
         counts = send(port, args.warmup, tenant)
         if set(counts) != {(200, expected)}:
@@ -118,7 +123,7 @@ def main():
     p.add_argument("--requests", type=int, default=300, help="requests per batch")
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--idle", type=float, default=5.0)
-    p.add_argument("--base-port", type=int, default=19400)
+    p.add_argument("--base-port", type=int, default=21400)
     p.add_argument("--json", help="write raw results here")
     args = p.parse_args()
     args.upstream_admin = args.base_port + 90
