@@ -92,10 +92,11 @@ pub enum NativeTables {
 }
 
 impl NativeTables {
-    fn form(arg: Option<NativeTables>) -> TableForm {
-        match arg {
-            Some(NativeTables::List) => TableForm::List,
-            Some(NativeTables::Tree) | None => TableForm::DEFAULT,
+    fn form(args: &ManifestArgs) -> TableForm {
+        match (args.native_tables, args.native_tree_min) {
+            (Some(NativeTables::List), _) => TableForm::List,
+            (_, Some(min)) => TableForm::Tree { min_entries: min as usize },
+            (Some(NativeTables::Tree) | None, None) => TableForm::DEFAULT,
         }
     }
 }
@@ -129,6 +130,10 @@ pub struct ManifestArgs {
     /// walks every rule as a route. [default: tree]
     #[arg(long, value_enum, value_name = "FORM")]
     native_tables: Option<NativeTables>,
+    /// With `--native-tables tree`: the fewest entries a run needs to become a tree [default: 4, where a tree
+    /// starts costing Envoy fewer instructions than the list it replaces: BENCHMARKS.md "Big tables"].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    native_tree_min: Option<u32>,
     /// Where proxies fetch the filter module: https://…, oci://…, file:///path-in-the-proxy, or a local file
     /// (written as file://ABSOLUTE and hashed). Required for wasmplugin and envoyfilter.
     #[arg(long, value_name = "URL")]
@@ -261,7 +266,7 @@ pub(super) fn generate(args: &ManifestArgs) -> Result<String, Failure> {
                 let protocol = resolve_protocol(config, &opts)?;
                 let target = Target {
                     labels: Some(&opts.node_labels),
-                    tables: NativeTables::form(args.native_tables),
+                    tables: NativeTables::form(args),
                     ..Target::envoy(args.envoy_version)
                 };
                 let lowered = choose(args, backend, &compiled, &text, &[(opts.service.clone(), protocol)], &target)?;
@@ -379,7 +384,7 @@ fn pushed_resource(
         opts.routes = settings_for(&opts.service, protocol)?;
         let target = Target {
             labels: Some(&args.node_labels),
-            tables: NativeTables::form(args.native_tables),
+            tables: NativeTables::form(args),
             ..Target::envoy(args.envoy_version)
         };
         let lowered = choose(args, backend, compiled, text, &[(opts.service.clone(), protocol)], &target)?;
@@ -447,8 +452,13 @@ fn choose(
                         eprintln!("{service}: filter (cheaper than its exact native form{why}{figures})");
                         continue;
                     }
-                    // The tables as plain routes when those are cheaper, unless `--native-tables` said which.
-                    Some(cost::Form::List) if args.native_tables.is_none() && !routes.layout.is_list() => {
+                    // The tables as plain routes when those are cheaper, unless `--native-tables` (or
+                    // `--native-tree-min`) said which.
+                    Some(cost::Form::List)
+                        if args.native_tables.is_none()
+                            && args.native_tree_min.is_none()
+                            && !routes.layout.is_list() =>
+                    {
                         routes.layout = native::Layout::list(&routes.routes);
                     }
                     _ => {}
@@ -621,12 +631,13 @@ fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
     use Kind::*;
     const ISTIO: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes];
     const ISTIO_GW: &[Kind] = &[Wasmplugin, Envoyfilter, IstioRoutes, GatewayApi];
-    let flags: [(&str, bool, &[Kind]); 19] = [
+    let flags: [(&str, bool, &[Kind]); 20] = [
         ("--wasm", args.wasm.is_some(), &[Envoy, Ecds]),
         ("--listen", args.listen.is_some(), &[Envoy]),
         ("--cluster", !args.clusters.is_empty(), &[Envoy]),
         ("--node-label", !args.node_labels.is_empty(), &[Envoy, Rds]),
         ("--native-tables", args.native_tables.is_some(), &[Envoy, Rds]),
+        ("--native-tree-min", args.native_tree_min.is_some(), &[Envoy, Rds]),
         ("--protocol", args.protocol.is_some(), &[Envoy, Ecds, Rds]),
         ("--ecds-path", args.ecds_path.is_some(), &[Envoy]),
         ("--rds-path", args.rds_path.is_some(), &[Envoy]),
@@ -642,6 +653,9 @@ fn misplaced_flags(args: &ManifestArgs) -> Result<(), Failure> {
         ("--parent", args.parent.is_some(), &[GatewayApi]),
         ("--implementation", args.implementation != ImplementationArg::EnvoyGateway, &[GatewayApi]),
     ];
+    if args.native_tables == Some(NativeTables::List) && args.native_tree_min.is_some() {
+        return Err("--native-tree-min applies to --native-tables tree, not list".to_string().into());
+    }
     let kind = match args.kind {
         Envoy | Ecds | Rds | GatewayApi => args.kind.name(),
         _ => "an Istio kind",

@@ -1087,3 +1087,45 @@ fn push_forms_refuse_what_they_cannot_push() {
         fails(&args, message);
     }
 }
+
+/// `--native-tables` / `--native-tree-min`: a run of table rules is a matcher tree by default from 4 entries
+/// on, a list with `list`, below the minimum or before Envoy 1.25; the flags are refused where they mean nothing.
+#[test]
+fn native_tables_choose_trees_or_lists() {
+    let dir = std::env::temp_dir().join(format!("canaryc-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = |n: usize| {
+        let rules: String = (0..n).map(|i| format!("  header x-tenant = \"t{i}\" -> v2\n")).collect();
+        let path = dir.join(format!("t{n}.canary"));
+        std::fs::write(&path, format!("service web {{\n{rules}  default v1\n}}\n")).unwrap();
+        path.display().to_string()
+    };
+    let (four, three) = (policy(4), policy(3));
+    let envoy = |path: &str, extra: &[&str]| -> Output {
+        let mut args = vec!["manifest", path, "--kind", "envoy", "--backend", "native", "--service", "web"];
+        args.extend(["--listen", "127.0.0.1:1", "--cluster", "v1=127.0.0.1:2", "--cluster", "v2=127.0.0.1:3"]);
+        args.extend(["--wasm", "/dev/null"]);
+        args.extend_from_slice(extra);
+        canaryc(&args)
+    };
+    let host = |out: &Output| -> Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let y: Value = canary_yaml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        y["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+            ["virtual_hosts"][0]
+            .clone()
+    };
+    let tree = host(&envoy(&four, &[]));
+    assert!(tree.get("routes").is_none());
+    let map = &tree["matcher"]["on_no_match"]["matcher"]["matcher_tree"]["exact_match_map"]["map"];
+    assert_eq!(map.as_object().map(|m| m.len()), Some(4), "{tree}");
+    assert_eq!(host(&envoy(&four, &["--native-tables", "list"]))["routes"].as_array().map(Vec::len), Some(5));
+    assert_eq!(host(&envoy(&three, &[]))["routes"].as_array().map(Vec::len), Some(4), "below the crossover");
+    assert!(host(&envoy(&three, &["--native-tree-min", "3"])).get("matcher").is_some());
+    assert!(host(&envoy(&four, &["--envoy-version", "1.24"])).get("routes").is_some(), "no RouteList before 1.25");
+    let both = envoy(&four, &["--native-tables", "list", "--native-tree-min", "2"]);
+    assert!(!both.status.success() && String::from_utf8_lossy(&both.stderr).contains("--native-tree-min"));
+    let istio = canaryc(&["manifest", &four, "--kind", "istio-routes", "--native-tables", "tree"]);
+    assert!(!istio.status.success() && String::from_utf8_lossy(&istio.stderr).contains("--native-tables"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -124,28 +124,39 @@ pub fn case(
 }
 
 pub fn start_pair(case: &Case) -> Result<Pair> {
-    let (envoy, wasm) = (find_envoy()?, find_wasm()?);
     let mut procs = Procs::new("native")?;
+    let started = start_envoys(&mut procs, case, &[("filter", None), ("native", Some(case.native.clone()))])?;
+    Ok(Pair { filter: started[0], native: started[1], _procs: procs })
+}
+
+/// Starts one Envoy per `(name, backend)` for `case` (`None`: the filter; else those native routes) under
+/// `procs`, each ready before this returns; their listeners in order.
+pub fn start_envoys(
+    procs: &mut Procs,
+    case: &Case,
+    backends: &[(&str, Option<NativeService>)],
+) -> Result<Vec<SocketAddr>> {
+    let (envoy, wasm) = (find_envoy()?, find_wasm()?);
     let clusters = match case.protocol {
         Protocol::Http => &upstreams().http,
         Protocol::Tcp => &upstreams().tcp,
     };
     let mut started = Vec::new();
-    for (name, native) in [("filter", None), ("native", Some(case.native.clone()))] {
+    for (name, native) in backends {
         let mut o = EnvoyOptions::new(&case.service, free_port()?, free_port()?, &wasm);
         o.clusters = clusters.clone();
         o.default_subset = Some(case.default_subset.clone());
         o.node_labels = case.labels.clone();
         o.protocol = Some(case.protocol);
-        o.native = native;
-        let yaml = envoy_bootstrap(&case.config, &o).map_err(anyhow::Error::msg).context(name)?;
-        spawn(&mut procs, &envoy, name, &yaml)?;
-        started.push((name, o.listen, o.admin));
+        o.native = native.clone();
+        let yaml = envoy_bootstrap(&case.config, &o).map_err(anyhow::Error::msg).context(name.to_string())?;
+        spawn(procs, &envoy, name, &yaml)?;
+        started.push((*name, o.listen, o.admin));
     }
     for (name, _, admin) in &started {
-        wait_ready(&mut procs, name, *admin).with_context(|| case.describe())?;
+        wait_ready(procs, name, *admin).with_context(|| case.describe())?;
     }
-    Ok(Pair { filter: started[0].1, native: started[1].1, _procs: procs })
+    Ok(started.into_iter().map(|s| s.1).collect())
 }
 
 // ----- raw HTTP/1.1 -----------------------------------------------------------------------------------

@@ -113,13 +113,77 @@ fn predicate(pred: &Pred) -> Value {
     }
 }
 
+/// An `xds.type.matcher.v3.StringMatcher`: unlike Envoy's own, its `RegexMatcher` requires the engine
+/// (`google_re2`, the only one).
 fn string_matcher(value: &Match) -> Value {
+    let re2 = |regex: String| json!({ "safe_regex": { "google_re2": {}, "regex": regex } });
     match value {
         Match::Exact(v) => json!({ "exact": v }),
         Match::Prefix(v) => json!({ "prefix": v }),
         Match::Contains(v) => json!({ "contains": v }),
-        Match::Any => json!({ "safe_regex": { "regex": "(?s).*" } }),
-        Match::Host(h) => json!({ "safe_regex": { "regex": host_regex(h) } }),
-        Match::ContainsAny(all) => json!({ "safe_regex": { "regex": contains_any_regex(all) } }),
+        Match::Any => re2("(?s).*".into()),
+        Match::Host(h) => re2(host_regex(h)),
+        Match::ContainsAny(all) => re2(contains_any_regex(all)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{http_route_table, RouteTable};
+    use crate::native::{lower_service, EnvoyVersion, TableForm, Target};
+    use crate::route_settings::{Mirror, ServiceRoutes};
+    use canary_eval::config::Protocol;
+    use canary_settings::{Duration, RouteSettings};
+    use serde_json::Value;
+
+    const SRC: &str = "service f {\n  header x = \"a\" -> v2\n  header x in [\"b\", \"c\"] -> v3\n  \
+                       header x = \"d\": 30% v2 by header u\n  header x = \"e\" -> v2\n  default v1\n}\n";
+
+    fn timeout(ms: u64) -> RouteSettings {
+        RouteSettings { timeout: Some(Duration(ms)), ..RouteSettings::default() }
+    }
+
+    /// The tree's actions are the list form's routes: cluster, sticky split, the rule's profile, the mirror.
+    #[test]
+    fn table_actions_carry_splits_settings_and_the_mirror() {
+        let c = canary_compiler::compile(SRC, "t.canary").unwrap_or_else(|d| panic!("{d:?}"));
+        let target = Target { tables: TableForm::DEFAULT, ..Target::envoy(EnvoyVersion::LATEST) };
+        let native = lower_service(&c.config, &c.spans, "f", Protocol::Http, &target).unwrap();
+        let second = native.routes[1].span;
+        let settings = ServiceRoutes {
+            all: timeout(500),
+            by_rule: [(second.start, timeout(2000))].into(),
+            mirror: Some(Mirror { basis_points: 100, subset: "v3".into() }),
+        };
+        let cluster = |s: Option<&str>| format!("c-{}", s.unwrap_or("v1"));
+        let mirror = |s: &str| format!("c-{s}");
+        let RouteTable::Matcher(m) = http_route_table(&native, &cluster, &settings, &mirror).unwrap() else {
+            panic!("a table of 5 entries is a tree")
+        };
+        // guard: `x` sent twice → the whole list, the default last
+        let guard = &m["matcher_list"]["matchers"][0];
+        assert_eq!(guard["predicate"]["single_predicate"]["value_match"]["contains"], ",");
+        let list = guard["on_match"]["action"]["typed_config"]["routes"].as_array().unwrap();
+        assert_eq!(list.len(), 6);
+        assert_eq!(list[5]["name"], "f-default");
+        let chain = &m["on_no_match"]["matcher"];
+        let map = &chain["matcher_tree"]["exact_match_map"]["map"];
+        let route = |key: &str| -> &Value { &map[key]["action"]["typed_config"] };
+        assert_eq!(map.as_object().unwrap().len(), 5);
+        assert_eq!(route("a")["route"]["cluster"], "c-v2");
+        assert_eq!(route("a")["match"], serde_json::json!({ "prefix": "/" }));
+        assert_eq!(route("a")["route"]["timeout"], "0.5s");
+        assert_eq!(route("c")["route"]["timeout"], "2s", "the rule's profile");
+        assert_eq!(route("c")["name"], "f-line3");
+        assert!(route("e")["route"]["request_mirror_policies"][0]["cluster"] == "c-v3");
+        let split = &route("d")["route"];
+        assert_eq!(split["hash_policy"][0]["header"]["header_name"], "u");
+        assert_eq!(split["weighted_clusters"]["use_hash_policy"], true);
+        assert_eq!(split["weighted_clusters"]["clusters"][0]["weight"], 3000);
+        // the end of the chain: the default alone
+        let tail = &chain["on_no_match"]["action"]["typed_config"];
+        assert_eq!(tail["@type"], "type.googleapis.com/envoy.config.route.v3.RouteList");
+        assert_eq!(tail["routes"].as_array().unwrap().len(), 1);
+        assert_eq!(tail["routes"][0]["route"]["timeout"], "0.5s");
     }
 }
