@@ -17,37 +17,42 @@ use std::collections::BTreeMap;
 use canary_compiler::route_settings::RouteExtras;
 use canary_dsl::ast::Span;
 use canary_dsl::Diagnostic;
+pub use canary_settings::Mirror;
 use canary_settings::{HeaderOps, RouteSettings, SettingsFile};
 use serde_json::{json, Map, Value};
 
 use crate::native::NativeService;
 
-/// `mirror P% to SUBSET` for one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mirror {
-    /// 1 = 0.01%.
-    pub basis_points: u32,
-    pub subset: String,
-}
-
-/// One HTTP service's route settings, resolved.
+/// One HTTP service's route settings, resolved: each route's whole settings, its mirror included.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceRoutes {
-    /// What every route of the service carries (the file's section without a profile).
+    /// What every route of the service carries: the file's section, and the policy's `mirror P% to SUBSET`.
     pub all: RouteSettings,
-    /// Rules that select a profile, by their span's start: the profile merged over `all`.
+    /// Rules that select a profile, by their span's start: the profile laid over `all` (its own mirror, its
+    /// `unset` fields gone).
     pub by_rule: BTreeMap<usize, RouteSettings>,
-    pub mirror: Option<Mirror>,
 }
 
 impl ServiceRoutes {
     pub fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.by_rule.is_empty() && self.mirror.is_none()
+        self.all.is_empty() && self.by_rule.is_empty()
     }
 
     /// The settings of a rule's route (its profile's, else the service's).
     pub fn for_rule(&self, rule: Span) -> &RouteSettings {
         self.by_rule.get(&rule.start).unwrap_or(&self.all)
+    }
+
+    /// Every subset some route mirrors to (the service's mirror, then the profiles'), each once: the subsets a
+    /// deployment needs besides the routed ones.
+    pub fn mirror_subsets(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in std::iter::once(&self.all).chain(self.by_rule.values()).filter_map(|s| s.mirror.as_ref()) {
+            if !out.contains(&m.subset) {
+                out.push(m.subset.clone());
+            }
+        }
+        out
     }
 }
 
@@ -62,14 +67,16 @@ pub fn service_routes(
 ) -> Result<ServiceRoutes, Vec<Diagnostic>> {
     let empty = SettingsFile::default();
     let file = file.unwrap_or(&empty);
-    let all = file.route(service, None).unwrap_or_default();
+    let mut all = file.route(service, None).unwrap_or_default();
+    all.mirror = extras.mirror(service).map(|m| Mirror { basis_points: m.basis_points, subset: m.subset.clone() });
+    let section = file.services.get(service);
     let mut by_rule = BTreeMap::new();
     let mut errors = Vec::new();
     for span in rule_spans {
         let Some(profile) = extras.profile(span.start) else { continue };
-        match file.route(service, Some(&profile.name)) {
+        match section.and_then(|s| s.profiles.get(&profile.name)) {
             Some(settings) => {
-                by_rule.insert(span.start, settings);
+                by_rule.insert(span.start, all.overlay(settings));
             }
             None => {
                 let known: Vec<String> = file
@@ -100,8 +107,7 @@ pub fn service_routes(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mirror = extras.mirror(service).map(|m| Mirror { basis_points: m.basis_points, subset: m.subset.clone() });
-    Ok(ServiceRoutes { all, by_rule, mirror })
+    Ok(ServiceRoutes { all, by_rule })
 }
 
 /// The rule spans a natively lowered service's routes came from (what [`service_routes`] needs).
@@ -122,11 +128,7 @@ pub fn refuse_cors(backend: &str) -> String {
 
 /// Envoy's fields for one route: those of the `Route` itself and those of its `RouteAction`. `cluster` names the
 /// mirror subset's cluster. CORS is refused (see [`refuse_cors`]).
-pub fn envoy_fields(
-    settings: &RouteSettings,
-    mirror: Option<&Mirror>,
-    cluster: &dyn Fn(&str) -> String,
-) -> Result<EnvoyFields, String> {
+pub fn envoy_fields(settings: &RouteSettings, cluster: &dyn Fn(&str) -> String) -> Result<EnvoyFields, String> {
     let mut route = Map::new();
     let mut action = Map::new();
     if settings.cors_policy.is_some() {
@@ -190,7 +192,7 @@ pub fn envoy_fields(
             }
         }
     }
-    if let Some(m) = mirror {
+    if let Some(m) = &settings.mirror {
         action.insert(
             "request_mirror_policies".into(),
             json!([{
@@ -236,11 +238,10 @@ mod tests {
                 retry_on: Some("5xx,503".into()),
             }),
             rewrite: Some(Rewrite { uri: Some("/v2/".into()), authority: None }),
-            headers: None,
-            cors_policy: None,
+            mirror: Some(Mirror { basis_points: 1000, subset: "v3".into() }),
+            ..Default::default()
         };
-        let mirror = Mirror { basis_points: 1000, subset: "v3".into() };
-        let (route, action) = envoy_fields(&s, Some(&mirror), &|s| format!("c-{s}")).unwrap();
+        let (route, action) = envoy_fields(&s, &|s| format!("c-{s}")).unwrap();
         assert!(route.is_empty());
         assert_eq!(action["timeout"], "0.5s");
         assert_eq!(action["retry_policy"]["retry_on"], "5xx,retriable-status-codes");
@@ -248,7 +249,12 @@ mod tests {
         assert_eq!(action["prefix_rewrite"], "/v2/");
         assert_eq!(action["request_mirror_policies"][0]["cluster"], "c-v3");
         assert_eq!(action["request_mirror_policies"][0]["runtime_fraction"]["default_value"]["numerator"], 1000);
-        let off = RouteSettings { retries: Some(Retries { attempts: 0, per_try_timeout: None, retry_on: None }), ..s };
-        assert!(envoy_fields(&off, None, &|s| s.into()).unwrap().1.get("retry_policy").is_none());
+        let off = RouteSettings {
+            retries: Some(Retries { attempts: 0, per_try_timeout: None, retry_on: None }),
+            mirror: None,
+            ..s
+        };
+        let (_, action) = envoy_fields(&off, &|s| s.into()).unwrap();
+        assert!(action.get("retry_policy").is_none() && action.get("request_mirror_policies").is_none());
     }
 }

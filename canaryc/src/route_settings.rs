@@ -104,14 +104,6 @@ pub(crate) fn diff_lines(old: &Resolved, new: &Resolved, only: Option<&str>) -> 
     let mut lines = Vec::new();
     for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
         let (a, b) = (old.get(name).unwrap_or(&empty), new.get(name).unwrap_or(&empty));
-        let mirror = |r: &ServiceRoutes| {
-            r.mirror
-                .as_ref()
-                .map_or("-".to_string(), |m| format!("{} to {}", canary_dsl::percent(m.basis_points), m.subset))
-        };
-        if a.0.mirror != b.0.mirror {
-            lines.push(format!("{name}: mirror: {} → {}", mirror(&a.0), mirror(&b.0)));
-        }
         fields(&a.0.all, &b.0.all, &format!("{name}: "), &mut lines);
         let rules: std::collections::BTreeSet<&usize> = a.1.keys().chain(b.1.keys()).collect();
         for line in rules {
@@ -123,6 +115,14 @@ pub(crate) fn diff_lines(old: &Resolved, new: &Resolved, only: Option<&str>) -> 
 }
 
 fn fields(a: &canary_settings::RouteSettings, b: &canary_settings::RouteSettings, prefix: &str, out: &mut Vec<String>) {
+    let mirror = |s: &canary_settings::RouteSettings| {
+        s.mirror
+            .as_ref()
+            .map_or("-".to_string(), |m| format!("{} to {}", canary_dsl::percent(m.basis_points), m.subset))
+    };
+    if a.mirror != b.mirror {
+        out.push(format!("{prefix}mirror: {} → {}", mirror(a), mirror(b)));
+    }
     let (a, b) = (a.istio(), b.istio());
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let show = |v: Option<&serde_json::Value>| v.map_or("-".to_string(), |v| v.to_string());

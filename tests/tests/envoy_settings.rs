@@ -8,7 +8,9 @@
 //!   `cluster.web-v1.upstream_rq_retry` counter moved by one;
 //! * a rewrite reaches the upstream (`/hello` arrives as `/v2/hello`), and so does a header edit;
 //! * `mirror 10% to v3` copies 10 % of the requests to v3 within 5σ (binomial, N = 2,000), while every caller's
-//!   answer still comes from the routed subset.
+//!   answer still comes from the routed subset;
+//! * per-rule mirrors: a rule whose profile has its own `mirror` (50 % to v1) copies its share to v1 within 5σ
+//!   (N = 400) and nothing to the service's v3; a rule whose profile says `unset: [mirror]` copies nothing.
 //!
 //! The same checks run through the Istio form: `--kind istio-routes --backend native`'s VirtualService turned into
 //! this sidecar's Envoy routes as istiod would (`canary_tests::istio_pilot`, which follows pilot's `route.go` and
@@ -108,6 +110,8 @@ const POLICY: &str = r#"settings "web.routes.yaml"
 service web {
   mirror 10% to v3
   header x-patient present -> v2 with patient
+  header x-own present -> v2 with own-mirror
+  header x-quiet present -> v2 with quiet
   default v1
 }
 "#;
@@ -120,6 +124,8 @@ const SETTINGS: &str = r#"web:
     request: {set: {x-test: edited}}
   profiles:
     patient: {timeout: 3s}
+    own-mirror: {mirror: {subset: v1}, mirrorPercentage: {value: 50}}
+    quiet: {unset: [mirror]}
 "#;
 
 struct Proxy {
@@ -243,20 +249,41 @@ fn check(proxy: &Proxy, form: &str) {
         assert_eq!(status, 200);
         assert!(body.starts_with("v1 "), "request {i} answered by {body}");
     }
-    // Shadow requests are fire-and-forget: wait until v3's count stops moving.
-    let mut last = usize::MAX;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(300));
-        let now = proxy.seen("v3").len();
-        if now == last {
-            break;
-        }
-        last = now;
-    }
+    settle(proxy, "v3");
     let mirrored: Vec<String> = proxy.seen("v3").split_off(mirrored_before);
     assert!(mirrored.iter().all(|p| p.starts_with("/v2/m/")), "v3 saw only mirrored (rewritten) requests");
     let (lo, hi) = binomial_bounds(N, 0.10, 5.0);
     assert!((lo..=hi).contains(&mirrored.len()), "mirrored {} of {N}, expected {lo}..={hi}", mirrored.len());
     eprintln!("{form}: mirror: {} of {N} requests copied to v3 (5σ bounds {lo}..={hi})", mirrored.len());
+
+    // Per-rule mirrors: the `own-mirror` rule copies 50 % to v1 and nothing to v3; the `quiet` rule nothing.
+    const M: usize = 400;
+    for i in 0..M {
+        for (header, prefix) in [("x-own", "own"), ("x-quiet", "quiet")] {
+            let (status, body) = ok(proxy.get(&format!("/{prefix}/{i}"), &[(header, "1")]));
+            assert_eq!((status, body.starts_with("v2 ")), (200, true), "{prefix} {i}: {body}");
+        }
+    }
+    settle(proxy, "v1");
+    let copies = |subset: &str, prefix: &str| proxy.seen(subset).iter().filter(|p| p.starts_with(prefix)).count();
+    let (lo, hi) = binomial_bounds(M, 0.50, 5.0);
+    let own = copies("v1", "/v2/own/");
+    assert!((lo..=hi).contains(&own), "the rule's own mirror copied {own} of {M} to v1, expected {lo}..={hi}");
+    assert_eq!(copies("v3", "/v2/own/"), 0, "the rule's own mirror replaces the service's");
+    assert_eq!(copies("v1", "/v2/quiet/") + copies("v3", "/v2/quiet/"), 0, "`unset: [mirror]` copies nothing");
+    eprintln!("{form}: per-rule mirror: {own} of {M} copied to v1 (5σ bounds {lo}..={hi}); the unset rule: 0");
+}
+
+/// Shadow requests are fire-and-forget: waits (at most 10 s) until `subset`'s count stops moving.
+fn settle(proxy: &Proxy, subset: &str) {
+    let mut last = usize::MAX;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(300));
+        let now = proxy.seen(subset).len();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
 }

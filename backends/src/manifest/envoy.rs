@@ -248,8 +248,8 @@ fn check_clusters(config: &Config, opts: &EnvoyOptions, protocol: Protocol) -> R
             return Err(format!("the default subset `{default}` has no --cluster {default}=HOST:PORT"));
         }
     }
-    let mirror = opts.routes.mirror.as_ref().map(|m| m.subset.clone());
-    for subset in policy_subsets(config, &opts.service, protocol).into_iter().chain(mirror) {
+    let mirrors = opts.routes.mirror_subsets();
+    for subset in policy_subsets(config, &opts.service, protocol).into_iter().chain(mirrors) {
         if !known.contains(subset.as_str()) {
             return Err(format!(
                 "the policy can send service `{}` to subset `{subset}`, but no --cluster {subset}=HOST:PORT was given",
@@ -404,7 +404,7 @@ fn with_settings(
     if !settings.by_rule.is_empty() {
         return Err(profile_needs_native());
     }
-    let fields = route_settings::envoy_fields(&settings.all, settings.mirror.as_ref(), cluster)?;
+    let fields = route_settings::envoy_fields(&settings.all, cluster)?;
     for route in &mut routes {
         route_settings::apply_envoy(route, &fields);
     }

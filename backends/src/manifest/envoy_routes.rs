@@ -16,7 +16,7 @@ pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value
 }
 
 /// [`http_routes`] carrying the service's route settings: each rule's route its profile's (else the service's),
-/// the default route the service's; the mirror on every route.
+/// the default route the service's (mirrors included).
 pub fn http_routes_with(
     service: &NativeService,
     cluster: ClusterOf<'_>,
@@ -26,11 +26,10 @@ pub fn http_routes_with(
     if settings.is_empty() {
         return Ok(http_routes_inner(service, cluster, None));
     }
-    let mirror = settings.mirror.as_ref();
-    let all = route_settings::envoy_fields(&settings.all, mirror, mirror_cluster)?;
+    let all = route_settings::envoy_fields(&settings.all, mirror_cluster)?;
     let mut per_rule = Vec::new();
     for route in &service.routes {
-        per_rule.push(route_settings::envoy_fields(settings.for_rule(route.span), mirror, mirror_cluster)?);
+        per_rule.push(route_settings::envoy_fields(settings.for_rule(route.span), mirror_cluster)?);
     }
     Ok(http_routes_inner(service, cluster, Some((&per_rule, &all))))
 }
