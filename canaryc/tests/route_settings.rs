@@ -409,3 +409,40 @@ fn compiled_without_lines(f: &Path) -> Value {
     }
     config
 }
+
+#[test]
+fn check_reads_the_settings_file() {
+    let dir = tmp("check");
+    let policy = dir.join("p.canary");
+    std::fs::write(
+        &policy,
+        "settings \"s.yaml\"\nservice web {\n  header a present -> v2 with slow\n  default v1\n}\n",
+    )
+    .unwrap();
+    let check = || {
+        let out = canaryc(&["check", &p(&policy)]);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // A bad settings file: its error at FILE:LINE:COL, the line shown.
+    std::fs::write(dir.join("s.yaml"), "web:\n  profiles:\n    slow: {timeout: 2 s}\n").unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("s.yaml:3:21: error: `timeout`: `2 s` is not a duration"), "{stderr}");
+    assert!(stderr.contains("slow: {timeout: 2 s}"), "{stderr}");
+    // An unknown profile: at the policy's `with NAME`.
+    std::fs::write(dir.join("s.yaml"), "web:\n  profiles:\n    patient: {timeout: 2s}\n").unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("p.canary:3:31: error: unknown settings profile `slow` for service `web`"), "{stderr}");
+    // A section no service uses: a warning, counted.
+    std::fs::write(dir.join("s.yaml"), "web:\n  profiles:\n    slow: {timeout: 2s}\nweb2: {timeout: 1s}\n").unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("section `web2`: the policy routes no service `web2`"), "{stderr}");
+    assert!(stderr.contains("p.canary: 1 warning(s)"), "{stderr}");
+    // A missing file: at the policy's `settings`.
+    std::fs::remove_file(dir.join("s.yaml")).unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("p.canary:1:10: error: cannot read the settings file"), "{stderr}");
+}
