@@ -354,7 +354,12 @@ fn cors(m: &MarkedMappingNode) -> Read<Cors> {
         c.expose_headers = strings(n, "corsPolicy.exposeHeaders")?;
     }
     if let Some(n) = m.get_node("maxAge") {
-        c.max_age = Some(duration(n, "corsPolicy.maxAge")?);
+        let age = duration(n, "corsPolicy.maxAge")?;
+        if age.0 % 1000 != 0 {
+            // `access-control-max-age` is in whole seconds; istiod would truncate.
+            return Err(at(n.span(), "`corsPolicy.maxAge`: whole seconds only (the header carries seconds)"));
+        }
+        c.max_age = Some(age);
     }
     if let Some(n) = m.get_node("allowCredentials") {
         let s = scalar(n, "corsPolicy.allowCredentials")?;

@@ -10,7 +10,10 @@
 //! * `mirror 10% to v3` copies 10 % of the requests to v3 within 5σ (binomial, N = 2,000), while every caller's
 //!   answer still comes from the routed subset;
 //! * per-rule mirrors: a rule whose profile has its own `mirror` (50 % to v1) copies its share to v1 within 5σ
-//!   (N = 400) and nothing to the service's v3; a rule whose profile says `unset: [mirror]` copies nothing.
+//!   (N = 400) and nothing to the service's v3; a rule whose profile says `unset: [mirror]` copies nothing;
+//! * CORS: a preflight from the allowed origin is answered by Envoy (`access-control-allow-origin`, `-methods`,
+//!   `-max-age`) without reaching the upstream; one from another origin is forwarded
+//!   (`forward_not_matching_preflights`) and gets no allow header; a GET from the allowed origin gets it.
 //!
 //! The same checks run through the Istio form: `--kind istio-routes --backend native`'s VirtualService turned into
 //! this sidecar's Envoy routes as istiod would (`canary_tests::istio_pilot`, which follows pilot's `route.go` and
@@ -122,6 +125,7 @@ const SETTINGS: &str = r#"web:
   rewrite: {uri: /v2/}
   headers:
     request: {set: {x-test: edited}}
+  corsPolicy: {allowOrigins: [{exact: "https://app.example"}], allowMethods: [GET, POST], maxAge: 60s}
   profiles:
     patient: {timeout: 3s}
     own-mirror: {mirror: {subset: v1}, mirrorPercentage: {value: 50}}
@@ -218,7 +222,56 @@ fn settings_take_effect_through_the_istio_oracle() {
     check(&ok(start(true)), "istio");
 }
 
+/// One raw HTTP/1.1 request (`Connection: close`): the status and the response headers, lowercased names.
+fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<(u16, Vec<(String, String)>)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: web\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response)?;
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).context("a status")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn check_cors(proxy: &Proxy, form: &str) {
+    let preflight = |origin: &str, path: &str| {
+        let headers = [("origin", origin), ("access-control-request-method", "POST")];
+        ok(raw(proxy.listen, "OPTIONS", path, &headers))
+    };
+    let (answered, headers) = preflight("https://app.example", "/cors/allowed");
+    let status = answered;
+    assert!(status == 200 || status == 204, "{form}: preflight answered {status}: {headers:?}");
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some("https://app.example"), "{headers:?}");
+    assert_eq!(header(&headers, "access-control-allow-methods"), Some("GET,POST"), "{headers:?}");
+    assert_eq!(header(&headers, "access-control-max-age"), Some("60"), "{headers:?}");
+    assert!(!proxy.seen("v1").iter().any(|p| p.contains("/cors/allowed")), "{form}: a matched preflight is Envoy's");
+    let (status, headers) = preflight("https://other.example", "/cors/other");
+    assert_eq!(status, 200, "{form}: the other origin's preflight is forwarded: {headers:?}");
+    assert_eq!(header(&headers, "access-control-allow-origin"), None, "{headers:?}");
+    assert!(proxy.seen("v1").iter().any(|p| p == "/v2/cors/other"), "{form}: the upstream saw it");
+    let (status, headers) = ok(raw(proxy.listen, "GET", "/cors/get", &[("origin", "https://app.example")]));
+    assert_eq!((status, header(&headers, "access-control-allow-origin")), (200, Some("https://app.example")));
+    eprintln!("{form}: cors: the allowed origin's preflight answered {answered} by Envoy, another origin's forwarded");
+}
+
 fn check(proxy: &Proxy, form: &str) {
+    check_cors(proxy, form);
+
     // Rewrite and header edit: the upstream sees `/v2/hello` and the set header.
     let (status, body) = ok(proxy.get("/hello", &[("x-test", "original")]));
     assert_eq!((status, body.as_str()), (200, "v1 /v2/hello x-test=edited"));

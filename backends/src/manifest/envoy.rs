@@ -309,9 +309,15 @@ pub fn filter_name(service: &str) -> String {
 }
 
 /// The HTTP listener: `routes` (inline, or discovered from `opts.rds_path`) behind `http_filters` (the router
-/// last).
+/// last), with the CORS filter first when a route may carry a CORS policy.
 fn http_connection_manager(opts: &EnvoyOptions, routes: Vec<Value>, http_filters: Vec<Value>) -> Value {
     let service = &opts.service;
+    let mut http_filters = http_filters;
+    if opts.routes.has_cors() || opts.rds_path.is_some() {
+        // A route's CORS policy needs the filter in the chain; routes pushed over RDS may carry one later, so
+        // such a listener always has it (without a route policy it does nothing).
+        http_filters.insert(0, route_settings::cors_filter());
+    }
     let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": service,
