@@ -501,12 +501,13 @@ fn gateway_api_routes(
     // Route settings and mirrors have Gateway API forms (filters, `timeouts`, `requestMirror`) that this backend
     // does not write yet: refuse rather than deploy routes without them.
     for (name, protocol) in &services {
-        if !settings_for(name, *protocol)?.is_empty() {
+        let routes = settings_for(name, *protocol)?;
+        if !routes.is_empty() {
             return Err(format!(
-                "{}: service `{name}` has route settings or a mirror (its `settings` file section, `mirror` or a \
-                 rule's `with` profile): --kind gateway-api does not write them yet, so the routes would lose them; \
-                 use --kind istio-routes, envoy or rds for this service",
-                args.file.display()
+                "{}: service `{name}` has route settings or a mirror ({}): --kind gateway-api does not write them \
+                 yet, so the routes would lose them; use --kind istio-routes, envoy or rds for this service",
+                args.file.display(),
+                canary_backends::route_settings::gateway_api_forms(&routes).join(", ")
             )
             .into());
         }

@@ -452,7 +452,7 @@ fn route_settings_are_refused_rather_than_dropped() {
     let refused = run(&with_mirror);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "a mirror must not be dropped: {stderr}");
-    assert!(stderr.contains("service `forecast` has route settings or a mirror"), "{stderr}");
+    assert!(stderr.contains("service `forecast` has route settings or a mirror (`mirror` (the `RequestMirror` filter with `percent` (GEP-3171)))"), "{stderr}");
     assert!(refused.stdout.is_empty(), "nothing is written when refused");
     let plain = run(&without);
     assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
