@@ -275,6 +275,12 @@ fn what_is_not_carried_stays_an_error_naming_its_path() {
     // Without --settings-out, settings have nowhere to go.
     let out = canaryc(&["import", &p(&dir.join("vs.yaml"))]);
     assert!(!out.status.success());
+    // Nor does a route's own mirror (the catch-all mirrors nothing: a profile would carry it).
+    let own = json!({ "mirror": { "host": "reviews", "subset": "v1" } });
+    std::fs::write(dir.join("vs.yaml"), virtual_service_per_route(&own, &json!({}), "v3")).unwrap();
+    let out = canaryc(&["import", &p(&dir.join("vs.yaml"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("or a route's own mirror): pass --settings-out FILE"), "{stderr}");
 }
 
 #[test]
