@@ -126,35 +126,6 @@ pub fn native_rule_spans(native: &NativeService) -> Vec<Span> {
 /// A route's Envoy fields: those of the `Route` itself, then those of its `RouteAction`.
 pub type EnvoyFields = (Map<String, Value>, Map<String, Value>);
 
-/// The settings fields some route of the service carries, each with the Gateway API form that would carry it
-/// (what `--kind gateway-api` names when it refuses them: it writes none yet).
-pub fn gateway_api_forms(routes: &ServiceRoutes) -> Vec<String> {
-    use canary_settings::Field;
-    let mut fields: Vec<Field> = Vec::new();
-    for s in std::iter::once(&routes.all).chain(routes.by_rule.values()) {
-        for f in s.fields() {
-            if !fields.contains(&f) {
-                fields.push(f);
-            }
-        }
-    }
-    fields.sort();
-    fields
-        .into_iter()
-        .map(|f| {
-            let form = match f {
-                Field::Timeout => "`timeouts.request`",
-                Field::Retries => "GEP-1731 `retry`",
-                Field::Rewrite => "the `URLRewrite` filter",
-                Field::Headers => "the `RequestHeaderModifier`/`ResponseHeaderModifier` filters",
-                Field::CorsPolicy => "GEP-1767's `CORS` filter",
-                Field::Mirror => "the `RequestMirror` filter with `percent` (GEP-3171)",
-            };
-            format!("`{}` ({form})", f.name())
-        })
-        .collect()
-}
-
 /// The HTTP filter that reads a route's CORS policy (Envoy: without a per-route policy it does nothing).
 pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 

@@ -85,6 +85,8 @@ pub enum ValueMatch {
 pub struct GwRule {
     /// The policy line, `None` for the default.
     pub line: Option<u32>,
+    /// The policy rule's span (`None` for the default): the key of its route settings.
+    pub span: Option<Span>,
     pub matches: Vec<GwMatch>,
     /// `Split` weights name `None` for the default subset; resolved to `default` by the writer.
     pub action: NativeAction,
@@ -170,7 +172,7 @@ pub fn lower_service(
         }
         let always = matches.is_empty();
         if !caught_all {
-            out.push(GwRule { line: Some(rule.line), matches, action });
+            out.push(GwRule { line: Some(rule.line), span: Some(*span), matches, action });
         }
         // Later rules never decide in the policy; an implementation would rank their matches above this one.
         caught_all |= always;
@@ -179,7 +181,7 @@ pub fn lower_service(
         return Err(refusals);
     }
     if !caught_all {
-        out.push(GwRule { line: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
+        out.push(GwRule { line: None, span: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
     }
     let mut limits = Vec::new();
     if out.len() > MAX_RULES {
@@ -234,7 +236,7 @@ fn lower_tcp(service: &str, rules: &[(&Rule, Span)], default: String) -> Result<
         match action(&rule.then) {
             Ok(a) => {
                 if out.is_empty() {
-                    out.push(GwRule { line: Some(rule.line), matches: Vec::new(), action: a })
+                    out.push(GwRule { line: Some(rule.line), span: Some(*span), matches: Vec::new(), action: a })
                 }
             }
             Err(reason) => refusals.push(Refusal { line: rule.line, span: *span, reason }),
@@ -244,7 +246,7 @@ fn lower_tcp(service: &str, rules: &[(&Rule, Span)], default: String) -> Result<
         return Err(refusals);
     }
     if out.is_empty() {
-        out.push(GwRule { line: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
+        out.push(GwRule { line: None, span: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
     }
     Ok(GwService { name: service.to_string(), protocol: Protocol::Tcp, rules: out, default })
 }
