@@ -198,7 +198,8 @@ pub fn lower_service(
         let (rule, span) = rules.last().map_or((0, Span::default()), |(r, s)| (r.line, *s));
         return Err(vec![Refusal { line: rule, span, reason }]);
     }
-    if let Err((later, earlier, why)) = check_precedence(&out, ranking) {
+    if let Err(refused) = check_precedence(&out, ranking) {
+        let (later, earlier, why) = *refused;
         let (rule, span) =
             rules.iter().find(|(r, _)| Some(r.line) == later.line).map_or((0, Span::default()), |(r, s)| (r.line, *s));
         let earlier = earlier.map_or("the default".to_string(), |l| format!("the rule on line {l}"));
@@ -448,7 +449,7 @@ pub fn ranked(rules: &[GwRule], ranking: Ranking) -> Vec<(usize, Option<usize>)>
 
 /// `Err((later rule, earlier rule's line, why))` when the ranking puts a match of a later rule ahead of an
 /// earlier rule's match that a request can also satisfy, with another action.
-fn check_precedence(rules: &[GwRule], ranking: Ranking) -> Result<(), (GwRule, Option<u32>, String)> {
+fn check_precedence(rules: &[GwRule], ranking: Ranking) -> Result<(), Box<(GwRule, Option<u32>, String)>> {
     let order = ranked(rules, ranking);
     for (i, &(r1, m1)) in order.iter().enumerate() {
         for &(r2, m2) in &order[i + 1..] {
@@ -462,7 +463,7 @@ fn check_precedence(rules: &[GwRule], ranking: Ranking) -> Result<(), (GwRule, O
                 continue;
             }
             let why = reason(a, b, ranking);
-            return Err((rules[r1].clone(), rules[r2].line, why));
+            return Err(Box::new((rules[r1].clone(), rules[r2].line, why)));
         }
     }
     Ok(())
