@@ -19,6 +19,12 @@
 //! this sidecar's Envoy routes as istiod would (`canary_tests::istio_pilot`, which follows pilot's `route.go` and
 //! `retry.go` for these fields), in place of the Envoy backend's routes.
 //!
+//! And through the Gateway API form, for the fields it writes (`GATEWAY_SETTINGS`: no retries, rewrite or CORS,
+//! which `--kind gateway-api` refuses): the HTTPRoute `--kind gateway-api --backend native` writes, turned into
+//! Envoy routes by `canary_tests::envoy_gateway` (Envoy Gateway v1.9.0's translation): the header edit reaches
+//! the upstream, the 0.5 s `timeouts.request` answers 504 while the profile's 3 s answers 200, and both mirrors
+//! copy their shares within 5σ.
+//!
 //! Needs `scripts/setup-envoy.sh` (or `ENVOY_BIN`).
 
 use canary_tests::bootstrap::virtual_host_routes;
@@ -132,6 +138,24 @@ const SETTINGS: &str = r#"web:
     quiet: {unset: [mirror]}
 "#;
 
+/// What `--kind gateway-api` writes: timeouts, header edits, mirrors (profiles as in `SETTINGS`).
+const GATEWAY_SETTINGS: &str = r#"web:
+  timeout: 0.5s
+  headers:
+    request: {set: {x-test: edited}}
+  profiles:
+    patient: {timeout: 3s}
+    own-mirror: {mirror: {subset: v1}, mirrorPercentage: {value: 50}}
+    quiet: {unset: [mirror]}
+"#;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    Envoy,
+    Istio,
+    Gateway,
+}
+
 struct Proxy {
     procs: Procs,
     listen: SocketAddr,
@@ -139,12 +163,12 @@ struct Proxy {
     upstreams: BTreeMap<&'static str, Upstream>,
 }
 
-fn start(istio: bool) -> Result<Proxy> {
+fn start(form: Form) -> Result<Proxy> {
     let envoy = find_envoy()?;
     let mut procs = Procs::new("settings")?;
     let dir = procs.dir().to_path_buf();
     std::fs::write(dir.join("web.canary"), POLICY)?;
-    std::fs::write(dir.join("web.routes.yaml"), SETTINGS)?;
+    std::fs::write(dir.join("web.routes.yaml"), if form == Form::Gateway { GATEWAY_SETTINGS } else { SETTINGS })?;
     let mut upstreams = BTreeMap::new();
     for subset in ["v1", "v2", "v3"] {
         upstreams.insert(subset, upstream(subset)?);
@@ -175,7 +199,38 @@ fn start(istio: bool) -> Result<Proxy> {
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
     let mut yaml = std::fs::read_to_string(&bootstrap)?;
-    if istio {
+    if form == Form::Gateway {
+        let routes = dir.join("httproute.yaml");
+        let argv = [
+            "manifest",
+            &path(&policy),
+            "--kind",
+            "gateway-api",
+            "--backend",
+            "native",
+            "--parent",
+            "service",
+            "--port",
+            "web=80",
+            "-o",
+            &path(&routes),
+        ];
+        anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
+        let route = canary_yaml::documents(&std::fs::read_to_string(&routes)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .map(|d| serde_json::to_value(d).expect("JSON"))
+            .find(|d| d["kind"] == "HTTPRoute")
+            .context("the HTTPRoute")?;
+        // backendRefs name the Service SERVICE-SUBSET, which is this bootstrap's cluster of that subset.
+        let routes = canary_tests::envoy_gateway::http_routes(&route["spec"], &|name| name.to_string())?;
+        let mut bootstrap: Value = serde_json::to_value(
+            canary_yaml::from_str::<canary_yaml::Value>(&yaml).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )?;
+        *virtual_host_routes(&mut bootstrap).context("the route table")? = Value::Array(routes);
+        yaml = serde_json::to_string(&bootstrap)?;
+    }
+    if form == Form::Istio {
         let routes = dir.join("routes.yaml");
         let argv = ["manifest", &path(&policy), "--kind", "istio-routes", "--backend", "native", "-o", &path(&routes)];
         anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
@@ -214,12 +269,26 @@ impl Proxy {
 
 #[test]
 fn settings_take_effect_in_envoy() {
-    check(&ok(start(false)), "envoy");
+    check(&ok(start(Form::Envoy)), "envoy");
 }
 
 #[test]
 fn settings_take_effect_through_the_istio_oracle() {
-    check(&ok(start(true)), "istio");
+    check(&ok(start(Form::Istio)), "istio");
+}
+
+#[test]
+fn settings_take_effect_through_the_envoy_gateway_oracle() {
+    let proxy = ok(start(Form::Gateway));
+    let (status, body) = ok(proxy.get("/hello", &[("x-test", "original")]));
+    assert_eq!((status, body.as_str()), (200, "v1 /hello x-test=edited"));
+    let started = Instant::now();
+    let (status, body) = ok(proxy.get("/sleep", &[]));
+    assert_eq!(status, 504, "{body}");
+    assert!(started.elapsed() < Duration::from_millis(1400), "answered after {:?}", started.elapsed());
+    let (status, body) = ok(proxy.get("/sleep", &[("x-patient", "1")]));
+    assert_eq!((status, body.as_str()), (200, "v2 /sleep x-test=edited"));
+    mirrors(&proxy, "gateway", "/");
 }
 
 /// One raw HTTP/1.1 request (`Connection: close`): the status and the response headers, lowercased names.
@@ -294,6 +363,12 @@ fn check(proxy: &Proxy, form: &str) {
     let flaky = proxy.seen("v1").iter().filter(|p| p.as_str() == "/v2/flaky/1").count();
     assert_eq!(flaky, 2, "the upstream saw the first attempt and the retry");
 
+    mirrors(proxy, form, "/v2/");
+}
+
+/// The service's 10 % mirror to v3 and the rules' own (50 % to v1) and unset ones; `seen` is the path prefix the
+/// upstreams see (`/v2/` with the rewrite).
+fn mirrors(proxy: &Proxy, form: &str, seen: &str) {
     // Mirror: 10 % of the service's requests are copied to v3; every answer comes from the routed v1.
     const N: usize = 2_000;
     let mirrored_before = proxy.seen("v3").len();
@@ -304,7 +379,7 @@ fn check(proxy: &Proxy, form: &str) {
     }
     settle(proxy, "v3");
     let mirrored: Vec<String> = proxy.seen("v3").split_off(mirrored_before);
-    assert!(mirrored.iter().all(|p| p.starts_with("/v2/m/")), "v3 saw only mirrored (rewritten) requests");
+    assert!(mirrored.iter().all(|p| p.starts_with(&format!("{seen}m/"))), "v3 saw only mirrored (rewritten) requests");
     let (lo, hi) = binomial_bounds(N, 0.10, 5.0);
     assert!((lo..=hi).contains(&mirrored.len()), "mirrored {} of {N}, expected {lo}..={hi}", mirrored.len());
     eprintln!("{form}: mirror: {} of {N} requests copied to v3 (5σ bounds {lo}..={hi})", mirrored.len());
@@ -320,10 +395,14 @@ fn check(proxy: &Proxy, form: &str) {
     settle(proxy, "v1");
     let copies = |subset: &str, prefix: &str| proxy.seen(subset).iter().filter(|p| p.starts_with(prefix)).count();
     let (lo, hi) = binomial_bounds(M, 0.50, 5.0);
-    let own = copies("v1", "/v2/own/");
+    let own = copies("v1", &format!("{seen}own/"));
     assert!((lo..=hi).contains(&own), "the rule's own mirror copied {own} of {M} to v1, expected {lo}..={hi}");
-    assert_eq!(copies("v3", "/v2/own/"), 0, "the rule's own mirror replaces the service's");
-    assert_eq!(copies("v1", "/v2/quiet/") + copies("v3", "/v2/quiet/"), 0, "`unset: [mirror]` copies nothing");
+    assert_eq!(copies("v3", &format!("{seen}own/")), 0, "the rule's own mirror replaces the service's");
+    assert_eq!(
+        copies("v1", &format!("{seen}quiet/")) + copies("v3", &format!("{seen}quiet/")),
+        0,
+        "`unset: [mirror]` copies nothing"
+    );
     eprintln!("{form}: per-rule mirror: {own} of {M} copied to v1 (5σ bounds {lo}..={hi}); the unset rule: 0");
 }
 
