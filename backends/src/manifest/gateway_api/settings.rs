@@ -8,7 +8,7 @@
 //! * `headers` → `RequestHeaderModifier` / `ResponseHeaderModifier` filters (`set`, `add`, `remove`). A name both
 //!   `set` and `add`ed is refused: Envoy Gateway keeps only the first it meets (`processRequestHeaderModifierFilter`
 //!   skips a duplicate name), so one of the two edits would be lost.
-//! * a mirror → a `RequestMirror` filter to the subset's Service with `percent` (GEP-3171, Standard since v1.3);
+//! * a mirror → a `RequestMirror` filter to the subset's Service with `percent` (GEP-3171, Standard: no `<gateway:experimental>` tag in v1.6.1);
 //!   a share that is not a whole percent is refused: `fraction` reaches Envoy Gateway as a float32 percentage
 //!   (`FromFloat32`: `uint32(p * 10000)` per million), which is not exact for every 0.01% step.
 //! * `retries` are refused: GEP-1731 `retry` is Experimental (`<gateway:experimental>`), and its `codes`/`attempts`
