@@ -10,44 +10,57 @@
 //! `retriable_status_codes`, `retry_host_predicate`, `host_selection_retry_max_attempts`),
 //! `RouteAction.prefix_rewrite`, `RouteAction.host_rewrite_literal`, `Route.request_headers_to_add` /
 //! `_to_remove` and `Route.response_headers_to_add` / `_to_remove` (`HeaderValueOption.append_action`), and
-//! `RouteAction.request_mirror_policies` (`cluster`, `runtime_fraction`).
+//! `RouteAction.request_mirror_policies` (`cluster`, `runtime_fraction`); CORS as istiod's `TranslateCORSPolicy`
+//! writes it: `Route.typed_per_filter_config["envoy.filters.http.cors"]`, an
+//! `envoy.extensions.filters.http.cors.v3.CorsPolicy` (the route-level `cors` field is deprecated since Envoy
+//! 1.27), read by the `envoy.filters.http.cors` filter the listener must carry ([`CORS_FILTER`]).
 
 use std::collections::BTreeMap;
 
 use canary_compiler::route_settings::RouteExtras;
 use canary_dsl::ast::Span;
 use canary_dsl::Diagnostic;
+pub use canary_settings::Mirror;
 use canary_settings::{HeaderOps, RouteSettings, SettingsFile};
 use serde_json::{json, Map, Value};
 
 use crate::native::NativeService;
 
-/// `mirror P% to SUBSET` for one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mirror {
-    /// 1 = 0.01%.
-    pub basis_points: u32,
-    pub subset: String,
-}
-
-/// One HTTP service's route settings, resolved.
+/// One HTTP service's route settings, resolved: each route's whole settings, its mirror included.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceRoutes {
-    /// What every route of the service carries (the file's section without a profile).
+    /// What every route of the service carries: the file's section, and the policy's `mirror P% to SUBSET`.
     pub all: RouteSettings,
-    /// Rules that select a profile, by their span's start: the profile merged over `all`.
+    /// Rules that select a profile, by their span's start: the profile laid over `all` (its own mirror, its
+    /// `unset` fields gone).
     pub by_rule: BTreeMap<usize, RouteSettings>,
-    pub mirror: Option<Mirror>,
 }
 
 impl ServiceRoutes {
     pub fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.by_rule.is_empty() && self.mirror.is_none()
+        self.all.is_empty() && self.by_rule.is_empty()
     }
 
     /// The settings of a rule's route (its profile's, else the service's).
     pub fn for_rule(&self, rule: Span) -> &RouteSettings {
         self.by_rule.get(&rule.start).unwrap_or(&self.all)
+    }
+
+    /// Whether some route carries a CORS policy (its listener then needs [`cors_filter`]).
+    pub fn has_cors(&self) -> bool {
+        std::iter::once(&self.all).chain(self.by_rule.values()).any(|s| s.cors_policy.is_some())
+    }
+
+    /// Every subset some route mirrors to (the service's mirror, then the profiles'), each once: the subsets a
+    /// deployment needs besides the routed ones.
+    pub fn mirror_subsets(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in std::iter::once(&self.all).chain(self.by_rule.values()).filter_map(|s| s.mirror.as_ref()) {
+            if !out.contains(&m.subset) {
+                out.push(m.subset.clone());
+            }
+        }
+        out
     }
 }
 
@@ -62,14 +75,16 @@ pub fn service_routes(
 ) -> Result<ServiceRoutes, Vec<Diagnostic>> {
     let empty = SettingsFile::default();
     let file = file.unwrap_or(&empty);
-    let all = file.route(service, None).unwrap_or_default();
+    let mut all = file.route(service, None).unwrap_or_default();
+    all.mirror = extras.mirror(service).map(|m| Mirror { basis_points: m.basis_points, subset: m.subset.clone() });
+    let section = file.services.get(service);
     let mut by_rule = BTreeMap::new();
     let mut errors = Vec::new();
     for span in rule_spans {
         let Some(profile) = extras.profile(span.start) else { continue };
-        match file.route(service, Some(&profile.name)) {
+        match section.and_then(|s| s.profiles.get(&profile.name)) {
             Some(settings) => {
-                by_rule.insert(span.start, settings);
+                by_rule.insert(span.start, all.overlay(settings));
             }
             None => {
                 let known: Vec<String> = file
@@ -100,8 +115,7 @@ pub fn service_routes(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mirror = extras.mirror(service).map(|m| Mirror { basis_points: m.basis_points, subset: m.subset.clone() });
-    Ok(ServiceRoutes { all, by_rule, mirror })
+    Ok(ServiceRoutes { all, by_rule })
 }
 
 /// The rule spans a natively lowered service's routes came from (what [`service_routes`] needs).
@@ -112,25 +126,64 @@ pub fn native_rule_spans(native: &NativeService) -> Vec<Span> {
 /// A route's Envoy fields: those of the `Route` itself, then those of its `RouteAction`.
 pub type EnvoyFields = (Map<String, Value>, Map<String, Value>);
 
-/// Why a backend cannot carry a setting.
-pub fn refuse_cors(backend: &str) -> String {
-    format!(
-        "{backend}: `corsPolicy` is not written for plain Envoy (it needs the `envoy.filters.http.cors` filter in the \
-         chain and a per-route `typed_per_filter_config`); deploy it with `--kind istio-routes`, or remove it"
-    )
+/// The HTTP filter that reads a route's CORS policy (Envoy: without a per-route policy it does nothing).
+pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+
+/// The `envoy.filters.http.cors` entry of an `http_filters` chain (before the router).
+pub fn cors_filter() -> Value {
+    json!({
+        "name": CORS_FILTER,
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" },
+    })
+}
+
+/// istiod's `TranslateCORSPolicy` (route.go): origins as `StringMatcher`s (`util.ConvertToEnvoyMatch`: exact,
+/// prefix, `safe_regex`), lists joined with `,` (empty ones left out, as proto3 leaves an empty string),
+/// `max_age` in whole seconds (the reader refuses fractions, which istiod would truncate), the filter enabled for
+/// 100 %, and `forward_not_matching_preflights: true` (Istio's default `unmatchedPreflights: FORWARD`).
+fn cors_policy(c: &canary_settings::Cors) -> Value {
+    let origins: Vec<Value> = c
+        .allow_origins
+        .iter()
+        .map(|o| match o {
+            canary_settings::OriginMatch::Exact(v) => json!({ "exact": v }),
+            canary_settings::OriginMatch::Prefix(v) => json!({ "prefix": v }),
+            canary_settings::OriginMatch::Regex(v) => json!({ "safe_regex": { "regex": v } }),
+        })
+        .collect();
+    let mut out = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "forward_not_matching_preflights": true,
+        "filter_enabled": { "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+    });
+    if !origins.is_empty() {
+        out["allow_origin_string_match"] = Value::Array(origins);
+    }
+    for (field, list) in [
+        ("allow_methods", &c.allow_methods),
+        ("allow_headers", &c.allow_headers),
+        ("expose_headers", &c.expose_headers),
+    ] {
+        if !list.is_empty() {
+            out[field] = json!(list.join(","));
+        }
+    }
+    if let Some(t) = c.max_age {
+        out["max_age"] = json!((t.0 / 1000).to_string());
+    }
+    if let Some(b) = c.allow_credentials {
+        out["allow_credentials"] = json!(b);
+    }
+    out
 }
 
 /// Envoy's fields for one route: those of the `Route` itself and those of its `RouteAction`. `cluster` names the
-/// mirror subset's cluster. CORS is refused (see [`refuse_cors`]).
-pub fn envoy_fields(
-    settings: &RouteSettings,
-    mirror: Option<&Mirror>,
-    cluster: &dyn Fn(&str) -> String,
-) -> Result<EnvoyFields, String> {
+/// mirror subset's cluster.
+pub fn envoy_fields(settings: &RouteSettings, cluster: &dyn Fn(&str) -> String) -> Result<EnvoyFields, String> {
     let mut route = Map::new();
     let mut action = Map::new();
-    if settings.cors_policy.is_some() {
-        return Err(refuse_cors("--kind envoy/rds"));
+    if let Some(c) = &settings.cors_policy {
+        route.insert("typed_per_filter_config".into(), json!({ CORS_FILTER: cors_policy(c) }));
     }
     if let Some(t) = settings.timeout {
         action.insert("timeout".into(), json!(t.to_string()));
@@ -190,7 +243,7 @@ pub fn envoy_fields(
             }
         }
     }
-    if let Some(m) = mirror {
+    if let Some(m) = &settings.mirror {
         action.insert(
             "request_mirror_policies".into(),
             json!([{
@@ -236,11 +289,10 @@ mod tests {
                 retry_on: Some("5xx,503".into()),
             }),
             rewrite: Some(Rewrite { uri: Some("/v2/".into()), authority: None }),
-            headers: None,
-            cors_policy: None,
+            mirror: Some(Mirror { basis_points: 1000, subset: "v3".into() }),
+            ..Default::default()
         };
-        let mirror = Mirror { basis_points: 1000, subset: "v3".into() };
-        let (route, action) = envoy_fields(&s, Some(&mirror), &|s| format!("c-{s}")).unwrap();
+        let (route, action) = envoy_fields(&s, &|s| format!("c-{s}")).unwrap();
         assert!(route.is_empty());
         assert_eq!(action["timeout"], "0.5s");
         assert_eq!(action["retry_policy"]["retry_on"], "5xx,retriable-status-codes");
@@ -248,7 +300,23 @@ mod tests {
         assert_eq!(action["prefix_rewrite"], "/v2/");
         assert_eq!(action["request_mirror_policies"][0]["cluster"], "c-v3");
         assert_eq!(action["request_mirror_policies"][0]["runtime_fraction"]["default_value"]["numerator"], 1000);
-        let off = RouteSettings { retries: Some(Retries { attempts: 0, per_try_timeout: None, retry_on: None }), ..s };
-        assert!(envoy_fields(&off, None, &|s| s.into()).unwrap().1.get("retry_policy").is_none());
+        let off = RouteSettings {
+            retries: Some(Retries { attempts: 0, per_try_timeout: None, retry_on: None }),
+            mirror: None,
+            ..s
+        };
+        let (_, action) = envoy_fields(&off, &|s| s.into()).unwrap();
+        assert!(action.get("retry_policy").is_none() && action.get("request_mirror_policies").is_none());
+        let cors = canary_settings::Cors {
+            allow_origins: vec![canary_settings::OriginMatch::Regex("https://.*".into())],
+            allow_methods: vec!["GET".into(), "PUT".into()],
+            max_age: Some(Duration(86_400_000)),
+            ..Default::default()
+        };
+        let (route, _) = envoy_fields(&RouteSettings { cors_policy: Some(cors), ..off }, &|s| s.into()).unwrap();
+        let policy = &route["typed_per_filter_config"][CORS_FILTER];
+        assert_eq!(policy["allow_origin_string_match"], json!([{ "safe_regex": { "regex": "https://.*" } }]));
+        assert_eq!((&policy["allow_methods"], &policy["max_age"]), (&json!("GET,PUT"), &json!("86400")));
+        assert!(policy.get("allow_headers").is_none());
     }
 }

@@ -162,12 +162,13 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Check { file, subsets } => {
             let (compiled, source) = load(&file)?;
             let findings = analysis::analyse(&compiled.config, subsets.as_deref());
-            let mut warnings = compiled.warnings;
+            let mut warnings = compiled.warnings.clone();
             warnings.extend(canary_compiler::findings_to_diagnostics(&findings, &source));
             if !warnings.is_empty() {
                 eprint!("{}", canary_compiler::render(&warnings, &source, &file.display().to_string(), color()));
             }
-            eprintln!("{}: {} warning(s)", file.display(), warnings.len());
+            let settings_warnings = route_settings::check(&file, &compiled, &source)?;
+            eprintln!("{}: {} warning(s)", file.display(), warnings.len() + settings_warnings);
         }
         Command::Eval { file, request, json, explain, seed } => {
             let config = load(&file)?.0.config;

@@ -566,22 +566,21 @@ fn gateway_api_routes(
         ports: args.ports.clone(),
         subsets: args.subsets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         hostnames: args.edge_hosts.clone(),
+        route_settings: BTreeMap::new(),
     };
     let mut services = gateway_api::services(config, &args.services);
     if matches!(opts.parent, Parent::Gateway { .. }) && args.services.len() == 1 {
         services.retain(|(name, _)| *name == args.services[0]);
     }
-    // Route settings and mirrors have Gateway API forms (filters, `timeouts`, `requestMirror`) that this backend
-    // does not write yet: refuse rather than deploy routes without them.
+    // Route settings: what has an exact Gateway API form is written (`gateway_api/settings.rs`), the rest refused.
+    let mut opts = opts;
     for (name, protocol) in &services {
-        if !settings_for(name, *protocol)?.is_empty() {
-            return Err(format!(
-                "{}: service `{name}` has route settings or a mirror (its `settings` file section, `mirror` or a \
-                 rule's `with` profile): --kind gateway-api does not write them yet, so the routes would lose them; \
-                 use --kind istio-routes, envoy or rds for this service",
-                args.file.display()
-            )
-            .into());
+        let routes = settings_for(name, *protocol)?;
+        if *protocol == Protocol::Tcp && !routes.is_empty() {
+            return Err(format!("service `{name}` is TCP: route settings and mirrors apply to HTTP routes only").into());
+        }
+        if !routes.is_empty() {
+            opts.route_settings.insert(name.clone(), routes);
         }
     }
     let file = args.file.display().to_string();

@@ -35,8 +35,44 @@ pub(crate) fn load(policy: &Path, compiled: &Compiled, source: &str) -> Result<L
     };
     match canary_settings::read(&text) {
         Ok(file) => Ok(Loaded { path: Some(path), file: Some(file) }),
-        Err(e) => Err(Failure::Message(format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message))),
+        Err(e) => {
+            // Rendered as the policy's own errors are: `--> FILE:LINE:COL`, the line and a caret.
+            let start = offset(&text, e.line, e.column);
+            let end = text[start..].chars().next().map_or(start, |c| start + c.len_utf8());
+            let d = canary_dsl::Diagnostic::error(Span::new(start, end), e.message).with_label("here");
+            eprint!("{}", canary_compiler::render(&[d], &text, &path.display().to_string(), color()));
+            Err(Failure::Reported)
+        }
     }
+}
+
+/// The byte offset of 1-based `line` and `column` (characters) in `text`, clamped to its end.
+fn offset(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let rest = &text[line_start.min(text.len())..];
+    let within = rest.char_indices().nth(column.saturating_sub(1)).map_or(rest.len(), |(i, _)| i);
+    (line_start + within).min(text.len())
+}
+
+/// `canaryc check`'s part: the settings file read (errors at `FILE:LINE:COL`), every service's profiles
+/// resolved (an unknown one at its `with NAME`), and a warning for each section of a service the policy does
+/// not route (it would be ignored). Returns the warnings' count.
+pub(crate) fn check(policy: &Path, compiled: &Compiled, source: &str) -> Result<usize, Failure> {
+    let loaded = load(policy, compiled, source)?;
+    resolve_all(policy, compiled, source, &loaded)?;
+    let mut warnings = 0;
+    let (Some(file), Some(path)) = (&loaded.file, &loaded.path) else { return Ok(0) };
+    for name in file.services.keys() {
+        if !compiled.config.services.iter().any(|s| &s.name == name) {
+            eprintln!(
+                "{}: warning: section `{name}`: the policy routes no service `{name}`, so no route carries these \
+                 settings",
+                path.display()
+            );
+            warnings += 1;
+        }
+    }
+    Ok(warnings)
 }
 
 /// The rule spans that reach `service`: the top-level rules (HTTP only), then its own.
@@ -68,7 +104,10 @@ pub(crate) fn for_service(
 /// Every service's resolved settings, with each rule's profile keyed by its 1-based line (what `diff` compares:
 /// spans differ between two files, lines are what an operator reads). Only services with settings appear.
 pub(crate) fn all_services(policy: &Path, compiled: &Compiled, source: &str) -> Result<Resolved, Failure> {
-    let loaded = load(policy, compiled, source)?;
+    resolve_all(policy, compiled, source, &load(policy, compiled, source)?)
+}
+
+fn resolve_all(policy: &Path, compiled: &Compiled, source: &str, loaded: &Loaded) -> Result<Resolved, Failure> {
     let mut names: Vec<(String, bool)> = compiled
         .config
         .services
@@ -82,7 +121,7 @@ pub(crate) fn all_services(policy: &Path, compiled: &Compiled, source: &str) -> 
     }
     let mut out = BTreeMap::new();
     for (name, tcp) in names {
-        let routes = for_service(policy, compiled, source, &loaded, &name, tcp)?;
+        let routes = for_service(policy, compiled, source, loaded, &name, tcp)?;
         if routes.is_empty() {
             continue;
         }
@@ -104,14 +143,6 @@ pub(crate) fn diff_lines(old: &Resolved, new: &Resolved, only: Option<&str>) -> 
     let mut lines = Vec::new();
     for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
         let (a, b) = (old.get(name).unwrap_or(&empty), new.get(name).unwrap_or(&empty));
-        let mirror = |r: &ServiceRoutes| {
-            r.mirror
-                .as_ref()
-                .map_or("-".to_string(), |m| format!("{} to {}", canary_dsl::percent(m.basis_points), m.subset))
-        };
-        if a.0.mirror != b.0.mirror {
-            lines.push(format!("{name}: mirror: {} → {}", mirror(&a.0), mirror(&b.0)));
-        }
         fields(&a.0.all, &b.0.all, &format!("{name}: "), &mut lines);
         let rules: std::collections::BTreeSet<&usize> = a.1.keys().chain(b.1.keys()).collect();
         for line in rules {
@@ -123,6 +154,14 @@ pub(crate) fn diff_lines(old: &Resolved, new: &Resolved, only: Option<&str>) -> 
 }
 
 fn fields(a: &canary_settings::RouteSettings, b: &canary_settings::RouteSettings, prefix: &str, out: &mut Vec<String>) {
+    let mirror = |s: &canary_settings::RouteSettings| {
+        s.mirror
+            .as_ref()
+            .map_or("-".to_string(), |m| format!("{} to {}", canary_dsl::percent(m.basis_points), m.subset))
+    };
+    if a.mirror != b.mirror {
+        out.push(format!("{prefix}mirror: {} → {}", mirror(a), mirror(b)));
+    }
     let (a, b) = (a.istio(), b.istio());
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let show = |v: Option<&serde_json::Value>| v.map_or("-".to_string(), |v| v.to_string());

@@ -426,35 +426,75 @@ fn the_ingress_nginx_examples_import_into_the_lab_policies() {
 /// Route settings have no Gateway API form here yet: a service with a mirror (or a settings section) is refused
 /// naming it, rather than deployed without them; the same policy without the mirror lowers.
 #[test]
-fn route_settings_are_refused_rather_than_dropped() {
+fn route_settings_are_written_or_refused_per_field() {
     let dir = tempdir().join("settings");
     std::fs::create_dir_all(&dir).unwrap();
-    let with_mirror = dir.join("mirror.canary");
-    std::fs::write(&with_mirror, "service forecast {\n  mirror 10% to v3\n  header x = \"a\" -> v2\n  default v1\n}\n")
-        .unwrap();
-    let without = dir.join("plain.canary");
-    std::fs::write(&without, "service forecast {\n  header x = \"a\" -> v2\n  default v1\n}\n").unwrap();
-    let run = |policy: &std::path::Path| {
+    let policy = dir.join("p.canary");
+    let text = "settings \"s.yaml\"\nservice forecast {\n  mirror 10% to v3\n  header x = \"a\" -> v2 with slow\n  default v1\n}\n";
+    std::fs::write(&policy, text).unwrap();
+    let run = |backend: &str| {
         let path = policy.display().to_string();
-        canaryc(&[
+        let args = [
             "manifest",
             &path,
             "--kind",
             "gateway-api",
             "--backend",
-            "native",
+            backend,
             "--parent",
             "service",
             "--port",
             "forecast=8080",
-        ])
+        ];
+        let out = canaryc(&args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let refused = run(&with_mirror);
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "a mirror must not be dropped: {stderr}");
-    assert!(stderr.contains("service `forecast` has route settings or a mirror"), "{stderr}");
-    assert!(refused.stdout.is_empty(), "nothing is written when refused");
-    let plain = run(&without);
-    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
-    assert!(String::from_utf8_lossy(&plain.stdout).contains("kind: HTTPRoute"));
+    // Written: a timeout per rule (its profile's on the rule), the header edit and the mirror on every rule.
+    let settings = "forecast:\n  timeout: 0.5s\n  headers: {request: {set: {x-a: \"1\"}, remove: [x-b]}}\n  profiles:\n    slow: {timeout: 3s, mirror: {subset: v2}, mirrorPercentage: {value: 50}}\n";
+    std::fs::write(dir.join("s.yaml"), settings).unwrap();
+    let (ok, stdout, stderr) = run("native");
+    assert!(ok, "{stderr}");
+    let route: serde_json::Value = canary_yaml::documents(&stdout)
+        .unwrap()
+        .into_iter()
+        .map(|d| serde_json::to_value(d).unwrap())
+        .find(|d| d["kind"] == "HTTPRoute")
+        .expect("an HTTPRoute");
+    assert_eq!(Crds::default().errors(&route), Vec::<String>::new(), "valid against the Gateway API CRD");
+    let rules = route["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0]["timeouts"]["request"], "3s");
+    assert_eq!(rules[1]["timeouts"]["request"], "500ms");
+    let header = serde_json::json!({ "type": "RequestHeaderModifier", "requestHeaderModifier": {
+        "set": [{ "name": "x-a", "value": "1" }], "remove": ["x-b"] } });
+    let mirror = |subset: &str, percent: u32| {
+        serde_json::json!({ "type": "RequestMirror", "requestMirror": {
+        "backendRef": { "name": format!("forecast-{subset}"), "port": 8080 }, "percent": percent } })
+    };
+    assert_eq!(rules[0]["filters"], serde_json::json!([header, mirror("v2", 50)]));
+    assert_eq!(rules[1]["filters"], serde_json::json!([header, mirror("v3", 10)]));
+    // Refused, with the reason and the rule: retries (experimental), a mirror share that is no whole percent.
+    for (settings, why) in [
+        (
+            "forecast:\n  retries: {attempts: 2}\n  profiles: {slow: {}}\n",
+            "`retries`: the Gateway API's `retry` (GEP-1731) is Experimental",
+        ),
+        (
+            "forecast:\n  profiles: {slow: {mirror: {subset: v2}, mirrorPercentage: {value: 12.5}}}\n",
+            "service `forecast`, rule on line 4: a mirror of 12.5%",
+        ),
+        ("forecast:\n  corsPolicy: {allowMethods: [GET]}\n  profiles: {slow: {}}\n", "`corsPolicy`: not written"),
+    ] {
+        std::fs::write(dir.join("s.yaml"), settings).unwrap();
+        let (ok, stdout, stderr) = run("native");
+        assert!(!ok && stdout.is_empty() && stderr.contains(why), "{settings}: {stderr}");
+    }
+    // The filter form maps subsets, not rules: a profile needs the native form.
+    std::fs::write(dir.join("s.yaml"), "forecast:\n  profiles: {slow: {timeout: 1s}}\n").unwrap();
+    let (ok, _, stderr) = run("filter");
+    assert!(!ok && stderr.contains("--backend native"), "{stderr}");
 }

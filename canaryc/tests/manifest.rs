@@ -964,7 +964,10 @@ fn the_rds_resource_is_the_native_route_table_pushed_under_the_name_the_bootstra
     assert!(hcm.get("route_config").is_none());
     assert_eq!(hcm["rds"]["route_config_name"], resource["name"]);
     assert_eq!(hcm["rds"]["config_source"]["path_config_source"]["path"], path);
-    assert_eq!(hcm["http_filters"].as_array().map(Vec::len), Some(1), "native: the router alone");
+    let names: Vec<&str> =
+        hcm["http_filters"].as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect();
+    // Native: the router, behind the CORS filter a pushed route's `corsPolicy` needs (a no-op without one).
+    assert_eq!(names, ["envoy.filters.http.cors", "envoy.filters.http.router"]);
     assert!(watching["layered_runtime"].is_object(), "pushed host regexes may need the raised RE2 cap");
 
     // Without a default, --subsets names the proxy's fallback (its first subset) and bounds the choices.

@@ -3,7 +3,8 @@
 //! `canaryc manifest --kind istio-routes` (native and filter forms) gives every route back the same fields —
 //! field for field, order aside — in objects Istio's CRD schemas accept; the imported policy decides exactly as
 //! the same VirtualService without its settings does. Bookinfo's reviews routes with settings and 64 generated
-//! combinations of the fields are checked; the lab's files import byte-identically with `--settings-out`.
+//! combinations of the fields are checked, and routes that differ (a mirror per route, a field only some have) as
+//! profiles; the lab's files import byte-identically with `--settings-out`.
 
 #[path = "manifest/crd.rs"]
 mod crd;
@@ -268,34 +269,18 @@ fn what_is_not_carried_stays_an_error_naming_its_path() {
         assert!(!out.status.success() && out.stdout.is_empty(), "{settings}: {stderr}");
         assert!(stderr.contains(want), "{settings}: wanted {want:?} in\n{stderr}");
     }
-    // Routes with different mirrors: the route's path (per-route mirrors are not carried).
-    let text = virtual_service_per_route(&json!({}), &json!({ "mirror": { "host": "reviews", "subset": "v1" } }), "v3");
-    std::fs::write(dir.join("vs.yaml"), text).unwrap();
-    let out = canaryc(&["import", &p(&dir.join("vs.yaml")), "--settings-out", &p(&dir.join("s.yaml"))]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
-    assert!(
-        stderr.contains(
-            "spec.http[0]: error: this route mirrors nothing but the catch-all route spec.http[1] mirrors 100% to v1"
-        ),
-        "{stderr}"
-    );
-    // A route without a field the catch-all has: a profile cannot remove it.
-    let text = virtual_service_per_route(&json!({ "retries": { "attempts": 2 } }), &json!({ "timeout": "1s" }), "v3");
-    std::fs::write(dir.join("vs.yaml"), text).unwrap();
-    let out = canaryc(&["import", &p(&dir.join("vs.yaml")), "--settings-out", &p(&dir.join("s.yaml"))]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
-    assert!(
-        stderr.contains("spec.http[0]: error: this route has no `timeout` while the catch-all route spec.http[1] has"),
-        "{stderr}"
-    );
     let mut text = virtual_service(&json!({ "timeout": "1s" }));
     text = text.replacen("timeout: 1s", "timeout: 2s", 1);
     std::fs::write(dir.join("vs.yaml"), text).unwrap();
     // Without --settings-out, settings have nowhere to go.
     let out = canaryc(&["import", &p(&dir.join("vs.yaml"))]);
     assert!(!out.status.success());
+    // Nor does a route's own mirror (the catch-all mirrors nothing: a profile would carry it).
+    let own = json!({ "mirror": { "host": "reviews", "subset": "v1" } });
+    std::fs::write(dir.join("vs.yaml"), virtual_service_per_route(&own, &json!({}), "v3")).unwrap();
+    let out = canaryc(&["import", &p(&dir.join("vs.yaml"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("or a route's own mirror): pass --settings-out FILE"), "{stderr}");
 }
 
 #[test]
@@ -306,14 +291,22 @@ fn diff_reports_a_settings_change_when_no_subset_moves() {
     std::fs::create_dir_all(dir.join("b")).unwrap();
     std::fs::write(dir.join("a/p.canary"), policy).unwrap();
     std::fs::write(dir.join("b/p.canary"), policy.replace("10%", "20%")).unwrap();
-    std::fs::write(dir.join("a/s.yaml"), "reviews: {timeout: 1s}\n").unwrap();
-    std::fs::write(dir.join("b/s.yaml"), "reviews: {timeout: 2s}\n").unwrap();
+    let policy = policy.replace("  default v1", "  header x = \"1\" -> v2 with own\n  default v1");
+    std::fs::write(dir.join("a/p.canary"), &policy).unwrap();
+    std::fs::write(dir.join("b/p.canary"), policy.replace("10%", "20%")).unwrap();
+    let own = "profiles: {own: {mirror: {subset: v1}, mirrorPercentage: {value: 5}}}";
+    std::fs::write(dir.join("a/s.yaml"), format!("reviews: {{timeout: 1s, {own}}}\n")).unwrap();
+    let own = own.replace("value: 5", "value: 7.5");
+    std::fs::write(dir.join("b/s.yaml"), format!("reviews: {{timeout: 2s, {own}}}\n")).unwrap();
     let (a, b) = (p(&dir.join("a/p.canary")), p(&dir.join("b/p.canary")));
     let out = canaryc(&["diff", &a, &b]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("reviews: mirror: 10% to v3 → 20% to v3"), "{text}");
     assert!(text.contains("reviews: timeout: \"1s\" → \"2s\""), "{text}");
+    // The rule's own mirror, and the service's timeout it inherits.
+    assert!(text.contains("reviews: rule on line 4: mirror: 5% to v1 → 7.5% to v1"), "{text}");
+    assert!(text.contains("reviews: rule on line 4: timeout: \"1s\" → \"2s\""), "{text}");
     assert_eq!(canaryc(&["diff", &a, &b, "--exit-code"]).status.code(), Some(1));
     assert_eq!(canaryc(&["diff", &a, &a, "--exit-code"]).status.code(), Some(0));
 }
@@ -364,14 +357,25 @@ fn round_trip_per_route(first: &Value, last: &Value, last_subset: &str, name: &s
 #[test]
 fn routes_with_different_settings_import_as_profiles() {
     let mut crds = Crds::default();
-    // The issue's example, its mirror on every route (per-route mirrors are refused): http[0] with a timeout and
-    // retries, matching a header, to v2; http[1], the default route, to v1.
+    // The issue's example: http[0] with a timeout and retries, matching a header, to v2; http[1], the default
+    // route to v1, with a mirror. The jason route's profile unsets the service's mirror.
     let mirror = json!({ "mirror": { "host": "reviews", "subset": "v3" }, "mirrorPercentage": { "value": 10.0 } });
-    let mut first = json!({ "timeout": "0.5s", "retries": { "attempts": 3, "perTryTimeout": "0.2s" } });
-    first.as_object_mut().unwrap().extend(mirror.as_object().unwrap().clone());
+    let first = json!({ "timeout": "0.5s", "retries": { "attempts": 3, "perTryTimeout": "0.2s" } });
     let text = round_trip_per_route(&first, &mirror, "v1", "issue", &mut crds);
     assert!(text.contains("-> v2 with route-0\n"), "{text}");
     assert!(text.contains("  mirror 10% to v3\n"), "{text}");
+    let settings = std::fs::read_to_string(tmp("issue").join("reviews.routes.yaml")).unwrap();
+    assert_eq!(
+        settings,
+        "\"reviews\": {\"profiles\":{\"route-0\":{\"retries\":{\"attempts\":3,\"perTryTimeout\":\"0.2s\"},\
+         \"timeout\":\"0.5s\",\"unset\":[\"mirror\"]}}}\n"
+    );
+    // Each route its own mirror, and a route lacking the catch-all's timeout.
+    let own_mirror = json!({ "mirror": { "host": "reviews", "subset": "v2" }, "mirrorPercentage": { "value": 2.5 } });
+    let mut last = mirror.clone();
+    last["timeout"] = json!("3s");
+    let text = round_trip_per_route(&own_mirror, &last, "v1", "issue-mirrors", &mut crds);
+    assert!(text.contains("-> v2 with route-0\n") && text.contains("  mirror 10% to v3\n"), "{text}");
     // Without a mirror, and the route's own name as the profile's.
     let mut text_vs = virtual_service_per_route(&json!({ "timeout": "2s" }), &json!({}), "v1");
     text_vs = text_vs.replacen("- match:", "- name: jason-route\n    match:", 1);
@@ -382,22 +386,22 @@ fn routes_with_different_settings_import_as_profiles() {
     assert!(policy.contains("-> v2 with jason-route\n"), "{policy}\n{text_vs}");
     let settings = std::fs::read_to_string(dir.join("s.yaml")).unwrap();
     assert_eq!(settings, "\"reviews\": {\"profiles\":{\"jason-route\":{\"timeout\":\"2s\"}}}\n");
-    // Generated: the catch-all carries one combination, the jason route another over it (a profile replaces
-    // fields, it cannot remove one), both with the catch-all's mirror.
+    // Generated: the catch-all carries one combination, the jason route another, each whole (fields the
+    // catch-all has and the route lacks are unset), mirrors to different subsets on odd pairs.
     let all = generated();
     let mut with_profiles = 0;
     for (i, own) in all.iter().enumerate() {
         let last = &all[(i * 7 + 3) % all.len()];
-        let mut first = last.as_object().unwrap().clone();
-        for (k, v) in own.as_object().unwrap() {
-            if k != "mirror" && k != "mirrorPercentage" {
-                first.insert(k.clone(), v.clone());
+        let mut first = own.clone();
+        if i % 2 == 1 {
+            if let Some(m) = first.get_mut("mirror") {
+                m["subset"] = json!("v2");
             }
         }
-        let text = round_trip_per_route(&Value::Object(first), last, "v3", &format!("per-route{i}"), &mut crds);
+        let text = round_trip_per_route(&first, last, "v3", &format!("per-route{i}"), &mut crds);
         with_profiles += usize::from(text.contains(" with route-0\n"));
     }
-    assert!(with_profiles >= 48, "only {with_profiles} of 64 generated pairs differ");
+    assert!(with_profiles >= 60, "only {with_profiles} of 64 generated pairs differ");
 }
 
 /// `canaryc compile FILE` with every rule's line set to 0: two policies that differ only in where their rules
@@ -410,4 +414,41 @@ fn compiled_without_lines(f: &Path) -> Value {
         }
     }
     config
+}
+
+#[test]
+fn check_reads_the_settings_file() {
+    let dir = tmp("check");
+    let policy = dir.join("p.canary");
+    std::fs::write(
+        &policy,
+        "settings \"s.yaml\"\nservice web {\n  header a present -> v2 with slow\n  default v1\n}\n",
+    )
+    .unwrap();
+    let check = || {
+        let out = canaryc(&["check", &p(&policy)]);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // A bad settings file: its error at FILE:LINE:COL, the line shown.
+    std::fs::write(dir.join("s.yaml"), "web:\n  profiles:\n    slow: {timeout: 2 s}\n").unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("s.yaml:3:21: error: `timeout`: `2 s` is not a duration"), "{stderr}");
+    assert!(stderr.contains("slow: {timeout: 2 s}"), "{stderr}");
+    // An unknown profile: at the policy's `with NAME`.
+    std::fs::write(dir.join("s.yaml"), "web:\n  profiles:\n    patient: {timeout: 2s}\n").unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("p.canary:3:31: error: unknown settings profile `slow` for service `web`"), "{stderr}");
+    // A section no service uses: a warning, counted.
+    std::fs::write(dir.join("s.yaml"), "web:\n  profiles:\n    slow: {timeout: 2s}\nweb2: {timeout: 1s}\n").unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("section `web2`: the policy routes no service `web2`"), "{stderr}");
+    assert!(stderr.contains("p.canary: 1 warning(s)"), "{stderr}");
+    // A missing file: at the policy's `settings`.
+    std::fs::remove_file(dir.join("s.yaml")).unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("p.canary:1:10: error: cannot read the settings file"), "{stderr}");
 }

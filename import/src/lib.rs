@@ -166,8 +166,8 @@ pub fn import_with(inputs: &[Input<'_>], settings_name: Option<&str>) -> Outcome
     if !file.services.is_empty() && settings_name.is_none() {
         let names: Vec<&String> = file.services.keys().collect();
         let text = format!(
-            "the routes of {} carry route settings (timeout, retries, rewrite, headers, corsPolicy): pass \
-             --settings-out FILE to write them beside the policy",
+            "the routes of {} carry route settings (timeout, retries, rewrite, headers, corsPolicy, or a route's \
+             own mirror): pass --settings-out FILE to write them beside the policy",
             names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
         );
         messages.push(file_error(&names_joined(inputs), text));

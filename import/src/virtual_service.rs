@@ -85,14 +85,12 @@ pub struct ImportedSettings {
     pub rule_profiles: Vec<Option<String>>,
 }
 
-/// One HTTP route's settings as read, before the service's are decided.
+/// One HTTP route's settings as read (its mirror in `settings.mirror`), before the service's are decided.
 #[derive(Debug, Clone)]
 struct RouteRead {
     settings: canary_settings::RouteSettings,
-    mirror: Option<(u32, String)>,
     /// The route's `name`, when it is one.
     name: Option<String>,
-    path: Path,
 }
 
 /// Reads the `spec` of a VirtualService in `namespace`. `None` when anything was refused (reported).
@@ -226,7 +224,7 @@ pub fn virtual_service(spec: Node<'_>, namespace: Option<&str>, report: &mut Rep
     let listener = (!mesh && (port.is_some() || listener_port.is_some()))
         .then(|| Listener { port: listener_port.map(|(p, _)| p), service_port: port.map(|(p, _)| p) });
     let (rules, default) = finish(conditional, last);
-    let settings = service_settings(&settings, &rule_routes, rules.len(), report)?;
+    let settings = service_settings(&settings, &rule_routes, rules.len());
     Some(Routing { service, protocol, rules, default, subsets, gateways, listener, settings })
 }
 
@@ -508,16 +506,11 @@ impl Walk<'_, '_> {
                         }
                     }
                 };
-                imported.mirror = Some((bp, subset));
+                imported.settings.mirror = Some(canary_settings::Mirror { basis_points: bp, subset });
             }
         }
         let name = fields.get("name").and_then(|(v, _)| v.as_str()).map(str::to_string);
-        self.settings.push(RouteRead {
-            settings: imported.settings,
-            mirror: imported.mirror,
-            name,
-            path: path.clone(),
-        });
+        self.settings.push(RouteRead { settings: imported.settings, name });
         Some(())
     }
 
@@ -657,83 +650,34 @@ impl Walk<'_, '_> {
 /// The service's settings from its HTTP routes' (`reads`, the last the catch-all; `rule_routes`: the route of
 /// each conditional rule; `rules`: how many rules `finish` made — one more when the catch-all splits). Routes
 /// that all carry the same settings give them to the whole service, as before. Otherwise the catch-all's become
-/// the service's (the `default` selects no profile) and every route whose settings differ gets a profile with
-/// its whole settings, named after the route's `name` when that is a profile name, else `route-N` (N: its
-/// index). A profile replaces the service's fields one by one and cannot remove one, so a route without a
-/// field the catch-all has is refused; so are differing mirrors (a policy mirrors a service's routes alike).
-/// `None` when refused (reported).
-fn service_settings(
-    reads: &[RouteRead],
-    rule_routes: &[usize],
-    rules: usize,
-    report: &mut Report,
-) -> Option<ImportedSettings> {
-    let Some(catch_all) = reads.last() else { return Some(ImportedSettings::default()) };
-    let mut refused = false;
-    for read in reads {
-        if read.mirror != catch_all.mirror {
-            let describe = |m: &Option<(u32, String)>| match m {
-                Some((bp, subset)) => format!("{} to {subset}", super::render::percent(*bp)),
-                None => "nothing".to_string(),
-            };
-            let at = if read.mirror.is_some() { read.path.key("mirror") } else { read.path.clone() };
-            report.error(
-                &at,
-                format!(
-                    "this route mirrors {} but the catch-all route {} mirrors {}: canary mirrors all of a \
-                     service's routes alike (one `mirror P% to SUBSET` per service), so routes with different \
-                     mirrors are not imported yet",
-                    describe(&read.mirror),
-                    catch_all.path,
-                    describe(&catch_all.mirror)
-                ),
-            );
-            refused = true;
-        }
-    }
-    let all = &catch_all.settings;
+/// the service's (its mirror the policy's `mirror P% to SUBSET`; the `default` selects no profile) and every
+/// route whose settings differ gets a profile with its whole settings, named after the route's `name` when that
+/// is a profile name, else `route-N` (N: its index): its own mirror when it differs from the catch-all's, and
+/// `unset` for each field the catch-all has and it lacks, so a profile says the route exactly.
+fn service_settings(reads: &[RouteRead], rule_routes: &[usize], rules: usize) -> ImportedSettings {
+    let Some(catch_all) = reads.last() else { return ImportedSettings::default() };
+    let all = canary_settings::RouteSettings { mirror: None, ..catch_all.settings.clone() };
     let mut profiles: std::collections::BTreeMap<String, canary_settings::RouteSettings> = Default::default();
     let mut by_route: Vec<Option<String>> = vec![None; reads.len()];
     for (i, read) in reads.iter().enumerate() {
-        if read.settings == *all {
+        if read.settings == catch_all.settings {
             continue;
         }
-        let s = &read.settings;
-        let missing: Vec<&str> = [
-            ("timeout", all.timeout.is_some() && s.timeout.is_none()),
-            ("retries", all.retries.is_some() && s.retries.is_none()),
-            ("rewrite", all.rewrite.is_some() && s.rewrite.is_none()),
-            ("headers", all.headers.is_some() && s.headers.is_none()),
-            ("corsPolicy", all.cors_policy.is_some() && s.cors_policy.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(name, missing)| missing.then_some(name))
-        .collect();
-        if !missing.is_empty() {
-            report.error(
-                &read.path,
-                format!(
-                    "this route has no `{}` while the catch-all route {} has: the catch-all's settings are the \
-                     service's, and a rule's profile replaces them field by field but cannot remove one",
-                    missing.join("`, `"),
-                    catch_all.path
-                ),
-            );
-            refused = true;
-            continue;
+        let own = read.settings.fields();
+        let mut profile = read.settings.clone();
+        if profile.mirror == catch_all.settings.mirror {
+            profile.mirror = None;
         }
-        if let Some((name, _)) = profiles.iter().find(|(_, p)| *p == s) {
+        profile.unset = catch_all.settings.fields().into_iter().filter(|f| !own.contains(f)).collect();
+        if let Some((name, _)) = profiles.iter().find(|(_, p)| **p == profile) {
             by_route[i] = Some(name.clone());
             continue;
         }
-        let own = read.name.clone().filter(|n| profile_name(n));
+        let named = read.name.clone().filter(|n| profile_name(n));
         let numbered = (0..).map(|k| if k == 0 { format!("route-{i}") } else { format!("route-{i}-{k}") });
-        let Some(name) = own.into_iter().chain(numbered).find(|n| !profiles.contains_key(n)) else { continue };
-        profiles.insert(name.clone(), s.clone());
+        let Some(name) = named.into_iter().chain(numbered).find(|n| !profiles.contains_key(n)) else { continue };
+        profiles.insert(name.clone(), profile);
         by_route[i] = Some(name);
-    }
-    if refused {
-        return None;
     }
     let mut rule_profiles: Vec<Option<String>> =
         rule_routes.iter().map(|&r| by_route.get(r).cloned().flatten()).collect();
@@ -742,7 +686,8 @@ fn service_settings(
     if rule_profiles.iter().all(Option::is_none) {
         rule_profiles.clear();
     }
-    Some(ImportedSettings { settings: all.clone(), mirror: catch_all.mirror.clone(), profiles, rule_profiles })
+    let mirror = catch_all.settings.mirror.as_ref().map(|m| (m.basis_points, m.subset.clone()));
+    ImportedSettings { settings: all, mirror, profiles, rule_profiles }
 }
 
 /// Whether `name` can be written after `with` and as a settings file profile (letters, digits, `-`, `_`, `.`,
@@ -1000,24 +945,23 @@ http:
         let same = ok("hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
                        subset: v2}}], timeout: 1s}\n- {route: [{destination: {host: f, subset: v1}}], timeout: 1s}");
         assert!(same.settings.profiles.is_empty() && same.settings.rule_profiles.is_empty());
-        // A field the catch-all has and a route lacks; mirrors that differ.
-        let e = errors(
-            "hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
-                        subset: v2}}]}\n- {route: [{destination: {host: f, subset: v1}}], timeout: 1s}",
-        );
-        assert!(
-            e.contains("spec.http[0]: this route has no `timeout` while the catch-all route spec.http[1] has"),
-            "{e}"
-        );
-        let e = errors("hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
-                        subset: v2}}], mirror: {host: f, subset: v3}}\n- {route: [{destination: {host: f, subset: v1}}]}");
-        assert!(
-            e.contains(
-                "spec.http[0].mirror: this route mirrors 100% to v3 but the catch-all route spec.http[1] \
-                            mirrors nothing"
-            ),
-            "{e}"
-        );
+        // A field the catch-all has and a route lacks: the route's profile unsets it (and its own mirror).
+        let r = ok("hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
+                    subset: v2}}], mirror: {host: f, subset: v3}, mirrorPercentage: {value: 2.5}}\n- {route: \
+                    [{destination: {host: f, subset: v1}}], timeout: 1s, mirror: {host: f, subset: v2}}");
+        let p = &r.settings.profiles["route-0"];
+        assert_eq!(p.unset.iter().map(|f| f.name()).collect::<Vec<_>>(), ["timeout"]);
+        assert_eq!(p.mirror, Some(canary_settings::Mirror { basis_points: 250, subset: "v3".into() }));
+        assert_eq!(r.settings.mirror, Some((10_000, "v2".to_string())), "the catch-all's mirror is the service's");
+        // A route without the catch-all's mirror unsets it; one with the same mirror needs no profile for it.
+        let r = ok("hosts: [f]\nhttp:\n- {match: [{headers: {a: {exact: b}}}], route: [{destination: {host: f, \
+                    subset: v2}}]}\n- {match: [{headers: {a: {exact: c}}}], route: [{destination: {host: f, \
+                    subset: v2}}], mirror: {host: f, subset: v3}}\n- {route: [{destination: {host: f, subset: \
+                    v1}}], mirror: {host: f, subset: v3}}");
+        assert_eq!(r.settings.profiles.len(), 1);
+        assert_eq!(r.settings.profiles["route-0"].unset.iter().map(|f| f.name()).collect::<Vec<_>>(), ["mirror"]);
+        let got: Vec<Option<&str>> = r.settings.rule_profiles.iter().map(Option::as_deref).collect();
+        assert_eq!(got, [Some("route-0"), None]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A section per service, in Istio `HTTPRoute` field names operators already know — `timeout`, `retries`
 //! (`attempts`, `perTryTimeout`, `retryOn`), `rewrite` (`uri`, `authority`), `headers` (`request`/`response`:
 //! `set`, `add`, `remove`), `corsPolicy` — applying to every route of the service, and named `profiles` a rule
-//! selects with `… with NAME` (a profile's fields replace the service's, field by field). [`read`] parses it with
+//! selects with `… with NAME` (a profile's fields replace the service's, field by field; a profile may also carry
+//! the rule's own `mirror` + `mirrorPercentage` and `unset` fields of the service's). [`read`] parses it with
 //! positions (`marked-yaml`) and refuses anything it does not know at `FILE:LINE:COL`; [`model`] is the typed
 //! result the backends write ([`model::RouteSettings::istio`] is the VirtualService form) and the importer fills.
 //!
@@ -15,7 +16,8 @@ mod read;
 mod write;
 
 pub use model::{
-    Cors, Duration, HeaderOps, Headers, OriginMatch, Retries, Rewrite, RouteSettings, ServiceSettings, SettingsFile,
+    Cors, Duration, Field, HeaderOps, Headers, Mirror, OriginMatch, Retries, Rewrite, RouteSettings, ServiceSettings,
+    SettingsFile,
 };
 pub use read::{read, SettingsError};
 pub use write::to_yaml;

@@ -14,24 +14,17 @@ pub struct SettingsFile {
 /// One service's section: settings for all its routes, and named profiles.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceSettings {
+    /// Never has a `mirror` (the policy's `mirror P% to SUBSET` is the service's) nor `unset`.
     pub all: RouteSettings,
     pub profiles: BTreeMap<String, RouteSettings>,
 }
 
 impl ServiceSettings {
     /// The settings of a route that selects `profile` (none: the service's): the profile's fields replace the
-    /// service's field by field.
+    /// service's field by field, and its `unset` fields are removed.
     pub fn resolve(&self, profile: Option<&str>) -> Option<RouteSettings> {
         let Some(name) = profile else { return Some(self.all.clone()) };
-        let p = self.profiles.get(name)?;
-        let a = &self.all;
-        Some(RouteSettings {
-            timeout: p.timeout.or(a.timeout),
-            retries: p.retries.clone().or_else(|| a.retries.clone()),
-            rewrite: p.rewrite.clone().or_else(|| a.rewrite.clone()),
-            headers: p.headers.clone().or_else(|| a.headers.clone()),
-            cors_policy: p.cors_policy.clone().or_else(|| a.cors_policy.clone()),
-        })
+        Some(self.all.overlay(self.profiles.get(name)?))
     }
 }
 
@@ -44,6 +37,46 @@ impl SettingsFile {
             None => None,
         }
     }
+}
+
+/// A route settings field, as a profile's `unset` names it (Istio's `HTTPRoute` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Field {
+    Timeout,
+    Retries,
+    Rewrite,
+    Headers,
+    CorsPolicy,
+    Mirror,
+}
+
+impl Field {
+    pub const ALL: [Field; 6] =
+        [Field::Timeout, Field::Retries, Field::Rewrite, Field::Headers, Field::CorsPolicy, Field::Mirror];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Timeout => "timeout",
+            Field::Retries => "retries",
+            Field::Rewrite => "rewrite",
+            Field::Headers => "headers",
+            Field::CorsPolicy => "corsPolicy",
+            Field::Mirror => "mirror",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// A rule's own mirror (a profile's `mirror: {subset}` + `mirrorPercentage: {value}`), or the service's
+/// `mirror P% to SUBSET` once resolved: that share of the route's requests is copied to the subset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// 1 = 0.01%, 10,000 = 100% (Istio's default when `mirrorPercentage` is absent).
+    pub basis_points: u32,
+    pub subset: String,
 }
 
 /// A duration in milliseconds, written `2s`, `0.5s` or `250ms` (protobuf `Duration`, as Istio's YAML takes it).
@@ -101,6 +134,11 @@ pub struct RouteSettings {
     pub rewrite: Option<Rewrite>,
     pub headers: Option<Headers>,
     pub cors_policy: Option<Cors>,
+    /// Profiles only: the rule's own mirror, replacing the service's.
+    pub mirror: Option<Mirror>,
+    /// Profiles only: fields of the service's section the rule's routes go without (a route that lacks what the
+    /// others carry, said exactly rather than refused). Empty once resolved.
+    pub unset: std::collections::BTreeSet<Field>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +201,53 @@ impl RouteSettings {
         *self == RouteSettings::default()
     }
 
-    /// The fields of an Istio `HTTPRoute` (networking.istio.io), in the order the file lists them.
+    /// These settings with `profile` laid over them: each field the profile has replaces this one, each field it
+    /// unsets goes, the rest stay. The result unsets nothing.
+    pub fn overlay(&self, profile: &RouteSettings) -> RouteSettings {
+        fn pick<T: Clone>(own: &Option<T>, base: &Option<T>, unset: bool) -> Option<T> {
+            own.clone().or_else(|| if unset { None } else { base.clone() })
+        }
+        let u = |f: Field| profile.unset.contains(&f);
+        RouteSettings {
+            timeout: pick(&profile.timeout, &self.timeout, u(Field::Timeout)),
+            retries: pick(&profile.retries, &self.retries, u(Field::Retries)),
+            rewrite: pick(&profile.rewrite, &self.rewrite, u(Field::Rewrite)),
+            headers: pick(&profile.headers, &self.headers, u(Field::Headers)),
+            cors_policy: pick(&profile.cors_policy, &self.cors_policy, u(Field::CorsPolicy)),
+            mirror: pick(&profile.mirror, &self.mirror, u(Field::Mirror)),
+            unset: Default::default(),
+        }
+    }
+
+    /// Which fields are set.
+    pub fn fields(&self) -> Vec<Field> {
+        let set = [
+            self.timeout.is_some(),
+            self.retries.is_some(),
+            self.rewrite.is_some(),
+            self.headers.is_some(),
+            self.cors_policy.is_some(),
+            self.mirror.is_some(),
+        ];
+        Field::ALL.into_iter().zip(set).filter_map(|(f, s)| s.then_some(f)).collect()
+    }
+
+    /// The settings file's form of these settings: [`RouteSettings::istio`], then a profile's `mirror`
+    /// (`{subset}`) + `mirrorPercentage` (`{value}`) and `unset`.
+    pub fn file_fields(&self) -> Map<String, Value> {
+        let mut out = self.istio();
+        if let Some(m) = &self.mirror {
+            out.insert("mirror".into(), json!({ "subset": m.subset }));
+            out.insert("mirrorPercentage".into(), json!({ "value": f64::from(m.basis_points) / 100.0 }));
+        }
+        if !self.unset.is_empty() {
+            out.insert("unset".into(), json!(self.unset.iter().map(|f| f.name()).collect::<Vec<_>>()));
+        }
+        out
+    }
+
+    /// The fields of an Istio `HTTPRoute` (networking.istio.io), in the order the file lists them; not the
+    /// mirror, whose `host` is the writer's (`file_fields` has the file's form).
     pub fn istio(&self) -> Map<String, Value> {
         let mut out = Map::new();
         if let Some(t) = self.timeout {
@@ -288,5 +372,12 @@ mod tests {
         assert_eq!(slow.timeout, Some(Duration(9000)));
         assert!(slow.rewrite.is_some());
         assert_eq!(s.resolve(Some("nope")), None);
+        let base = RouteSettings { mirror: Some(Mirror { basis_points: 1000, subset: "v3".into() }), ..s.all.clone() };
+        let bare = RouteSettings { unset: [Field::Rewrite, Field::Mirror].into(), ..Default::default() };
+        let plain = base.overlay(&bare);
+        assert_eq!((plain.timeout, plain.rewrite, plain.mirror), (Some(Duration(1000)), None, None));
+        let own = RouteSettings { mirror: Some(Mirror { basis_points: 5, subset: "v4".into() }), ..bare };
+        assert_eq!(base.overlay(&own).mirror.map(|m| m.subset), Some("v4".into()));
+        assert!(base.overlay(&own).unset.is_empty());
     }
 }

@@ -8,7 +8,8 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
 
 use crate::model::{
-    Cors, Duration, HeaderOps, Headers, OriginMatch, Retries, Rewrite, RouteSettings, ServiceSettings, SettingsFile,
+    Cors, Duration, Field, HeaderOps, Headers, Mirror, OriginMatch, Retries, Rewrite, RouteSettings, ServiceSettings,
+    SettingsFile,
 };
 
 /// Where and why a settings file is refused.
@@ -132,10 +133,36 @@ fn route_settings(map: &MarkedMappingNode, service_level: bool) -> Read<RouteSet
     let fields: &[&str] = if service_level {
         &["timeout", "retries", "rewrite", "headers", "corsPolicy", "profiles"]
     } else {
-        &["timeout", "retries", "rewrite", "headers", "corsPolicy"]
+        &["timeout", "retries", "rewrite", "headers", "corsPolicy", "mirror", "mirrorPercentage", "unset"]
     };
+    if service_level {
+        if let Some(key) = map.keys().find(|k| k.as_str() == "mirror" || k.as_str() == "mirrorPercentage") {
+            return Err(at(
+                key.span(),
+                "a service's mirror is the policy's `mirror P% to SUBSET` statement; a profile may carry a rule's own \
+                 `mirror` + `mirrorPercentage`",
+            ));
+        }
+    }
     known(map, fields, if service_level { "a service's settings" } else { "a profile" })?;
     let mut out = RouteSettings::default();
+    if !service_level {
+        out.mirror = mirror(map)?;
+        if let Some(n) = map.get_node("unset") {
+            let seq = n.as_sequence().ok_or_else(|| at(n.span(), "`unset`: expected a list of field names"))?;
+            for item in seq.iter() {
+                let s = scalar(item, "unset")?;
+                let field = Field::from_name(s.as_str()).ok_or_else(|| {
+                    let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+                    at(s.span(), format!("`unset`: `{}` is not a field ({})", s.as_str(), names.join(", ")))
+                })?;
+                if map.get_node(field.name()).is_some() {
+                    return Err(at(s.span(), format!("`unset`: the profile sets `{}` too", field.name())));
+                }
+                out.unset.insert(field);
+            }
+        }
+    }
     if let Some(t) = map.get_node("timeout") {
         out.timeout = Some(duration(t, "timeout")?);
     }
@@ -181,6 +208,44 @@ fn route_settings(map: &MarkedMappingNode, service_level: bool) -> Read<RouteSet
         out.cors_policy = Some(cors(mapping(c, "`corsPolicy`")?)?);
     }
     Ok(out)
+}
+
+/// A profile's `mirror: {subset: S}` and `mirrorPercentage: {value: P}` (Istio's names; the host is the
+/// service's own, so it is not written). P in (0, 100] in 0.01% steps, 100 when absent (as in Istio).
+fn mirror(map: &MarkedMappingNode) -> Read<Option<Mirror>> {
+    let Some(node) = map.get_node("mirror") else {
+        return match map.get_node("mirrorPercentage") {
+            Some(p) => Err(at(p.span(), "`mirrorPercentage` without `mirror`")),
+            None => Ok(None),
+        };
+    };
+    let m = mapping(node, "`mirror`")?;
+    known(m, &["subset"], "`mirror` (the service's own host is implied)")?;
+    let s = scalar(m.get_node("subset").ok_or_else(|| at(node.span(), "`mirror` needs `subset`"))?, "mirror.subset")?;
+    let subset = s.as_str();
+    let valid = subset.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && subset.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !valid {
+        return Err(at(s.span(), format!("`mirror.subset`: `{subset}` is not a subset name")));
+    }
+    let mut basis_points = 10_000;
+    if let Some(p) = map.get_node("mirrorPercentage") {
+        let pm = mapping(p, "`mirrorPercentage`")?;
+        known(pm, &["value"], "`mirrorPercentage`")?;
+        let v = scalar(pm.get_node("value").ok_or_else(|| at(p.span(), "`mirrorPercentage` needs `value`"))?, "value")?;
+        let bp = v.as_str().parse::<f64>().ok().map(|p| p * 100.0).filter(|bp| (bp.round() - bp).abs() < 1e-6);
+        basis_points = match bp.filter(|bp| (1.0..=10_000.0).contains(bp)) {
+            Some(bp) => bp.round() as u32,
+            None => {
+                return Err(at(
+                    v.span(),
+                    "`mirrorPercentage.value`: a percentage in (0, 100] in steps of 0.01 (0 mirrors nothing: \
+                     `unset: [mirror]` instead)",
+                ))
+            }
+        };
+    }
+    Ok(Some(Mirror { basis_points, subset: subset.to_string() }))
 }
 
 fn retries(m: &MarkedMappingNode) -> Read<Retries> {
@@ -289,7 +354,12 @@ fn cors(m: &MarkedMappingNode) -> Read<Cors> {
         c.expose_headers = strings(n, "corsPolicy.exposeHeaders")?;
     }
     if let Some(n) = m.get_node("maxAge") {
-        c.max_age = Some(duration(n, "corsPolicy.maxAge")?);
+        let age = duration(n, "corsPolicy.maxAge")?;
+        if age.0 % 1000 != 0 {
+            // `access-control-max-age` is in whole seconds; istiod would truncate.
+            return Err(at(n.span(), "`corsPolicy.maxAge`: whole seconds only (the header carries seconds)"));
+        }
+        c.max_age = Some(age);
     }
     if let Some(n) = m.get_node("allowCredentials") {
         let s = scalar(n, "corsPolicy.allowCredentials")?;
@@ -317,6 +387,10 @@ mod tests {
         assert_eq!(s.all.retries.as_ref().unwrap().retry_on.as_deref(), Some("5xx,503"));
         assert_eq!(s.all.headers.as_ref().unwrap().request.set["x-a"], "b");
         assert_eq!(f.route("reviews", Some("slow")).unwrap().timeout, Some(Duration(10000)));
+        let f = read("reviews:\n  timeout: 2s\n  profiles:\n    m: {mirror: {subset: v3}, mirrorPercentage: {value: 12.5}, unset: [timeout]}\n    all: {mirror: {subset: v2}}\n").unwrap();
+        let m = f.route("reviews", Some("m")).unwrap();
+        assert_eq!((m.timeout, m.mirror), (None, Some(Mirror { basis_points: 1250, subset: "v3".into() })));
+        assert_eq!(f.route("reviews", Some("all")).unwrap().mirror.map(|m| m.basis_points), Some(10_000));
     }
 
     #[test]
@@ -329,6 +403,12 @@ mod tests {
             ("reviews:\n  headers: {request: {set: {host: a}}}\n", 2, 29, "rewrite.authority"),
             ("reviews:\n  rewrite: {uri: v2}\n", 2, 18, "must start with `/`"),
             ("reviews:\n  profiles: {slow: {profiles: {}}}\n", 2, 21, "unknown field `profiles`"),
+            ("reviews:\n  mirror: {subset: v3}\n", 2, 3, "`mirror P% to SUBSET`"),
+            ("reviews:\n  profiles: {a: {mirrorPercentage: {value: 5}}}\n", 2, 36, "without `mirror`"),
+            ("reviews:\n  profiles: {a: {mirror: {subset: v3}, mirrorPercentage: {value: 0}}}\n", 2, 66, "(0, 100]"),
+            ("reviews:\n  profiles: {a: {mirror: {subset: v3, host: x}}}\n", 2, 39, "unknown field `host`"),
+            ("reviews:\n  profiles: {a: {unset: [timeuot]}}\n", 2, 26, "not a field"),
+            ("reviews:\n  profiles: {a: {timeout: 1s, unset: [timeout]}}\n", 2, 39, "sets `timeout` too"),
             ("- a\n", 1, 1, "mapping"),
         ];
         for (text, line, column, why) in cases {

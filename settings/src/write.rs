@@ -12,7 +12,7 @@ pub fn to_yaml(file: &SettingsFile) -> String {
         let mut section = service.all.istio();
         if !service.profiles.is_empty() {
             let profiles: Map<String, Value> =
-                service.profiles.iter().map(|(n, s)| (n.clone(), Value::Object(s.istio()))).collect();
+                service.profiles.iter().map(|(n, s)| (n.clone(), Value::Object(s.file_fields()))).collect();
             section.insert("profiles".into(), Value::Object(profiles));
         }
         top.insert(name.clone(), Value::Object(section));
@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn writes_what_it_reads() {
-        let text = "reviews:\n  timeout: 2s\n  retries: {attempts: 3, perTryTimeout: 1s, retryOn: \"5xx,503\"}\n  rewrite: {uri: /v2/, authority: b.example}\n  headers:\n    request: {set: {x-a: b}, add: {x-b: c}, remove: [x-c]}\n    response: {remove: [server]}\n  corsPolicy: {allowOrigins: [{exact: \"https://a\"}, {regex: \".*\"}], allowMethods: [GET], maxAge: 24h0s, allowCredentials: true}\n  profiles:\n    slow: {timeout: 10s}\n";
+        let text = "reviews:\n  timeout: 2s\n  retries: {attempts: 3, perTryTimeout: 1s, retryOn: \"5xx,503\"}\n  rewrite: {uri: /v2/, authority: b.example}\n  headers:\n    request: {set: {x-a: b}, add: {x-b: c}, remove: [x-c]}\n    response: {remove: [server]}\n  corsPolicy: {allowOrigins: [{exact: \"https://a\"}, {regex: \".*\"}], allowMethods: [GET], maxAge: 24h0s, allowCredentials: true}\n  profiles:\n    slow: {timeout: 10s}\n    own: {mirror: {subset: v3}, mirrorPercentage: {value: 0.25}, unset: [rewrite, corsPolicy]}\n";
         let text = text.replace("24h0s", "86400s");
         let file = crate::read(&text).unwrap();
         assert_eq!(crate::read(&to_yaml(&file)).unwrap(), file);

@@ -18,6 +18,16 @@
 //!   Gateway usually writes one cluster with weighted localities — the same per-request draw; `route.go`
 //!   `buildXdsRouteAction`); a zero weight is dropped (gatewayapi `route.go` line 348).
 //!
+//! * Route settings (`canaryc`'s `gateway_api/settings.rs`): `timeouts.request` → the route's `timeout`
+//!   (gatewayapi `route.go` `processRouteTimeout`, lines 1086–1095; xds `route.go` lines 118–122);
+//!   `RequestHeaderModifier`/`ResponseHeaderModifier` → `request_headers_to_add` (`add` first with
+//!   `APPEND_IF_EXISTS_OR_ADD`, then `set` with `OVERWRITE_IF_EXISTS_OR_ADD`: `filters.go`
+//!   `processRequestHeaderModifierFilter`, lines 469–645, and xds `route.go` `buildXdsAddedHeaders`, lines
+//!   695–733) and `_to_remove`; `RequestMirror` with `percent` → `request_mirror_policies` with `FromFloat32`'s
+//!   `percent × 10000` per MILLION and `disable_shadow_host_suffix_append` (`filters.go` lines 1066–1131, xds
+//!   `route.go` `buildXdsRequestMirrorPolicies`, lines 659–693). `backendRequest`, `retry`, `fraction` and the other
+//!   filters are not modelled.
+//!
 //! Any field it does not model is an error, so the oracle never silently narrows what it checks.
 
 use anyhow::{bail, Context, Result};
@@ -32,8 +42,9 @@ pub fn http_routes(spec: &Value, cluster: &dyn Fn(&str) -> String) -> Result<Vec
     let mut ir: Vec<([usize; 4], Value)> = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let at = format!("rules[{i}]");
-        known(rule, &["name", "matches", "backendRefs"], &at)?;
+        known(rule, &["name", "matches", "backendRefs", "filters", "timeouts"], &at)?;
         let action = action(&rule["backendRefs"], cluster).with_context(|| format!("{at}.backendRefs"))?;
+        let (own, in_action) = settings(rule, cluster).with_context(|| at.clone())?;
         // Every match is read (an unmodelled field is an error) before a rule without backends is dropped.
         let mut matches = Vec::new();
         match rule.get("matches").and_then(Value::as_array) {
@@ -46,12 +57,104 @@ pub fn http_routes(spec: &Value, cluster: &dyn Fn(&str) -> String) -> Result<Vec
         }
         let Some(action) = action else { continue };
         for (key, route_match) in matches {
-            ir.push((key, json!({ "match": route_match, "route": action })));
+            let mut route = json!({ "match": route_match, "route": action });
+            route.as_object_mut().context("a route")?.extend(own.clone());
+            route["route"].as_object_mut().context("an action")?.extend(in_action.clone());
+            ir.push((key, route));
         }
     }
     // sort.Stable(sort.Reverse(XdsIRRoutes)): descending by key, ties in the order built.
     ir.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(ir.into_iter().map(|(_, r)| r).collect())
+}
+
+/// A rule's `timeouts` and `filters` as Envoy Gateway writes them (see the module's documentation): the
+/// route's own fields and its action's.
+fn settings(rule: &Value, cluster: &dyn Fn(&str) -> String) -> Result<(Map<String, Value>, Map<String, Value>)> {
+    let (mut own, mut action) = (Map::new(), Map::new());
+    if let Some(t) = rule.get("timeouts") {
+        known(t, &["request"], "timeouts")?;
+        let ms = gep_duration(t["request"].as_str().context("timeouts.request")?)?;
+        action.insert("timeout".into(), json!(format!("{}.{:03}s", ms / 1000, ms % 1000)));
+    }
+    let mut mirrors = Vec::new();
+    for f in rule.get("filters").and_then(Value::as_array).into_iter().flatten() {
+        let kind = f["type"].as_str().context("filters[].type")?;
+        match kind {
+            "RequestHeaderModifier" | "ResponseHeaderModifier" => {
+                let (field, which) = if kind == "RequestHeaderModifier" {
+                    ("requestHeaderModifier", "request")
+                } else {
+                    ("responseHeaderModifier", "response")
+                };
+                known(f, &["type", field], "filters[]")?;
+                let m = &f[field];
+                known(m, &["set", "add", "remove"], field)?;
+                let mut add = Vec::new();
+                for (list, append_action) in [("add", "APPEND_IF_EXISTS_OR_ADD"), ("set", "OVERWRITE_IF_EXISTS_OR_ADD")]
+                {
+                    for h in m.get(list).and_then(Value::as_array).into_iter().flatten() {
+                        known(h, &["name", "value"], list)?;
+                        let value = h["value"].as_str().context("value")?;
+                        let mut option =
+                            json!({ "header": { "key": h["name"], "value": value }, "append_action": append_action });
+                        if value.is_empty() {
+                            option["keep_empty_value"] = json!(true);
+                        }
+                        add.push(option);
+                    }
+                }
+                if !add.is_empty() {
+                    own.insert(format!("{which}_headers_to_add"), Value::Array(add));
+                }
+                if let Some(remove) = m.get("remove") {
+                    own.insert(format!("{which}_headers_to_remove"), remove.clone());
+                }
+            }
+            "RequestMirror" => {
+                known(f, &["type", "requestMirror"], "filters[]")?;
+                let m = &f["requestMirror"];
+                known(m, &["backendRef", "percent"], "requestMirror")?;
+                known(&m["backendRef"], &["name", "port"], "requestMirror.backendRef")?;
+                let name = m["backendRef"]["name"].as_str().context("backendRef.name")?;
+                let fraction = match m.get("percent") {
+                    Some(p) => {
+                        let p = p.as_u64().context("percent")? as f32;
+                        json!({ "numerator": (p * 10000.0) as u32, "denominator": "MILLION" })
+                    }
+                    None => json!({ "numerator": 100, "denominator": "HUNDRED" }),
+                };
+                mirrors.push(json!({
+                    "cluster": cluster(name),
+                    "runtime_fraction": { "default_value": fraction },
+                    "disable_shadow_host_suffix_append": true,
+                }));
+            }
+            other => bail!("filters[].type {other}: not modelled"),
+        }
+    }
+    if !mirrors.is_empty() {
+        action.insert("request_mirror_policies".into(), Value::Array(mirrors));
+    }
+    Ok((own, action))
+}
+
+/// A GEP-2257 duration (`1h30m`, `500ms`) in milliseconds.
+fn gep_duration(text: &str) -> Result<u64> {
+    let mut ms = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n: u64 = rest[..digits].parse().with_context(|| format!("duration {text}"))?;
+        rest = &rest[digits..];
+        let (unit, scale) = [("ms", 1), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+            .into_iter()
+            .find(|(u, _)| rest.starts_with(u))
+            .with_context(|| format!("duration {text}"))?;
+        rest = &rest[unit.len()..];
+        ms += n * scale;
+    }
+    Ok(ms)
 }
 
 fn known(value: &Value, fields: &[&str], at: &str) -> Result<()> {

@@ -20,7 +20,12 @@
 //! (append), each sorted by name, and removals; `mirror` + `mirrorPercentage` as a mirror policy with
 //! `value × 10000` per MILLION. When a route has no `timeout` or `retries` istiod writes `0s` and its default
 //! retry policy; the oracle leaves those out, as it did before settings existed (they change no decision).
-//! `corsPolicy` is not modelled (refused).
+//! `corsPolicy` as `TranslateCORSPolicy` writes it, in the route's `typed_per_filter_config` under
+//! `envoy.filters.http.cors` (a `cors.v3.CorsPolicy`): `allowOrigins` through `util.ConvertToEnvoyMatch` (exact,
+//! prefix, regex → `safe_regex`), the lists joined with `,`, `maxAge` as `strconv.FormatInt(seconds)`,
+//! `allowCredentials`, `filter_enabled` 100 % and `forward_not_matching_preflights` from `forwardNotMatchingPreflights`
+//! (true unless `unmatchedPreflights: IGNORE`; that field and the deprecated `allowOrigin` are not modelled).
+//! The sidecar's HCM carries the cors filter (istiod always writes it); the caller's bootstrap must too.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
@@ -33,7 +38,18 @@ pub fn http_routes(spec: &Value, labels: &[(String, String)], cluster: &dyn Fn(&
     for (i, route) in http.iter().enumerate() {
         known(
             route,
-            &["name", "match", "route", "timeout", "retries", "rewrite", "headers", "mirror", "mirrorPercentage"],
+            &[
+                "name",
+                "match",
+                "route",
+                "timeout",
+                "retries",
+                "rewrite",
+                "headers",
+                "mirror",
+                "mirrorPercentage",
+                "corsPolicy",
+            ],
             &format!("http[{i}]"),
         )?;
         let mut action = action(&route["route"], cluster).with_context(|| format!("http[{i}].route"))?;
@@ -144,6 +160,9 @@ fn settings(route: &Value, cluster: &dyn Fn(&str) -> String) -> Result<(Map<Stri
             }
         }
     }
+    if let Some(c) = route.get("corsPolicy") {
+        own.insert("typed_per_filter_config".into(), json!({ "envoy.filters.http.cors": cors_policy(c)? }));
+    }
     match (route.get("mirror"), route.get("mirrorPercentage")) {
         (Some(m), percentage) => {
             known(m, &["host", "subset", "port"], "mirror")?;
@@ -164,6 +183,52 @@ fn settings(route: &Value, cluster: &dyn Fn(&str) -> String) -> Result<(Map<Stri
         (None, None) => {}
     }
     Ok((own, action))
+}
+
+/// route.go `TranslateCORSPolicy` (see the module's documentation).
+fn cors_policy(c: &Value) -> Result<Value> {
+    known(
+        c,
+        &["allowOrigins", "allowMethods", "allowHeaders", "exposeHeaders", "maxAge", "allowCredentials"],
+        "corsPolicy",
+    )?;
+    let mut out = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "forward_not_matching_preflights": true,
+        "filter_enabled": { "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+    });
+    if let Some(origins) = c.get("allowOrigins") {
+        let mut matchers = Vec::new();
+        for o in origins.as_array().context("corsPolicy.allowOrigins")? {
+            known(o, &["exact", "prefix", "regex"], "allowOrigins[]")?;
+            matchers.push(match (o.get("exact"), o.get("prefix"), o.get("regex")) {
+                (Some(v), None, None) => json!({ "exact": v }),
+                (None, Some(v), None) => json!({ "prefix": v }),
+                (None, None, Some(v)) => json!({ "safe_regex": { "regex": v } }),
+                _ => bail!("allowOrigins[]: one of exact, prefix, regex"),
+            });
+        }
+        out["allow_origin_string_match"] = Value::Array(matchers);
+    }
+    for (from, to) in
+        [("allowMethods", "allow_methods"), ("allowHeaders", "allow_headers"), ("exposeHeaders", "expose_headers")]
+    {
+        let joined: Vec<&str> =
+            c.get(from).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        if !joined.is_empty() {
+            out[to] = json!(joined.join(","));
+        }
+    }
+    if let Some(age) = c.get("maxAge") {
+        let text = age.as_str().context("corsPolicy.maxAge")?;
+        let seconds: f64 =
+            text.strip_suffix('s').and_then(|n| n.parse().ok()).context("corsPolicy.maxAge in seconds")?;
+        out["max_age"] = json!((seconds.floor() as i64).to_string());
+    }
+    if let Some(b) = c.get("allowCredentials") {
+        out["allow_credentials"] = json!(b.as_bool().context("corsPolicy.allowCredentials")?);
+    }
+    Ok(out)
 }
 
 fn known(value: &Value, fields: &[&str], at: &str) -> Result<()> {

@@ -65,6 +65,7 @@ fn http_route(case: &Case) -> Result<Result<Value, String>> {
         ports: vec![(case.service.clone(), 8000)],
         subsets: vec![case.default_subset.clone()],
         hostnames: Vec::new(),
+        route_settings: BTreeMap::new(),
     };
     let services = [(case.service.clone(), case.protocol)];
     let native = BTreeMap::from([(case.service.clone(), lowered)]);

@@ -8,11 +8,22 @@
 //!   `cluster.web-v1.upstream_rq_retry` counter moved by one;
 //! * a rewrite reaches the upstream (`/hello` arrives as `/v2/hello`), and so does a header edit;
 //! * `mirror 10% to v3` copies 10 % of the requests to v3 within 5σ (binomial, N = 2,000), while every caller's
-//!   answer still comes from the routed subset.
+//!   answer still comes from the routed subset;
+//! * per-rule mirrors: a rule whose profile has its own `mirror` (50 % to v1) copies its share to v1 within 5σ
+//!   (N = 400) and nothing to the service's v3; a rule whose profile says `unset: [mirror]` copies nothing;
+//! * CORS: a preflight from the allowed origin is answered by Envoy (`access-control-allow-origin`, `-methods`,
+//!   `-max-age`) without reaching the upstream; one from another origin is forwarded
+//!   (`forward_not_matching_preflights`) and gets no allow header; a GET from the allowed origin gets it.
 //!
 //! The same checks run through the Istio form: `--kind istio-routes --backend native`'s VirtualService turned into
 //! this sidecar's Envoy routes as istiod would (`canary_tests::istio_pilot`, which follows pilot's `route.go` and
 //! `retry.go` for these fields), in place of the Envoy backend's routes.
+//!
+//! And through the Gateway API form, for the fields it writes (`GATEWAY_SETTINGS`: no retries, rewrite or CORS,
+//! which `--kind gateway-api` refuses): the HTTPRoute `--kind gateway-api --backend native` writes, turned into
+//! Envoy routes by `canary_tests::envoy_gateway` (Envoy Gateway v1.9.0's translation): the header edit reaches
+//! the upstream, the 0.5 s `timeouts.request` answers 504 while the profile's 3 s answers 200, and both mirrors
+//! copy their shares within 5σ.
 //!
 //! Needs `scripts/setup-envoy.sh` (or `ENVOY_BIN`).
 
@@ -108,6 +119,8 @@ const POLICY: &str = r#"settings "web.routes.yaml"
 service web {
   mirror 10% to v3
   header x-patient present -> v2 with patient
+  header x-own present -> v2 with own-mirror
+  header x-quiet present -> v2 with quiet
   default v1
 }
 "#;
@@ -118,9 +131,30 @@ const SETTINGS: &str = r#"web:
   rewrite: {uri: /v2/}
   headers:
     request: {set: {x-test: edited}}
+  corsPolicy: {allowOrigins: [{exact: "https://app.example"}], allowMethods: [GET, POST], maxAge: 60s}
   profiles:
     patient: {timeout: 3s}
+    own-mirror: {mirror: {subset: v1}, mirrorPercentage: {value: 50}}
+    quiet: {unset: [mirror]}
 "#;
+
+/// What `--kind gateway-api` writes: timeouts, header edits, mirrors (profiles as in `SETTINGS`).
+const GATEWAY_SETTINGS: &str = r#"web:
+  timeout: 0.5s
+  headers:
+    request: {set: {x-test: edited}}
+  profiles:
+    patient: {timeout: 3s}
+    own-mirror: {mirror: {subset: v1}, mirrorPercentage: {value: 50}}
+    quiet: {unset: [mirror]}
+"#;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    Envoy,
+    Istio,
+    Gateway,
+}
 
 struct Proxy {
     procs: Procs,
@@ -129,12 +163,12 @@ struct Proxy {
     upstreams: BTreeMap<&'static str, Upstream>,
 }
 
-fn start(istio: bool) -> Result<Proxy> {
+fn start(form: Form) -> Result<Proxy> {
     let envoy = find_envoy()?;
     let mut procs = Procs::new("settings")?;
     let dir = procs.dir().to_path_buf();
     std::fs::write(dir.join("web.canary"), POLICY)?;
-    std::fs::write(dir.join("web.routes.yaml"), SETTINGS)?;
+    std::fs::write(dir.join("web.routes.yaml"), if form == Form::Gateway { GATEWAY_SETTINGS } else { SETTINGS })?;
     let mut upstreams = BTreeMap::new();
     for subset in ["v1", "v2", "v3"] {
         upstreams.insert(subset, upstream(subset)?);
@@ -165,7 +199,38 @@ fn start(istio: bool) -> Result<Proxy> {
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
     let mut yaml = std::fs::read_to_string(&bootstrap)?;
-    if istio {
+    if form == Form::Gateway {
+        let routes = dir.join("httproute.yaml");
+        let argv = [
+            "manifest",
+            &path(&policy),
+            "--kind",
+            "gateway-api",
+            "--backend",
+            "native",
+            "--parent",
+            "service",
+            "--port",
+            "web=80",
+            "-o",
+            &path(&routes),
+        ];
+        anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
+        let route = canary_yaml::documents(&std::fs::read_to_string(&routes)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .map(|d| serde_json::to_value(d).expect("JSON"))
+            .find(|d| d["kind"] == "HTTPRoute")
+            .context("the HTTPRoute")?;
+        // backendRefs name the Service SERVICE-SUBSET, which is this bootstrap's cluster of that subset.
+        let routes = canary_tests::envoy_gateway::http_routes(&route["spec"], &|name| name.to_string())?;
+        let mut bootstrap: Value = serde_json::to_value(
+            canary_yaml::from_str::<canary_yaml::Value>(&yaml).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )?;
+        *virtual_host_routes(&mut bootstrap).context("the route table")? = Value::Array(routes);
+        yaml = serde_json::to_string(&bootstrap)?;
+    }
+    if form == Form::Istio {
         let routes = dir.join("routes.yaml");
         let argv = ["manifest", &path(&policy), "--kind", "istio-routes", "--backend", "native", "-o", &path(&routes)];
         anyhow::ensure!(canaryc(&argv) == 0, "canaryc manifest failed: {argv:?}");
@@ -204,15 +269,78 @@ impl Proxy {
 
 #[test]
 fn settings_take_effect_in_envoy() {
-    check(&ok(start(false)), "envoy");
+    check(&ok(start(Form::Envoy)), "envoy");
 }
 
 #[test]
 fn settings_take_effect_through_the_istio_oracle() {
-    check(&ok(start(true)), "istio");
+    check(&ok(start(Form::Istio)), "istio");
+}
+
+#[test]
+fn settings_take_effect_through_the_envoy_gateway_oracle() {
+    let proxy = ok(start(Form::Gateway));
+    let (status, body) = ok(proxy.get("/hello", &[("x-test", "original")]));
+    assert_eq!((status, body.as_str()), (200, "v1 /hello x-test=edited"));
+    let started = Instant::now();
+    let (status, body) = ok(proxy.get("/sleep", &[]));
+    assert_eq!(status, 504, "{body}");
+    assert!(started.elapsed() < Duration::from_millis(1400), "answered after {:?}", started.elapsed());
+    let (status, body) = ok(proxy.get("/sleep", &[("x-patient", "1")]));
+    assert_eq!((status, body.as_str()), (200, "v2 /sleep x-test=edited"));
+    mirrors(&proxy, "gateway", "/");
+}
+
+/// One raw HTTP/1.1 request (`Connection: close`): the status and the response headers, lowercased names.
+fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<(u16, Vec<(String, String)>)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: web\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response)?;
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).context("a status")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn check_cors(proxy: &Proxy, form: &str) {
+    let preflight = |origin: &str, path: &str| {
+        let headers = [("origin", origin), ("access-control-request-method", "POST")];
+        ok(raw(proxy.listen, "OPTIONS", path, &headers))
+    };
+    let (answered, headers) = preflight("https://app.example", "/cors/allowed");
+    let status = answered;
+    assert!(status == 200 || status == 204, "{form}: preflight answered {status}: {headers:?}");
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some("https://app.example"), "{headers:?}");
+    assert_eq!(header(&headers, "access-control-allow-methods"), Some("GET,POST"), "{headers:?}");
+    assert_eq!(header(&headers, "access-control-max-age"), Some("60"), "{headers:?}");
+    assert!(!proxy.seen("v1").iter().any(|p| p.contains("/cors/allowed")), "{form}: a matched preflight is Envoy's");
+    let (status, headers) = preflight("https://other.example", "/cors/other");
+    assert_eq!(status, 200, "{form}: the other origin's preflight is forwarded: {headers:?}");
+    assert_eq!(header(&headers, "access-control-allow-origin"), None, "{headers:?}");
+    assert!(proxy.seen("v1").iter().any(|p| p == "/v2/cors/other"), "{form}: the upstream saw it");
+    let (status, headers) = ok(raw(proxy.listen, "GET", "/cors/get", &[("origin", "https://app.example")]));
+    assert_eq!((status, header(&headers, "access-control-allow-origin")), (200, Some("https://app.example")));
+    eprintln!("{form}: cors: the allowed origin's preflight answered {answered} by Envoy, another origin's forwarded");
 }
 
 fn check(proxy: &Proxy, form: &str) {
+    check_cors(proxy, form);
+
     // Rewrite and header edit: the upstream sees `/v2/hello` and the set header.
     let (status, body) = ok(proxy.get("/hello", &[("x-test", "original")]));
     assert_eq!((status, body.as_str()), (200, "v1 /v2/hello x-test=edited"));
@@ -235,6 +363,12 @@ fn check(proxy: &Proxy, form: &str) {
     let flaky = proxy.seen("v1").iter().filter(|p| p.as_str() == "/v2/flaky/1").count();
     assert_eq!(flaky, 2, "the upstream saw the first attempt and the retry");
 
+    mirrors(proxy, form, "/v2/");
+}
+
+/// The service's 10 % mirror to v3 and the rules' own (50 % to v1) and unset ones; `seen` is the path prefix the
+/// upstreams see (`/v2/` with the rewrite).
+fn mirrors(proxy: &Proxy, form: &str, seen: &str) {
     // Mirror: 10 % of the service's requests are copied to v3; every answer comes from the routed v1.
     const N: usize = 2_000;
     let mirrored_before = proxy.seen("v3").len();
@@ -243,20 +377,45 @@ fn check(proxy: &Proxy, form: &str) {
         assert_eq!(status, 200);
         assert!(body.starts_with("v1 "), "request {i} answered by {body}");
     }
-    // Shadow requests are fire-and-forget: wait until v3's count stops moving.
+    settle(proxy, "v3");
+    let mirrored: Vec<String> = proxy.seen("v3").split_off(mirrored_before);
+    assert!(mirrored.iter().all(|p| p.starts_with(&format!("{seen}m/"))), "v3 saw only mirrored (rewritten) requests");
+    let (lo, hi) = binomial_bounds(N, 0.10, 5.0);
+    assert!((lo..=hi).contains(&mirrored.len()), "mirrored {} of {N}, expected {lo}..={hi}", mirrored.len());
+    eprintln!("{form}: mirror: {} of {N} requests copied to v3 (5σ bounds {lo}..={hi})", mirrored.len());
+
+    // Per-rule mirrors: the `own-mirror` rule copies 50 % to v1 and nothing to v3; the `quiet` rule nothing.
+    const M: usize = 400;
+    for i in 0..M {
+        for (header, prefix) in [("x-own", "own"), ("x-quiet", "quiet")] {
+            let (status, body) = ok(proxy.get(&format!("/{prefix}/{i}"), &[(header, "1")]));
+            assert_eq!((status, body.starts_with("v2 ")), (200, true), "{prefix} {i}: {body}");
+        }
+    }
+    settle(proxy, "v1");
+    let copies = |subset: &str, prefix: &str| proxy.seen(subset).iter().filter(|p| p.starts_with(prefix)).count();
+    let (lo, hi) = binomial_bounds(M, 0.50, 5.0);
+    let own = copies("v1", &format!("{seen}own/"));
+    assert!((lo..=hi).contains(&own), "the rule's own mirror copied {own} of {M} to v1, expected {lo}..={hi}");
+    assert_eq!(copies("v3", &format!("{seen}own/")), 0, "the rule's own mirror replaces the service's");
+    assert_eq!(
+        copies("v1", &format!("{seen}quiet/")) + copies("v3", &format!("{seen}quiet/")),
+        0,
+        "`unset: [mirror]` copies nothing"
+    );
+    eprintln!("{form}: per-rule mirror: {own} of {M} copied to v1 (5σ bounds {lo}..={hi}); the unset rule: 0");
+}
+
+/// Shadow requests are fire-and-forget: waits (at most 10 s) until `subset`'s count stops moving.
+fn settle(proxy: &Proxy, subset: &str) {
     let mut last = usize::MAX;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         thread::sleep(Duration::from_millis(300));
-        let now = proxy.seen("v3").len();
+        let now = proxy.seen(subset).len();
         if now == last {
             break;
         }
         last = now;
     }
-    let mirrored: Vec<String> = proxy.seen("v3").split_off(mirrored_before);
-    assert!(mirrored.iter().all(|p| p.starts_with("/v2/m/")), "v3 saw only mirrored (rewritten) requests");
-    let (lo, hi) = binomial_bounds(N, 0.10, 5.0);
-    assert!((lo..=hi).contains(&mirrored.len()), "mirrored {} of {N}, expected {lo}..={hi}", mirrored.len());
-    eprintln!("{form}: mirror: {} of {N} requests copied to v3 (5σ bounds {lo}..={hi})", mirrored.len());
 }

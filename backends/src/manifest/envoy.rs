@@ -249,8 +249,8 @@ fn check_clusters(config: &Config, opts: &EnvoyOptions, protocol: Protocol) -> R
             return Err(format!("the default subset `{default}` has no --cluster {default}=HOST:PORT"));
         }
     }
-    let mirror = opts.routes.mirror.as_ref().map(|m| m.subset.clone());
-    for subset in policy_subsets(config, &opts.service, protocol).into_iter().chain(mirror) {
+    let mirrors = opts.routes.mirror_subsets();
+    for subset in policy_subsets(config, &opts.service, protocol).into_iter().chain(mirrors) {
         if !known.contains(subset.as_str()) {
             return Err(format!(
                 "the policy can send service `{}` to subset `{subset}`, but no --cluster {subset}=HOST:PORT was given",
@@ -310,9 +310,15 @@ pub fn filter_name(service: &str) -> String {
 }
 
 /// The HTTP listener: `routes` (inline, or discovered from `opts.rds_path`) behind `http_filters` (the router
-/// last).
+/// last), with the CORS filter first when a route may carry a CORS policy.
 fn http_connection_manager(opts: &EnvoyOptions, routes: RouteTable, http_filters: Vec<Value>) -> Value {
     let service = &opts.service;
+    let mut http_filters = http_filters;
+    if opts.routes.has_cors() || opts.rds_path.is_some() {
+        // A route's CORS policy needs the filter in the chain; routes pushed over RDS may carry one later, so
+        // such a listener always has it (without a route policy it does nothing).
+        http_filters.insert(0, route_settings::cors_filter());
+    }
     let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": service,
@@ -405,7 +411,7 @@ fn with_settings(
     if !settings.by_rule.is_empty() {
         return Err(profile_needs_native());
     }
-    let fields = route_settings::envoy_fields(&settings.all, settings.mirror.as_ref(), cluster)?;
+    let fields = route_settings::envoy_fields(&settings.all, cluster)?;
     for route in &mut routes {
         route_settings::apply_envoy(route, &fields);
     }

@@ -45,8 +45,7 @@ pub fn http_routes(service: &NativeService, cluster: ClusterOf<'_>) -> Vec<Value
 }
 
 /// The service's route table as its layout says ([`crate::native::tables`]), carrying the service's route
-/// settings: each rule's routes its profile's (else the service's), the default route the service's; the mirror
-/// on every route.
+/// settings: each rule's routes its profile's (else the service's), the default route the service's (mirrors included).
 pub fn http_route_table(
     service: &NativeService,
     cluster: ClusterOf<'_>,
@@ -56,11 +55,10 @@ pub fn http_route_table(
     let fields = if settings.is_empty() {
         None
     } else {
-        let mirror = settings.mirror.as_ref();
-        let all = route_settings::envoy_fields(&settings.all, mirror, mirror_cluster)?;
+        let all = route_settings::envoy_fields(&settings.all, mirror_cluster)?;
         let mut per_rule = Vec::new();
         for route in &service.routes {
-            per_rule.push(route_settings::envoy_fields(settings.for_rule(route.span), mirror, mirror_cluster)?);
+            per_rule.push(route_settings::envoy_fields(settings.for_rule(route.span), mirror_cluster)?);
         }
         Some((per_rule, all))
     };

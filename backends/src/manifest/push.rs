@@ -130,12 +130,10 @@ pub fn rds_resource(config: &Config, opts: &PushOptions) -> Result<Value, String
     let cluster = |s: Option<&str>| policy.settings.cluster_name(service, s.unwrap_or(&fallback));
     let mirror_cluster = |s: &str| policy.settings.cluster_name(service, s);
     let routes = envoy_routes::http_route_table(native, &cluster, &opts.routes, &mirror_cluster)?;
-    if let Some(m) =
-        opts.routes.mirror.as_ref().filter(|m| !opts.subsets.is_empty() && !opts.subsets.contains(&m.subset))
-    {
+    let mirrors = opts.routes.mirror_subsets();
+    if let Some(m) = mirrors.iter().find(|m| !opts.subsets.is_empty() && !opts.subsets.contains(m)) {
         return Err(format!(
-            "service `{service}` mirrors to subset `{}`, which is not among --subsets {}",
-            m.subset,
+            "service `{service}` mirrors to subset `{m}`, which is not among --subsets {}",
             opts.subsets.join(",")
         ));
     }

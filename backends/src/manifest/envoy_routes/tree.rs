@@ -151,9 +151,11 @@ mod tests {
         let native = lower_service(&c.config, &c.spans, "f", Protocol::Http, &target).unwrap();
         let second = native.routes[1].span;
         let settings = ServiceRoutes {
-            all: timeout(500),
+            all: RouteSettings {
+                mirror: Some(Mirror { basis_points: 100, subset: "v3".into() }),
+                ..timeout(500)
+            },
             by_rule: [(second.start, timeout(2000))].into(),
-            mirror: Some(Mirror { basis_points: 100, subset: "v3".into() }),
         };
         let cluster = |s: Option<&str>| format!("c-{}", s.unwrap_or("v1"));
         let mirror = |s: &str| format!("c-{s}");

@@ -85,6 +85,8 @@ pub enum ValueMatch {
 pub struct GwRule {
     /// The policy line, `None` for the default.
     pub line: Option<u32>,
+    /// The policy rule's span (`None` for the default): the key of its route settings.
+    pub span: Option<Span>,
     pub matches: Vec<GwMatch>,
     /// `Split` weights name `None` for the default subset; resolved to `default` by the writer.
     pub action: NativeAction,
@@ -170,7 +172,7 @@ pub fn lower_service(
         }
         let always = matches.is_empty();
         if !caught_all {
-            out.push(GwRule { line: Some(rule.line), matches, action });
+            out.push(GwRule { line: Some(rule.line), span: Some(*span), matches, action });
         }
         // Later rules never decide in the policy; an implementation would rank their matches above this one.
         caught_all |= always;
@@ -179,7 +181,7 @@ pub fn lower_service(
         return Err(refusals);
     }
     if !caught_all {
-        out.push(GwRule { line: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
+        out.push(GwRule { line: None, span: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
     }
     let mut limits = Vec::new();
     if out.len() > MAX_RULES {
@@ -196,7 +198,8 @@ pub fn lower_service(
         let (rule, span) = rules.last().map_or((0, Span::default()), |(r, s)| (r.line, *s));
         return Err(vec![Refusal { line: rule, span, reason }]);
     }
-    if let Err((later, earlier, why)) = check_precedence(&out, ranking) {
+    if let Err(refused) = check_precedence(&out, ranking) {
+        let (later, earlier, why) = *refused;
         let (rule, span) =
             rules.iter().find(|(r, _)| Some(r.line) == later.line).map_or((0, Span::default()), |(r, s)| (r.line, *s));
         let earlier = earlier.map_or("the default".to_string(), |l| format!("the rule on line {l}"));
@@ -234,7 +237,7 @@ fn lower_tcp(service: &str, rules: &[(&Rule, Span)], default: String) -> Result<
         match action(&rule.then) {
             Ok(a) => {
                 if out.is_empty() {
-                    out.push(GwRule { line: Some(rule.line), matches: Vec::new(), action: a })
+                    out.push(GwRule { line: Some(rule.line), span: Some(*span), matches: Vec::new(), action: a })
                 }
             }
             Err(reason) => refusals.push(Refusal { line: rule.line, span: *span, reason }),
@@ -244,7 +247,7 @@ fn lower_tcp(service: &str, rules: &[(&Rule, Span)], default: String) -> Result<
         return Err(refusals);
     }
     if out.is_empty() {
-        out.push(GwRule { line: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
+        out.push(GwRule { line: None, span: None, matches: Vec::new(), action: NativeAction::Subset(default.clone()) });
     }
     Ok(GwService { name: service.to_string(), protocol: Protocol::Tcp, rules: out, default })
 }
@@ -446,7 +449,7 @@ pub fn ranked(rules: &[GwRule], ranking: Ranking) -> Vec<(usize, Option<usize>)>
 
 /// `Err((later rule, earlier rule's line, why))` when the ranking puts a match of a later rule ahead of an
 /// earlier rule's match that a request can also satisfy, with another action.
-fn check_precedence(rules: &[GwRule], ranking: Ranking) -> Result<(), (GwRule, Option<u32>, String)> {
+fn check_precedence(rules: &[GwRule], ranking: Ranking) -> Result<(), Box<(GwRule, Option<u32>, String)>> {
     let order = ranked(rules, ranking);
     for (i, &(r1, m1)) in order.iter().enumerate() {
         for &(r2, m2) in &order[i + 1..] {
@@ -460,7 +463,7 @@ fn check_precedence(rules: &[GwRule], ranking: Ranking) -> Result<(), (GwRule, O
                 continue;
             }
             let why = reason(a, b, ranking);
-            return Err((rules[r1].clone(), rules[r2].line, why));
+            return Err(Box::new((rules[r1].clone(), rules[r2].line, why)));
         }
     }
     Ok(())

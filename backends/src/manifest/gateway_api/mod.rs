@@ -18,6 +18,7 @@
 //! `hostnames`) or, for GAMMA mesh routes, each service's own Service (`--parent service`).
 
 pub mod lower;
+mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,6 +96,8 @@ pub struct GatewayApiOptions {
     pub subsets: Vec<String>,
     /// `--edge-host`: the route's `hostnames` at a Gateway.
     pub hostnames: Vec<String>,
+    /// Each HTTP service's route settings (`settings.rs` writes what has an exact form, refuses the rest).
+    pub route_settings: BTreeMap<String, crate::route_settings::ServiceRoutes>,
 }
 
 /// The services to write routes for, with their protocols: the policy's and `extra`.
@@ -140,7 +143,7 @@ pub fn gateway_api_manifest(
         let port = port_of(opts, service)?;
         let doc = match native.get(service) {
             Some(lowered) => match protocol {
-                Protocol::Http => http_route(opts, service, port, &native_rules(lowered, service, port))?,
+                Protocol::Http => http_route(opts, service, port, &native_rules(opts, lowered, service, port)?)?,
                 Protocol::Tcp => tcp_route(opts, service, port, lowered)?,
             },
             None => {
@@ -236,7 +239,11 @@ struct HttpRule {
     name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     matches: Vec<Match>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    filters: Vec<serde_json::Value>,
     backend_refs: Vec<BackendRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeouts: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -297,14 +304,29 @@ fn parent_refs(opts: &GatewayApiOptions, service: &str, port: u16) -> Vec<Parent
     }
 }
 
-fn native_rules(lowered: &GwService, service: &str, port: u16) -> Vec<HttpRule> {
+fn native_rules(
+    opts: &GatewayApiOptions,
+    lowered: &GwService,
+    service: &str,
+    port: u16,
+) -> Result<Vec<HttpRule>, String> {
+    let empty = crate::route_settings::ServiceRoutes::default();
+    let routes = opts.route_settings.get(service).unwrap_or(&empty);
     lowered
         .rules
         .iter()
-        .map(|rule| HttpRule {
-            name: rule.line.map_or_else(|| "default".to_string(), |l| format!("rule-{l}")),
-            matches: rule.matches.iter().map(write_match).collect(),
-            backend_refs: backends(&rule.action, &lowered.default, service, port),
+        .map(|rule| {
+            let own = rule.span.map_or(&routes.all, |span| routes.for_rule(span));
+            let name = rule.line.map_or_else(|| "default".to_string(), |l| format!("rule-{l}"));
+            let (timeouts, filters) = settings::rule_fields(own, service, port)
+                .map_err(|why| format!("service `{service}`, {}: {why}", name.replace('-', " on line ")))?;
+            Ok(HttpRule {
+                name,
+                matches: rule.matches.iter().map(write_match).collect(),
+                filters,
+                backend_refs: backends(&rule.action, &lowered.default, service, port),
+                timeouts,
+            })
         })
         .collect()
 }
@@ -349,7 +371,14 @@ fn header_rules(
     port: u16,
     (default, subsets): &(String, Vec<String>),
 ) -> Result<Vec<HttpRule>, String> {
-    let _ = opts;
+    let empty = crate::route_settings::ServiceRoutes::default();
+    let routes = opts.route_settings.get(service).unwrap_or(&empty);
+    if !routes.by_rule.is_empty() {
+        return Err(format!("service `{service}`: {}", crate::manifest::envoy::profile_needs_native()));
+    }
+    // Every rule maps the filter's decision, so every rule carries the service's settings.
+    let (timeouts, filters) =
+        settings::rule_fields(&routes.all, service, port).map_err(|why| format!("service `{service}`: {why}"))?;
     let header = config.settings.header.clone().unwrap_or_else(|| canary_eval::config::Settings::DEFAULT_HEADER.into());
     let mut rules: Vec<HttpRule> = subsets
         .iter()
@@ -360,13 +389,17 @@ fn header_rules(
                 headers: vec![HeaderMatch { kind: "Exact", name: header.clone(), value: s.clone() }],
                 ..Match::default()
             }],
+            filters: filters.clone(),
             backend_refs: vec![backend(service, s, port, None)],
+            timeouts: timeouts.clone(),
         })
         .collect();
     rules.push(HttpRule {
         name: "default".into(),
         matches: Vec::new(),
+        filters,
         backend_refs: vec![backend(service, default, port, None)],
+        timeouts,
     });
     if rules.len() > lower::MAX_RULES {
         return Err(format!(

@@ -177,7 +177,7 @@ impl<'a> Mesh<'a> {
         }
         let mut named = policy_subsets(self.config, name, protocol);
         // The mirror's subset needs its DestinationRule subset like any other.
-        named.extend(self.opts.route_settings.get(name).and_then(|r| r.mirror.as_ref()).map(|m| m.subset.clone()));
+        named.extend(self.opts.route_settings.get(name).map(|r| r.mirror_subsets()).unwrap_or_default());
         let policy_default =
             declared.and_then(|s| s.rules.default.clone()).or_else(|| self.config.global.default.clone());
         for subset in &named {

@@ -153,7 +153,7 @@ pub(crate) fn http_routes(
                 service.name, r.line
             ));
         }
-        let fields = settings_fields(own, settings, destination);
+        let fields = settings_fields(own, destination);
         routes.push(NativeHttpRoute { name: format!("rule-{}", r.line), matches, route, settings: fields });
     }
     let default = native.default.clone().unwrap_or_else(|| service.fallback.clone());
@@ -161,7 +161,7 @@ pub(crate) fn http_routes(
         name: "default".into(),
         matches: Vec::new(),
         route: vec![RouteDestination { destination: destination(&default), weight: None }],
-        settings: settings_fields(&settings.all, settings, destination),
+        settings: settings_fields(&settings.all, destination),
     });
     Ok((routes, note))
 }

@@ -203,15 +203,14 @@ fn destination_rule(service: &MeshService, host: &str) -> DestinationRule {
     DestinationRule { host: host.to_string(), subsets }
 }
 
-/// The `HTTPRoute` fields of route settings plus the mirror (`mirror` + `mirrorPercentage`, which istiod turns
-/// into `request_mirror_policies` with a `runtime_fraction`: route.go `MirrorPercent`).
+/// The `HTTPRoute` fields of a route's settings, its mirror included (`mirror` + `mirrorPercentage`, which
+/// istiod turns into `request_mirror_policies` with a `runtime_fraction`: route.go `MirrorPercent`).
 pub(crate) fn settings_fields(
     settings: &canary_settings::RouteSettings,
-    routes: &ServiceRoutes,
     destination: &dyn Fn(&str) -> Destination,
 ) -> Map<String, Value> {
     let mut fields = settings.istio();
-    if let Some(m) = &routes.mirror {
+    if let Some(m) = &settings.mirror {
         let d = destination(&m.subset);
         let mut mirror = json!({ "host": d.host, "subset": d.subset });
         if let Some(port) = d.port {
@@ -233,7 +232,7 @@ fn filter_http(mesh: &Mesh, service: &MeshService, settings: &ServiceRoutes) -> 
         subset: subset.to_string(),
         port: service.port.map(|number| PortSelector { number }),
     };
-    let fields = settings_fields(&settings.all, settings, &dest);
+    let fields = settings_fields(&settings.all, &dest);
     let header = mesh.config.settings.header().to_ascii_lowercase();
     let destination = |subset: &str| RouteDestination {
         destination: Destination {
