@@ -5,7 +5,7 @@
 //! (Latin-1 mode: `.`, `[^;]`, `\D` match one byte). With Unicode off, `\d \w \s \b` and `(?i)` are ASCII, `.`
 //! and negated classes match any byte (but `\n`), `\xHH` is the byte HH and a non-ASCII literal is its UTF-8
 //! bytes, so a value never needs decoding (invalid UTF-8 is just bytes) and most patterns mean the same in RE2
-//! (`canary-backends`' `native/regex.rs` decides which). `(?u)` is refused: the filter carries no Unicode
+//! (`canary-backends`' `native/re2.rs` decides which). `(?u)` is refused: the filter carries no Unicode
 //! tables, and a pattern must mean the same in every build.
 //!
 //! Why a lazy DFA: regex-lite (before) scanned 2–3 ms per 60 KiB, so `~` only searched a value's first 8 KiB.

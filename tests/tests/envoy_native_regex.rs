@@ -200,7 +200,9 @@ fn bootstrap(listen: SocketAddr, admin: SocketAddr, cases: &[Case]) -> String {
     let config = json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin.port() } } },
         // What `canaryc manifest` writes whenever a native route uses a regex (backends/src/manifest/envoy.rs).
-        "layered_runtime": { "layers": [{ "name": "canary", "static_layer": { "re2.max_program_size.error_level": 1000 } }] },
+        "layered_runtime": { "layers": [{
+            "name": "canary", "static_layer": { "re2.max_program_size.error_level": 1000 },
+        }] },
         "static_resources": { "listeners": [{
             "name": "regex",
             "address": { "socket_address": { "address": "127.0.0.1", "port_value": listen.port() } },
