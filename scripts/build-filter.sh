@@ -33,7 +33,8 @@ kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
 raw_size=$(stat -c %s "$raw")
 out_size=$(stat -c %s "$out")
 echo "canary_filter.wasm: ${raw_size} bytes ($(kib "$raw_size")) from cargo, ${out_size} bytes ($(kib "$out_size")) after wasm-opt -> $out"
-budget=$((256 * 1024))
+# 512 KiB since `~` runs on regex-automata's lazy DFA (issue 24: 371.9 KiB; 232.5 KiB with regex-lite before).
+budget=$((512 * 1024))
 if (( out_size > budget )); then
-  echo "warning: the module is over its ${budget}-byte (256 KiB) budget; BENCHMARKS.md \"Module size\" says what it holds" >&2
+  echo "warning: the module is over its ${budget}-byte (512 KiB) budget; BENCHMARKS.md \"Module size\" says what it holds" >&2
 fi

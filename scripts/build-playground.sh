@@ -14,7 +14,11 @@ binaryen_version=132
 # 2026-12-07: 395,713 bytes before the language gained `mirror`, `settings` and `with` (issue 27), 415,433 after
 # (+19.7 KB, mostly pest's generated parser: the new keywords join `reserved`, which is inlined where it is used);
 # budget raised from 400 to 420 KB rather than drop them from the browser. Shrinking the parser is its own task.
-max_wasm_bytes=$((420 * 1024))
+# 2026-12-07 (issue 24, part 4): 556,735 bytes (215,669 gzipped) once `~` runs on regex-automata's lazy DFA and
+# regex-syntax's parser instead of regex-lite (+141 KB; the filter grew alike, 238,050 -> 380,853). Raised to
+# 560 KB: the playground must decide with the very evaluator the filter runs (whole-value, byte semantics), and
+# a second, smaller engine in the browser would be a second meaning of `~`. ARCHITECTURE.md, "The `~` engine".
+max_wasm_bytes=$((560 * 1024))
 out="build/playground"
 stage="build/playground.tmp"
 

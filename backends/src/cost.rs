@@ -155,6 +155,9 @@ fn route_cost(and: &[Atom], k: &Coefficients) -> f64 {
             Atom::Cookie { .. } => k.list_cookie,
             Atom::Header { test: HeaderTest::Prefix(_), .. } => k.list_prefix,
             Atom::Header { test: HeaderTest::Contains(_) | HeaderTest::ContainsAny(_), .. } => k.list_contains,
+            // An RE2 full match scans the value as the literal search does; unmeasured (regexes lowered natively
+            // only since branch `regex`): the literal's figure.
+            Atom::Header { test: HeaderTest::Regex { .. }, .. } => k.list_contains,
             // Exact, present, host (an RE2 full match on a short value): the exact test's figure, unmeasured.
             Atom::Header { .. } | Atom::Source { .. } => k.list_exact,
         })

@@ -162,7 +162,7 @@ fn regex_example(pattern: &str) -> Option<String> {
     ];
     let re = canary_eval::compile_regex(pattern).ok()?;
     let stripped: String = pattern.chars().filter(|c| !"\\^$.*+?()[]{}|".contains(*c)).collect();
-    CANDIDATES.iter().map(|s| s.to_string()).chain([stripped]).find(|s| re.is_match(s))
+    CANDIDATES.iter().map(|s| s.to_string()).chain([stripped]).find(|s| re.is_match(s.as_bytes()))
 }
 
 /// The request as `canaryc eval` flags, so the user can paste it.

@@ -12,7 +12,7 @@
 //! evaluator over uap-core's test corpus and requires ≥ 95% balanced accuracy per family (they score 99%+).
 //! If you change a pattern, run `cargo test -p canary-compiler --test ua_families -- --nocapture`.
 //!
-//! Regexes use regex-lite syntax (no lookaround, no backreferences), so "A but not B" is `All[A, Not(B)]`.
+//! Regexes use canary's `~` dialect (Rust regex syntax over bytes, ASCII classes; no lookaround, no backreferences), so "A but not B" is `All[A, Not(B)]`.
 //! Patterns made only of literal alternatives (`Edge/|Edg/`) run as substring searches in the evaluator;
 //! we use those where they are accurate enough.
 

@@ -6,7 +6,7 @@
 //! [`compile`] is the one entry point every consumer (CLI, backends, importer, LSP, tests, playground) uses, so
 //! they all accept and reject exactly the same policies with the same messages.
 //!
-//! Contract: depends on `dsl` and `eval` (and serde, rand, regex-lite) only. It is what the browser playground
+//! Contract: depends on `dsl` and `eval` (and serde, rand) only. It is what the browser playground
 //! links as it is — no feature switch — so it may not depend on YAML, clap, manifests, the importer, the
 //! language server, the rollout or anything that does I/O.
 

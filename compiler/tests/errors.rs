@@ -152,7 +152,7 @@ error_class!(missing_operator_in_parentheses:
 
 error_class!(invalid_regex:
     "header user-agent ~ \"Chrome(\" -> v2\n"
-    => "input.canary:1:21: error: invalid regex: found open group without closing ')'");
+    => "input.canary:1:21: error: invalid regex: unclosed group");
 
 error_class!(regex_too_large:
     "header user-agent ~ \"a{1000}{1000}\" -> v2\n"

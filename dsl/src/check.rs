@@ -256,7 +256,7 @@ impl Checker {
                         Err(RegexError::Invalid(why)) => self.error(
                             Diagnostic::error(re.span, format!("invalid regex: {}", one_line(&why)))
                                 .with_label("in this regex")
-                                .with_hint("regexes use regex-lite syntax (like Rust's regex crate, ASCII classes)"),
+                                .with_hint("regexes use Rust regex syntax over bytes: ASCII classes, no Unicode, no look-around"),
                         ),
                         Err(too_large) => self.error(
                             Diagnostic::error(re.span, format!("regex too large: {too_large}"))

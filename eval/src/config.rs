@@ -233,7 +233,7 @@ pub enum Test {
     Eq(String),
     /// False when the header is absent.
     Ne(String),
-    /// Unanchored regex (regex-lite syntax, at most 64 KiB once compiled) searched in the value.
+    /// Unanchored regex searched in the whole value, as bytes (ASCII classes; at most 64 KiB of NFA compiled).
     Regex(String),
     In(Vec<String>),
     Present,

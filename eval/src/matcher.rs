@@ -1,8 +1,8 @@
 //! Conditions compiled for speed: attribute names resolved to slots, regexes built once, plain literals
 //! turned into substring searches.
 
+use crate::regex::{compile_regex_bounded, Regex};
 use memchr::memmem::Finder;
-use regex_lite::Regex;
 
 use crate::wire::{cookie_value, decoded_eq, host_only, path_only, query_value};
 
@@ -59,69 +59,6 @@ impl<'v, I: Iterator<Item = &'v [u8]>> ValueSource<'v> for I {
     }
 }
 
-/// How much of a value a `~` condition with regex operators searches. A regex engine scans a few MB/s
-/// (regex-lite: 2–3 ms per 60 KiB natively, slower in wasm), so without a bound one hostile header would cost
-/// the proxy milliseconds; real user agents are far shorter. A `~` made only of literal text (`Chrome`,
-/// `Edge/|Edg/`) is a substring search (memmem, GB/s) and reads the whole value, exactly like Envoy's
-/// `contains` matcher and RE2: that is what lets such conditions lower to native routes.
-pub const REGEX_SCAN_LIMIT: usize = 8 * 1024;
-
-/// The most heap one compiled regex with operators may take (regex-lite's NFA, which `size_limit` bounds).
-/// Counted repetitions expand when a regex compiles — `a{1000}{1000}` is a million states — and the search
-/// costs time in proportion to that size on every request. Real patterns compile to 0.3–23 KiB (a browser
-/// family 1.4 KiB, a full Chrome user agent 3 KiB, `.{0,255}` 22 KiB, `a{1000}` 31 KiB); regex-lite's own
-/// default, 10 MiB, let one policy regex take each proxy up to 20 ms and 10 MiB to load (ARCHITECTURE.md).
-pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
-
-/// Compiles a `~` operand as every stage does — the checker (for its diagnostic), the importer, the
-/// evaluator and the filter — so a regex the checker accepts is one the filter loads. The size limit bounds
-/// patterns with regex operators; literal text ([`literal_alternatives`]) cannot expand, compiles in
-/// proportion to its length, and runs as a substring search, so it keeps regex-lite's own limit.
-pub fn compile_regex(pattern: &str) -> Result<Regex, RegexError> {
-    build_regex(pattern, literal_alternatives(pattern).is_none())
-}
-
-fn build_regex(pattern: &str, bounded: bool) -> Result<Regex, RegexError> {
-    let mut builder = regex_lite::RegexBuilder::new(pattern);
-    if bounded {
-        builder.size_limit(REGEX_SIZE_LIMIT);
-    }
-    builder.build().map_err(|e| {
-        let message = e.to_string();
-        // regex-lite's errors have no kind; this is its one message for the size limit (unit-tested).
-        if message.contains("exceeded size limit") {
-            RegexError::TooLarge
-        } else {
-            RegexError::Invalid(message)
-        }
-    })
-}
-
-/// Why [`compile_regex`] refused a pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegexError {
-    /// Not regex-lite syntax; regex-lite's message.
-    Invalid(String),
-    /// Valid, but it compiles to more than [`REGEX_SIZE_LIMIT`] bytes.
-    TooLarge,
-}
-
-impl std::fmt::Display for RegexError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RegexError::Invalid(message) => f.write_str(message),
-            RegexError::TooLarge => {
-                write!(f, "it compiles to more than {} KiB (counted repetitions expand)", REGEX_SIZE_LIMIT / 1024)
-            }
-        }
-    }
-}
-
-/// The part of a value that a `~` condition with regex operators searches.
-pub fn regex_window(v: &[u8]) -> &[u8] {
-    v.get(..REGEX_SCAN_LIMIT).unwrap_or(v)
-}
-
 #[derive(Debug, Clone)]
 pub enum Test {
     Eq(Box<[u8]>),
@@ -141,11 +78,11 @@ pub enum Test {
 
 impl Test {
     /// Compiles a regex, recognising the common case of literal text (optionally `.*`-wrapped, as Istio
-    /// users write it, or `|`-separated) so it runs as a memmem search over the whole value instead of a
-    /// regex over [`regex_window`].
+    /// users write it, or `|`-separated) so it runs as a memmem search (GB/s, SIMD128 in wasm) rather than
+    /// through the lazy DFA; both search the whole value and decide alike.
     pub fn regex(pattern: &str) -> Result<Test, String> {
         let literals = literal_alternatives(pattern);
-        let re = build_regex(pattern, literals.is_none())
+        let re = compile_regex_bounded(pattern, literals.is_none())
             .map_err(|e| format!("invalid regex {}: {e}", crate::policy::quoted(pattern)))?;
         match literals {
             Some(lits) => Ok(Test::Substrings(lits.iter().map(|l| Finder::new(l).into_owned()).collect())),
@@ -196,19 +133,7 @@ impl Test {
             Test::Ne(unwanted) => v != &**unwanted,
             Test::Prefix(p) => v.starts_with(p),
             Test::Substrings(fs) => fs.iter().any(|f| f.find(v).is_some()),
-            Test::Regex(re) => {
-                let v = regex_window(v);
-                match std::str::from_utf8(v) {
-                    Ok(s) => re.is_match(s),
-                    // Cut inside a character by the window: search the complete characters.
-                    Err(e) if e.error_len().is_none() => v
-                        .get(..e.valid_up_to())
-                        .and_then(|complete| std::str::from_utf8(complete).ok())
-                        .is_some_and(|s| re.is_match(s)),
-                    // Not UTF-8: match against the lossy text so a hostile byte can neither crash nor evade.
-                    Err(_) => re.is_match(&String::from_utf8_lossy(v)),
-                }
-            }
+            Test::Regex(re) => re.is_match(v),
             Test::In(set) => set.iter().any(|w| v == &**w),
             Test::Present => true,
             Test::Absent => false,
@@ -267,7 +192,8 @@ fn literal(fragment: &str) -> Option<Vec<u8>> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some(e) if e.is_ascii_punctuation() => out.push(e as u8),
+                // `\<` and `\>` are word assertions, not text (regex-syntax's own rule for escapes).
+                Some(e) if e.is_ascii_punctuation() && regex_syntax::is_escapeable_character(e) => out.push(e as u8),
                 _ => return None,
             },
             c if "\\.+*?()|[]{}^$".contains(c) => return None,
@@ -352,24 +278,15 @@ mod tests {
     }
 
     #[test]
-    fn regexes_past_the_size_limit_are_refused_as_too_large() {
-        // Real patterns and the largest counted repetition regex-lite allows on its own fit.
-        for ok in ["Android|android|Adr |Silk/|OculusBrowser|JUC", r"\w{1,64}", ".{0,255}", "a{1000}"] {
-            assert!(compile_regex(ok).is_ok(), "{ok}");
-        }
-        // Stacked repetitions multiply: regex-lite's 10 MiB default took milliseconds to refuse these.
-        for big in ["a{1000}{1000}", "(?:[a-z]{100}){100}", r"\w{0,1000}"] {
-            assert_eq!(compile_regex(big).unwrap_err(), RegexError::TooLarge, "{big}");
-            assert!(Test::regex(big).unwrap_err().contains("more than 64 KiB"), "{big}");
-        }
+    fn literal_text_is_exempt_from_the_size_limit() {
         // Literal text never expands and runs as a substring search: a long one is not "too large".
         let long_literal = "abcdefgh".repeat(300);
         for literal in [long_literal.clone(), format!(".*{long_literal}.*"), format!("x|{long_literal}")] {
-            assert!(compile_regex(&literal).is_ok());
+            assert!(crate::compile_regex(&literal).is_ok());
             assert!(matches!(Test::regex(&literal), Ok(Test::Substrings(_))));
         }
-        assert!(matches!(compile_regex("a{2,1}"), Err(RegexError::Invalid(_))));
-        assert!(matches!(compile_regex("("), Err(RegexError::Invalid(_))));
+        assert!(Test::regex("a{1000}{1000}").unwrap_err().contains("more than 64 KiB"));
+        assert_eq!(kind(r"a\<b"), "regex", "a word assertion, not text");
     }
 
     #[test]
@@ -378,7 +295,7 @@ mod tests {
             [("MyApp/1\\.2", "x MyApp/1.2 y"), ("MyApp/1\\.2", "MyApp/132"), (".*Android.*", "Android")]
         {
             let fast = Test::regex(pattern).expect("valid");
-            let slow = Test::Regex(Regex::new(pattern).expect("valid"));
+            let slow = Test::Regex(compile_regex_bounded(pattern, true).expect("valid"));
             assert_eq!(fast.matches(Some(text.as_bytes())), slow.matches(Some(text.as_bytes())), "{pattern} on {text}");
         }
     }

@@ -358,8 +358,8 @@ fn rules(
             (None, Some((p, pat_at))) => {
                 report.warning(
                     pat_at,
-                    "PCRE and canary's regex agree on this pattern's syntax, but canary searches only the first 8 KiB \
-                     of a value",
+                    "carried as canary's regex, which agrees with PCRE on this pattern's syntax (both search the \
+                     whole value)",
                 );
                 out.push(route(header(h, Test::Regex(p.clone())), canary));
             }

@@ -1,18 +1,17 @@
 //! RE2 patterns, as Envoy runs them for Istio's `regex:` matches, restated in canary's regex dialect
-//! (regex-lite) — exactly, or refused with the reason.
+//! (`canary_eval::parse_regex`: regex-syntax, Unicode off, bytes) — exactly, or refused with the reason.
 //!
 //! What has to be true for a restated pattern to decide like Envoy (each point checked in real Envoy 1.40):
 //! * Envoy calls RE2 in **Latin-1** mode: `.`, `[^a]`, `\D`, … match one *byte*, a non-ASCII literal in the
 //!   pattern is its UTF-8 bytes, and `(?i)` folds only within Latin-1 (`(?i)k` does not match the Kelvin
-//!   sign). canary matches *characters* of the value (invalid UTF-8 read as U+FFFD). The two agree on every
-//!   value when each item that can match a non-ASCII byte matches *all* of them and only ever appears
-//!   directly under `*` or `+` (`.*`, `[^;]+`): a run of such bytes is then a run of such characters and
-//!   vice versa. So `.` alone, `.{3}`, `.?`, non-ASCII inside classes, `\x{e9}` (one byte in Envoy, one
-//!   character here) and non-ASCII letters under `(?i)` are refused, and `U+FFFD` never appears in a pattern.
+//!   sign). canary matches bytes too now; this translation dates from when it matched *characters*, and keeps
+//!   that era's rule (each item that can match a non-ASCII byte matches *all* of them and stands directly
+//!   under `*` or `+`), which is exact under both: `.` alone, `.{3}`, `.?`, non-ASCII inside classes, `\x{e9}`
+//!   and non-ASCII letters under `(?i)` are still refused (widening this is its own change).
 //! * Both engines parse the same text differently in places: inside a class RE2 reads `[`, `&&`, `~~` as
 //!   literals (regex-lite: nesting and set operations), `\<` is a literal `<` in RE2 (a word start in
 //!   regex-lite), `\s` excludes `\v` in RE2, `{,2}` is literal text in RE2. The translation re-spells every
-//!   token, so regex-lite only ever sees unambiguous syntax.
+//!   token, so canary's parser only ever sees unambiguous syntax (regex-syntax reads these as regex-lite did).
 //! * Envoy matches the *whole* value (`FullMatch`); canary's `~` searches. The caller anchors: `^(?:R)$`.
 //! * In `Scope::Path` (`uri: {regex}`), Envoy matches the path *without* its query string and fragment; `?`
 //!   and `#` are taken out of every item that could match them, so `^(?:R)(?:[?#]|$)` on the full `:path`
@@ -774,8 +773,8 @@ fn push_class(out: &mut String, class: &Class, flags: Flags, scope: Scope) -> Re
         } else {
             let probe =
                 format!("{}^[{}{body}]$", if flags.fold { "(?i)" } else { "" }, if class.negated { "^" } else { "" });
-            let re = regex_lite::Regex::new(&probe).map_err(|e| format!("a class canary cannot read: {e}"))?;
-            if re.is_match("?") || re.is_match("#") {
+            let re = canary_eval::compile_regex(&probe).map_err(|e| format!("a class canary cannot read: {e}"))?;
+            if re.is_match(b"?") || re.is_match(b"#") {
                 return Err("a class that matches `?` or `#` in a `uri` regex: Envoy matches the path without its \
                             query string"
                     .into());
@@ -816,7 +815,7 @@ mod tests {
     }
 
     fn matches(canary: &str, text: &str) -> bool {
-        regex_lite::Regex::new(canary).expect("valid").is_match(text)
+        canary_eval::compile_regex(canary).expect("valid").is_match(text.as_bytes())
     }
 
     #[test]
@@ -901,7 +900,7 @@ mod tests {
     }
 
     #[test]
-    fn escapes_round_trip_through_regex_lite() {
+    fn escapes_round_trip_through_canary_regex() {
         for c in (0u8..0x80).map(char::from).chain(['é', '→']) {
             let re = format!("^{}$", escape_literal(&c.to_string()));
             assert!(matches(&re, &c.to_string()), "{c:?} as {re}");

@@ -7,7 +7,7 @@
 //! one; negation (`withoutHeaders`) is [`negate`]'s business.
 
 use canary_eval::config::{Cond, Test};
-use canary_eval::{literal_alternatives, REGEX_SCAN_LIMIT};
+use canary_eval::literal_alternatives;
 
 use super::re2::{self, Idiom, Scope};
 use super::report::Report;
@@ -21,10 +21,6 @@ pub enum StringMatch {
     Prefix(String),
     Regex(String),
 }
-
-/// Longest literal an anchored canary regex may test and still be decided inside the evaluator's regex
-/// window (a few bytes are left for a character cut by the window).
-const ANCHORED_MAX: usize = REGEX_SCAN_LIMIT - 8;
 
 /// Reads a `StringMatch` at `node` (`null` reads as `{}`).
 pub fn read(node: Node<'_>, report: &mut Report) -> Option<StringMatch> {
@@ -56,7 +52,7 @@ pub fn read(node: Node<'_>, report: &mut Report) -> Option<StringMatch> {
 }
 
 /// The condition on header `name` (lowercase; pseudo-headers too) that `m` stands for. Warnings (a regex
-/// carried as a regex) and errors go to `report` at `path`, the `StringMatch`'s own.
+/// and errors go to `report` at `path`, the `StringMatch`'s own.
 pub fn header(name: &str, m: &StringMatch, path: &Path, report: &mut Report) -> Option<Cond> {
     let test = value_test(m, path, report)?;
     Some(Cond::Header { name: name.to_string(), test })
@@ -120,7 +116,7 @@ pub fn uri(m: &StringMatch, ignore_case: bool, path: &Path, report: &mut Report)
             never_in_path(p, &at, report)?;
             if ignore_case && p.bytes().any(|b| b.is_ascii_alphabetic()) {
                 let pattern = format!("^(?i:{})", re2::escape_literal(p));
-                return Ok(on_path(Test::Regex(within_window(pattern, p, &at, report)?)));
+                return Ok(on_path(Test::Regex(dsl_text(&pattern, &at, report).ok_or(())?)));
             }
             Ok(Some(path_prefix(p, &at, report)?))
         }
@@ -149,7 +145,7 @@ fn path_prefix(p: &str, at: &Path, report: &mut Report) -> Result<Cond, ()> {
     if p.starts_with('/') {
         return Ok(Cond::PathPrefix(dsl_text(p, at, report).ok_or(())?));
     }
-    let pattern = within_window(format!("^{}", re2::escape_literal(p)), p, at, report)?;
+    let pattern = dsl_text(&format!("^{}", re2::escape_literal(p)), at, report).ok_or(())?;
     Ok(Cond::Header { name: ":path".into(), test: Test::Regex(pattern) })
 }
 
@@ -173,37 +169,18 @@ fn exact_path(values: &[String], ignore_case: bool, at: &Path, report: &mut Repo
         (_, false) => format!("(?:{})", alternatives.join("|")),
         (_, true) => format!("(?i:{})", alternatives.join("|")),
     };
-    let longest = values.iter().map(String::len).max().unwrap_or(0);
     let pattern = format!("^{body}(?:[?#]|$)");
-    if longest > ANCHORED_MAX {
-        report.error(at, format!("a path over {ANCHORED_MAX} bytes: canary's regex reads the first 8 KiB"));
-        return Err(());
-    }
     dsl_text(&pattern, at, report).map(Test::Regex).ok_or(())
 }
 
-/// `^a` / `^(?:a|b)`: decided by the first bytes of the value, so the evaluator's 8 KiB regex window never
-/// matters.
+/// `^a` / `^(?:a|b)`: the value starts with one of `prefixes`.
 fn anchored_prefix(prefixes: &[String], at: &Path, report: &mut Report) -> Option<String> {
     let escaped: Vec<String> = prefixes.iter().map(|p| re2::escape_literal(p)).collect();
     let pattern = match escaped.as_slice() {
         [one] => format!("^{one}"),
         many => format!("^(?:{})", many.join("|")),
     };
-    let longest = prefixes.iter().map(String::len).max().unwrap_or(0);
-    if longest > ANCHORED_MAX {
-        report.error(at, format!("a prefix over {ANCHORED_MAX} bytes: canary's regex reads the first 8 KiB"));
-        return None;
-    }
     dsl_text(&pattern, at, report)
-}
-
-fn within_window(pattern: String, literal: &str, at: &Path, report: &mut Report) -> Result<String, ()> {
-    if literal.len() > ANCHORED_MAX {
-        report.error(at, format!("a prefix over {ANCHORED_MAX} bytes: canary's regex reads the first 8 KiB"));
-        return Err(());
-    }
-    dsl_text(&pattern, at, report).ok_or(())
 }
 
 /// `.*(a|b).*` as canary's literal `~ "a|b"`: a substring search over the whole value (memmem), which is what
@@ -230,21 +207,11 @@ fn contains(literals: &[String]) -> Option<String> {
     (read_back == wanted).then_some(pattern)
 }
 
-/// A regex kept as a regex: translated, anchored, and flagged with the one way it can still differ.
+/// A regex kept as a regex: translated and anchored. Exact: canary's `~` searches the whole value in bytes, as
+/// Envoy's RE2 matches it, and `re2::full_match` refuses what the two would read differently.
 fn carried(re: &str, scope: Scope, at: &Path, report: &mut Report) -> Option<String> {
     match re2::full_match(re, scope) {
-        Ok(pattern) => {
-            report.warning(
-                at,
-                format!(
-                    "carried as the regex {}: canary's regex `~` examines only the first {} KiB of a value (Envoy's \
-                     RE2 all of it), so longer values may be decided differently",
-                    super::render::string(&pattern),
-                    REGEX_SCAN_LIMIT / 1024
-                ),
-            );
-            dsl_text(&pattern, at, report)
-        }
+        Ok(pattern) => dsl_text(&pattern, at, report),
         Err(why) => {
             report.error(at, format!("{}: {why}", super::render::string(re)));
             None
@@ -272,7 +239,7 @@ pub fn matches_empty(test: &Test) -> bool {
         Test::Absent => false,
         Test::Regex(p) => match literal_alternatives(p) {
             Some(literals) => literals.iter().any(Vec::is_empty),
-            None => canary_eval::compile_regex(p).is_ok_and(|re| re.is_match("")),
+            None => canary_eval::compile_regex(p).is_ok_and(|re| re.is_match(b"")),
         },
     }
 }
@@ -331,12 +298,10 @@ mod tests {
     }
 
     #[test]
-    fn other_regexes_are_carried_with_a_warning() {
+    fn other_regexes_are_carried_exactly() {
         let (test, report) = regex("^(.*?;)?(user=tester)(;.*)?$");
         assert_eq!(test, Some(Test::Regex("^(?:(.*?;)?(user=tester)(;.*)?)$".into())));
-        assert_eq!(report.messages.len(), 1);
-        assert!(report.messages[0].text.contains("first 8 KiB"), "{:?}", report.messages);
-        assert_eq!(report.messages[0].path, "headers.x.regex");
+        assert!(report.messages.is_empty(), "whole value, bytes: nothing left to warn about: {:?}", report.messages);
         let (test, report) = regex("\\pL+");
         assert_eq!(test, None);
         assert!(report.has_errors());

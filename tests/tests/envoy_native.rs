@@ -112,6 +112,13 @@ fn corpus() -> Vec<Req> {
 /// Hand-written policies: (name, source, proxy default subset). Each is run for `forecast` and, when it has
 /// top-level rules, for an undeclared service too.
 const POLICIES: &[(&str, &str, &str)] = &[
+    // Families and regexes with operators: RE2 full matches natively (native/re2.rs), the lazy DFA in the filter.
+    (
+        "regexes",
+        "service forecast {\n  chrome -> v2\n  firefox and not header x-env ~ \"^[ab]+$\" -> v3\n  \
+         header x-env ~ \"(?i)^a.?b\\\\b\" -> v2\n  safari -> v3\n  default v1\n}\n",
+        "v1",
+    ),
     (
         "headers",
         "service forecast {\n  header x-env = \"a\" -> v2\n  header x-env != \"b\" and header x-beta present -> v3\n  \
@@ -164,7 +171,7 @@ const POLICIES: &[(&str, &str, &str)] = &[
 /// Policies with no exact native form: (name, source, the word the refusal must name). They are not run.
 const REFUSED: &[(&str, &str, &str)] = &[
     ("query", "service forecast {\n  query q=beta -> v2\n  default v1\n}\n", "`query`"),
-    ("chrome-family", "service forecast {\n  chrome: 50% v2\n  default v1\n}\n", "regex"),
+    ("word-start", "service forecast {\n  header user-agent ~ \"\\\\<Chrome\" -> v2\n  default v1\n}\n", "word-start"),
     ("unspecialised-source", "service forecast {\n  source version=v2 -> v2\n  default v1\n}\n", "`source`"),
 ];
 

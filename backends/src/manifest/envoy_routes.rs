@@ -140,11 +140,12 @@ pub fn tcp_cluster(service: &NativeService, cluster: ClusterOf<'_>) -> Map<Strin
 
 /// Whether any matcher needs an RE2 program (the bootstrap then raises Envoy's program-size cap).
 pub fn uses_regex(service: &NativeService) -> bool {
-    service
-        .routes
-        .iter()
-        .flat_map(|r| r.matches.iter().flatten())
-        .any(|a| matches!(a, Atom::Header { test: HeaderTest::Host(_) | HeaderTest::ContainsAny(_), .. }))
+    service.routes.iter().flat_map(|r| r.matches.iter().flatten()).any(|a| {
+        matches!(
+            a,
+            Atom::Header { test: HeaderTest::Host(_) | HeaderTest::ContainsAny(_) | HeaderTest::Regex { .. }, .. }
+        )
+    })
 }
 
 fn route_action(action: &NativeAction, cluster: ClusterOf<'_>) -> Value {
@@ -184,6 +185,7 @@ fn header_matcher(atom: &Atom) -> Option<Value> {
         HeaderTest::ContainsAny(all) => {
             m["string_match"] = json!({ "safe_regex": { "regex": contains_any_regex(all) } })
         }
+        HeaderTest::Regex { re2, .. } => m["string_match"] = json!({ "safe_regex": { "regex": re2 } }),
     }
     if *invert {
         m["invert_match"] = json!(true);

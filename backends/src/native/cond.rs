@@ -36,10 +36,20 @@ pub enum HeaderTest {
     /// written as an RE2 full match with explicit `[hH]` classes (`(?i)` would fold Unicode, e.g. `k` and
     /// the Kelvin sign).
     Host(String),
+    /// A `~` with regex operators: `re2` is the RE2 full match that searches the value as the evaluator does
+    /// ([`super::re2::full_match`]); `matches_empty` says whether the pattern matches `""`.
+    Regex {
+        re2: String,
+        matches_empty: bool,
+    },
 }
 
 /// OR of ANDs. `vec![]` is false; `vec![vec![]]` is true.
 pub type Dnf = Vec<Vec<Atom>>;
+
+/// The longest `regex` Istio's validation accepts in a VirtualService (it bounds RE2's program size by length;
+/// `canary-import` reads the same limit).
+pub const ISTIO_MAX_REGEX_LEN: usize = 1024;
 
 /// Native routes one rule may expand to before it is cheaper (and clearer) to leave it to the filter.
 pub const MAX_ALTERNATIVES: usize = 64;
@@ -65,7 +75,7 @@ pub fn lower(cond: &Cond, negated: bool, target: &Target<'_>) -> Result<Dnf, Str
             acc
         }
         (Cond::Not(inner), _) => lower(inner, !negated, target)?,
-        (Cond::Header { name, test }, _) => header(name, test, negated)?,
+        (Cond::Header { name, test }, _) => header(name, test, negated, target)?,
         (Cond::Cookie { name, value }, _) => {
             if target.dialect == Dialect::Istio {
                 return Err("a VirtualService has no cookie matcher (a regex on the `cookie` header does not parse \
@@ -126,7 +136,7 @@ fn too_many() -> String {
 
 /// A condition on one header, by the evaluator's rules: an absent header matches only `absent` (so `!=` is
 /// "present and different"), and `not X` holds whenever `X` does not (absent included).
-fn header(name: &str, test: &Test, negated: bool) -> Result<Dnf, String> {
+fn header(name: &str, test: &Test, negated: bool, target: &Target<'_>) -> Result<Dnf, String> {
     let exact = |v: &String| HeaderTest::Exact(v.clone());
     match test {
         Test::Eq(v) => value(name, exact(v), negated),
@@ -134,14 +144,19 @@ fn header(name: &str, test: &Test, negated: bool) -> Result<Dnf, String> {
         Test::Ne(v) => Ok([single(name, HeaderTest::Present, true), value(name, exact(v), false)?].concat()),
         Test::In(values) => either(name, values.iter().map(exact).collect(), negated),
         Test::Regex(pattern) => {
-            let literals = literal_alternatives(pattern).ok_or_else(|| {
-                format!(
-                    "`~ \"{}\"` uses regex operators: the filter searches the first {} KiB of the value, Envoy's RE2 \
-                     the whole value, so only literal patterns (`Chrome`, `Edg/|Edge/`) lower natively",
-                    pattern.escape_default(),
-                    canary_eval::REGEX_SCAN_LIMIT / 1024
-                )
-            })?;
+            let Some(literals) = literal_alternatives(pattern) else {
+                let re2 = super::re2::full_match(pattern)
+                    .map_err(|why| format!("`~ \"{}\"` has no RE2 form: {why}", pattern.escape_default()))?;
+                if target.dialect == Dialect::Istio && re2.len() > ISTIO_MAX_REGEX_LEN {
+                    return Err(format!(
+                        "`~ \"{}\"` is {} characters as RE2, past the {ISTIO_MAX_REGEX_LEN} Istio's validation accepts",
+                        pattern.escape_default(),
+                        re2.len()
+                    ));
+                }
+                let matches_empty = canary_eval::compile_regex(pattern).is_ok_and(|re| re.is_match(b""));
+                return value(name, HeaderTest::Regex { re2, matches_empty }, negated);
+            };
             let tests = literals
                 .into_iter()
                 .map(|l| {
@@ -191,6 +206,7 @@ impl HeaderTest {
             HeaderTest::ContainsAny(vs) => vs.iter().any(String::is_empty),
             HeaderTest::Present => true,
             HeaderTest::Host(_) => false,
+            HeaderTest::Regex { matches_empty, .. } => *matches_empty,
         }
     }
 }
@@ -241,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn literal_alternatives_become_contains_and_regexes_are_refused() {
+    fn literal_alternatives_become_contains_and_regexes_re2() {
         let android = Cond::All(vec![
             Cond::Header { name: "user-agent".into(), test: Test::Regex("Android|Silk/".into()) },
             Cond::Not(Box::new(Cond::Header { name: "user-agent".into(), test: Test::Regex("iPhone|CrKey".into()) })),
@@ -250,7 +266,15 @@ mod tests {
         assert_eq!(dnf.len(), 2);
         assert!(dnf.iter().all(|and| and.len() == 3));
         let re = Cond::Header { name: "user-agent".into(), test: Test::Regex("Chrome/[0-9]+".into()) };
-        assert!(lower(&re, false, &ENVOY).unwrap_err().contains("regex operators"));
+        let re2 = HeaderTest::Regex { re2: r"(?s:.*)(?:Chrome\/(?:[0-9])+)(?s:.*)".into(), matches_empty: false };
+        assert_eq!(lower(&re, false, &ENVOY).unwrap(), vec![vec![h("user-agent", re2.clone(), false)]]);
+        // `not` of a pattern that matches "" also holds for an absent header: "absent" is its own alternative.
+        let empty = Cond::Header { name: "x".into(), test: Test::Regex("^a*$".into()) };
+        let dnf = lower(&empty, true, &ENVOY).unwrap();
+        assert_eq!(dnf.len(), 2);
+        assert_eq!(dnf[0], vec![h("x", HeaderTest::Present, true)]);
+        let long = Cond::Header { name: "x".into(), test: Test::Regex("[a-z]{500}".into()) };
+        assert!(lower(&long, false, &ENVOY).unwrap_err().contains("no RE2 form"));
     }
 
     #[test]

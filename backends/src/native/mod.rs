@@ -11,6 +11,7 @@
 
 pub mod cond;
 pub mod istio;
+pub mod re2;
 pub mod tables;
 pub mod version;
 

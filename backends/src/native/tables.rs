@@ -270,6 +270,7 @@ pub fn predicate(atom: &Atom) -> Option<Pred> {
             HeaderTest::Prefix(_) | HeaderTest::Contains(_) | HeaderTest::Present => Value::Any,
             HeaderTest::Host(h) => Value::Host(h.clone()),
             HeaderTest::ContainsAny(all) => Value::ContainsAny(all.clone()),
+            HeaderTest::Regex { re2, .. } => Value::Regex(re2.clone()),
         }
     };
     let single = |v: Value| Pred::Single { header: name.clone(), value: v };
@@ -304,6 +305,8 @@ pub enum Value {
     Host(String),
     /// The Istio form of several literals; not produced for Envoy targets, written as the same RE2.
     ContainsAny(Vec<String>),
+    /// A `~` with operators: the list form's RE2 full match (`native::re2`).
+    Regex(String),
 }
 
 impl Layout {

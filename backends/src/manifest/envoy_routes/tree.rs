@@ -124,6 +124,7 @@ fn string_matcher(value: &Match) -> Value {
         Match::Any => re2("(?s).*".into()),
         Match::Host(h) => re2(host_regex(h)),
         Match::ContainsAny(all) => re2(contains_any_regex(all)),
+        Match::Regex(regex) => re2(regex.clone()),
     }
 }
 
@@ -151,10 +152,7 @@ mod tests {
         let native = lower_service(&c.config, &c.spans, "f", Protocol::Http, &target).unwrap();
         let second = native.routes[1].span;
         let settings = ServiceRoutes {
-            all: RouteSettings {
-                mirror: Some(Mirror { basis_points: 100, subset: "v3".into() }),
-                ..timeout(500)
-            },
+            all: RouteSettings { mirror: Some(Mirror { basis_points: 100, subset: "v3".into() }), ..timeout(500) },
             by_rule: [(second.start, timeout(2000))].into(),
         };
         let cluster = |s: Option<&str>| format!("c-{}", s.unwrap_or("v1"));

@@ -110,6 +110,7 @@ fn string_match(test: &HeaderTest) -> StringMatch {
         HeaderTest::Present => StringMatch::default(),
         HeaderTest::Host(h) => regex(host_regex(h)),
         HeaderTest::ContainsAny(all) => regex(contains_any_regex(all)),
+        HeaderTest::Regex { re2, .. } => regex(re2.clone()),
     }
 }
 
