@@ -800,9 +800,13 @@ impl Builder {
     /// The kind of index a rule can join, if any: a single condition of an indexable form.
     fn group(&self, id: RuleId) -> Option<Group> {
         match self.rules.get(id.0 as usize)?.when.as_ref()? {
-            Matcher::Attr { slot, extract: e @ (Extract::Whole | Extract::Cookie(_)), test: Test::Eq(_), .. } => {
-                Some(Group::Exact(*slot, e.clone()))
-            }
+            // An `in` list is its values' equalities, each deciding for the same rule: one table holds both.
+            Matcher::Attr {
+                slot,
+                extract: e @ (Extract::Whole | Extract::Cookie(_)),
+                test: Test::Eq(_) | Test::In(_),
+                ..
+            } => Some(Group::Exact(*slot, e.clone())),
             Matcher::Attr { slot, extract: Extract::Whole, test: Test::Substrings(_), .. } => {
                 Some(Group::Literals(*slot))
             }
@@ -821,9 +825,10 @@ impl Builder {
         });
         match g {
             Group::Exact(slot, extract) => {
-                let values = tests.filter_map(|(t, id)| match t {
-                    Test::Eq(v) => Some((v.clone(), id)),
-                    _ => None,
+                let values = tests.flat_map(|(t, id)| match t {
+                    Test::Eq(v) => vec![(v.clone(), id)],
+                    Test::In(vs) => vs.iter().map(|v| (v.clone(), id)).collect(),
+                    _ => Vec::new(),
                 });
                 Step::Exact { slot: *slot, extract: extract.clone(), table: ExactTable::new(values.collect()) }
             }
