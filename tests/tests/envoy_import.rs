@@ -6,8 +6,7 @@
 //!
 //! Needs Envoy (`scripts/setup-envoy.sh`); no filter module.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +19,9 @@ use canary_yaml::Value;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value as Json};
+
+#[path = "support/raw_http.rs"]
+mod raw_http;
 
 /// Match blocks (YAML flow style), each routed to v2 before a catch-all to v1.
 const CASES: &[&str] = &[
@@ -282,31 +284,8 @@ fn send(listen: SocketAddr, case: usize, r: &Req) -> Result<Option<String>> {
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"connection: close\r\n\r\n");
-    let mut stream = TcpStream::connect(listen)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(&raw)?;
-    // Read the head and then `content-length` bytes: waiting for the close would cost Envoy's delayed-close
-    // timeout (1 s) per request.
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&response).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if body.len() >= length {
-                return Ok(head.starts_with("HTTP/1.1 200").then(|| body.trim().to_string()));
-            }
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            bail!("Envoy closed the connection mid-response: {text:?}");
-        }
-        response.extend_from_slice(&chunk[..n]);
-    }
+    let (head, body) = raw_http::exchange(listen, &raw)?;
+    Ok(head.starts_with("HTTP/1.1 200").then(|| body.trim().to_string()))
 }
 
 /// The imported policy's decision for `r`.

@@ -20,8 +20,11 @@ use canary_eval::Policy;
 use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX};
 use canary_tests::mesh::backends::{both, case, possible, start_pair, Case, Req};
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::TestRunner;
+
+#[path = "support/seeded.rs"]
+mod seeded;
+use seeded::{draw, env_or, runner};
 
 /// The run `make test` does: fixed, so a failure there replays anywhere.
 const DEFAULT_SEED: u64 = 20_261_201;
@@ -236,24 +239,6 @@ fn request() -> impl Strategy<Value = Req> {
 }
 
 // ----- the run -----------------------------------------------------------------------------------------
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v} does not parse")),
-        Err(_) => default,
-    }
-}
-
-/// A proptest runner whose draws depend on `seed` alone.
-fn runner(seed: u64) -> TestRunner {
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
-}
-
-fn draw<S: Strategy>(runner: &mut TestRunner, strategy: &S) -> S::Value {
-    strategy.new_tree(runner).expect("the strategies never reject").current()
-}
 
 /// What comparing one case found.
 #[derive(Default)]

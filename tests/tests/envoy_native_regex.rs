@@ -15,8 +15,7 @@
 //! (`scripts/setup-envoy.sh`); no filter module.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -28,11 +27,16 @@ use canary_eval::{Policy, SimpleRequest};
 use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::TestRunner;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
+
+#[path = "support/raw_http.rs"]
+mod raw_http;
+#[path = "support/seeded.rs"]
+mod seeded;
+use seeded::{draw, env_or, runner};
 
 /// The run `make test` does: fixed, so a failure there replays anywhere.
 const DEFAULT_SEED: u64 = 20_261_207;
@@ -142,23 +146,6 @@ struct Case {
     values: Vec<Option<Vec<u8>>>,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v} does not parse")),
-        Err(_) => default,
-    }
-}
-
-fn runner(seed: u64) -> TestRunner {
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
-}
-
-fn draw<S: Strategy>(runner: &mut TestRunner, strategy: &S) -> S::Value {
-    strategy.new_tree(runner).expect("the strategies never reject").current()
-}
-
 /// The policy for one pattern, compiled, loaded and lowered; `Err` with the refusal when it has no native form.
 fn lowered(pattern: &str, negated: bool) -> Result<Result<(Policy, Vec<Value>), String>> {
     let cond = format!("header x-v ~ {}", quote(pattern));
@@ -230,34 +217,11 @@ fn send(listen: SocketAddr, case: usize, value: Option<&[u8]>) -> Result<String>
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"connection: close\r\n\r\n");
-    let mut stream = TcpStream::connect(listen)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(&raw)?;
-    // Read the head and then `content-length` bytes: waiting for the close would cost Envoy's delayed-close
-    // timeout (1 s) per request.
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&response).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if body.len() >= length {
-                if !head.starts_with("HTTP/1.1 200") {
-                    bail!("Envoy answered {head:?}");
-                }
-                return Ok(body.trim().to_string());
-            }
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            bail!("Envoy closed the connection mid-response: {text:?}");
-        }
-        response.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    let (head, body) = raw_http::exchange(listen, &raw)?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("Envoy answered {head:?}");
     }
+    Ok(body.trim().to_string())
 }
 
 fn decide(policy: &Policy, value: Option<&[u8]>) -> String {
