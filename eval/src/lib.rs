@@ -21,7 +21,9 @@ pub use config::{Config, BUCKETS, CONFIG_VERSION};
 pub use hash::{sticky_bucket, sticky_bucket_all};
 pub use matcher::literal_alternatives;
 pub use policy::{quoted, AttrKey, ConfigError, Decision, EvaluationPlan, Policy, RuleId, ServiceId, SubsetId};
-pub use regex::{compile_regex, parse_regex, Regex, RegexError, REGEX_CACHE_CAPACITY, REGEX_SIZE_LIMIT};
+pub use regex::{
+    compile_regex, parse_regex, Regex, RegexError, REGEX_CACHE_BUDGET, REGEX_CACHE_CAPACITY, REGEX_SIZE_LIMIT,
+};
 /// The parsed form [`parse_regex`] returns, for the native backends that print it as RE2.
 pub use regex_syntax::hir;
 pub use request::{Request, SimpleRequest, SlotRequest};

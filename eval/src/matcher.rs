@@ -77,16 +77,25 @@ pub enum Test {
 }
 
 impl Test {
+    /// [`Test::regex_with_cache`] with a whole cache (the unit tests').
+    #[cfg(test)]
+    pub fn regex(pattern: &str) -> Result<Test, String> {
+        Test::regex_with_cache(pattern, crate::REGEX_CACHE_CAPACITY)
+    }
+
     /// Compiles a regex, recognising the common case of literal text (optionally `.*`-wrapped, as Istio
     /// users write it, or `|`-separated) so it runs as a memmem search (GB/s, SIMD128 in wasm) rather than
-    /// through the lazy DFA; both search the whole value and decide alike.
-    pub fn regex(pattern: &str) -> Result<Test, String> {
-        let literals = literal_alternatives(pattern);
-        let re = compile_regex_bounded(pattern, literals.is_none())
-            .map_err(|e| format!("invalid regex {}: {e}", crate::policy::quoted(pattern)))?;
-        match literals {
-            Some(lits) => Ok(Test::Substrings(lits.iter().map(|l| Finder::new(l).into_owned()).collect())),
-            None => Ok(Test::Regex(re)),
+    /// through the lazy DFA; both search the whole value and decide alike. Literal text is only parsed: it never
+    /// runs through a DFA, so it builds none. `cache`: the DFA cache capacity wanted (a policy shares a budget
+    /// out, `crate::REGEX_CACHE_BUDGET`).
+    pub(crate) fn regex_with_cache(pattern: &str, cache: usize) -> Result<Test, String> {
+        let invalid = |e: crate::RegexError| format!("invalid regex {}: {e}", crate::policy::quoted(pattern));
+        match literal_alternatives(pattern) {
+            Some(lits) => {
+                crate::parse_regex(pattern).map_err(invalid)?;
+                Ok(Test::Substrings(lits.iter().map(|l| Finder::new(l).into_owned()).collect()))
+            }
+            None => Ok(Test::Regex(compile_regex_bounded(pattern, true, cache).map_err(invalid)?)),
         }
     }
 
@@ -279,8 +288,9 @@ mod tests {
 
     #[test]
     fn literal_text_is_exempt_from_the_size_limit() {
-        // Literal text never expands and runs as a substring search: a long one is not "too large".
-        let long_literal = "abcdefgh".repeat(300);
+        // Literal text never expands and runs as a substring search: a long one is not "too large" (40 KB is
+        // past what a default-sized DFA cache builds with).
+        let long_literal = "abcdefgh".repeat(5_000);
         for literal in [long_literal.clone(), format!(".*{long_literal}.*"), format!("x|{long_literal}")] {
             assert!(crate::compile_regex(&literal).is_ok());
             assert!(matches!(Test::regex(&literal), Ok(Test::Substrings(_))));
@@ -295,7 +305,7 @@ mod tests {
             [("MyApp/1\\.2", "x MyApp/1.2 y"), ("MyApp/1\\.2", "MyApp/132"), (".*Android.*", "Android")]
         {
             let fast = Test::regex(pattern).expect("valid");
-            let slow = Test::Regex(compile_regex_bounded(pattern, true).expect("valid"));
+            let slow = Test::Regex(compile_regex_bounded(pattern, true, crate::REGEX_CACHE_CAPACITY).expect("valid"));
             assert_eq!(fast.matches(Some(text.as_bytes())), slow.matches(Some(text.as_bytes())), "{pattern} on {text}");
         }
     }

@@ -552,6 +552,8 @@ struct Builder {
     /// shares it) instead of building a thousand. A short list, not a map: a map cost the module 5.3 KiB,
     /// and an unbounded list made 10,000 distinct regexes load in 540 ms instead of 57.
     regexes: Vec<(String, Test)>,
+    /// Lazy-DFA cache capacity given out so far (bounded by [`crate::REGEX_CACHE_BUDGET`]).
+    regex_cache_given: usize,
 }
 
 impl Builder {
@@ -648,7 +650,11 @@ impl Builder {
         if let Some((_, test)) = self.regexes.iter().find(|(p, _)| p == pattern) {
             return Ok(test.clone());
         }
-        let test = Test::regex(pattern).map_err(|e| ConfigError(format!("{at}: {e}")))?;
+        let wanted = crate::REGEX_CACHE_BUDGET.saturating_sub(self.regex_cache_given).min(crate::REGEX_CACHE_CAPACITY);
+        let test = Test::regex_with_cache(pattern, wanted).map_err(|e| ConfigError(format!("{at}: {e}")))?;
+        if let Test::Regex(re) = &test {
+            self.regex_cache_given = self.regex_cache_given.saturating_add(re.cache_capacity());
+        }
         if self.regexes.len() < REGEX_CACHE {
             self.regexes.push((pattern.to_string(), test.clone()));
         }
@@ -890,4 +896,26 @@ fn valid_header_name(s: &str) -> bool {
     let name = s.strip_prefix(':').unwrap_or(s);
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_caches_share_one_budget() {
+        let mut builder = Builder::default();
+        let full = crate::REGEX_CACHE_BUDGET / crate::REGEX_CACHE_CAPACITY;
+        for i in 0..full + 200 {
+            let test = builder.regex(&format!("t{i}-[0-9]+x"), "here").expect("valid");
+            let Test::Regex(re) = test else { panic!("not a regex") };
+            if i < full {
+                assert_eq!(re.cache_capacity(), crate::REGEX_CACHE_CAPACITY, "pattern {i}");
+            } else {
+                assert!(re.cache_capacity() <= 16 * 1024, "pattern {i}: {}", re.cache_capacity());
+                assert!(re.is_match(format!("a t{i}-42x b").as_bytes()) && !re.is_match(b"t1-x"));
+            }
+        }
+        assert!(builder.regex_cache_given <= crate::REGEX_CACHE_BUDGET + 200 * 16 * 1024);
+    }
 }

@@ -28,8 +28,18 @@ use regex_syntax::hir::Hir;
 /// tests pin these).
 pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 
-/// The most heap one pattern's lazy DFA keeps per policy. A full cache is cleared and the search continues.
+/// The most heap one pattern's lazy DFA keeps. A full cache is cleared and the search continues.
 pub const REGEX_CACHE_CAPACITY: usize = 256 * 1024;
+
+/// The most heap all of one policy's lazy DFAs may grow to, beyond each pattern's minimum: a request that no
+/// rule matches runs every pattern, and 10,000 patterns at [`REGEX_CACHE_CAPACITY`] each would be 2.5 GiB in
+/// one VM (where running out of memory is a trap). The first 64 patterns get the full capacity; later ones the
+/// least their DFA builds with, which clears more often but still searches in time linear in the value.
+pub const REGEX_CACHE_BUDGET: usize = 16 * 1024 * 1024;
+
+/// The smallest cache tried (the lazy DFA refuses a capacity below what its start states need; doubled until
+/// it builds).
+const MIN_CACHE_CAPACITY: usize = 4 * 1024;
 
 /// Why [`compile_regex`] refused a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +120,8 @@ struct Compiled {
     /// One cache per pattern: the filter is single-threaded; elsewhere a search that finds it busy builds a
     /// cache of its own rather than wait.
     cache: Mutex<Cache>,
+    /// What `cache` may grow to.
+    capacity: usize,
 }
 
 impl std::fmt::Debug for Regex {
@@ -123,10 +135,13 @@ impl std::fmt::Debug for Regex {
 /// patterns with regex operators; literal text ([`crate::literal_alternatives`]) cannot expand, compiles in
 /// proportion to its length, and runs as a substring search, so it is exempt.
 pub fn compile_regex(pattern: &str) -> Result<Regex, RegexError> {
-    compile_regex_bounded(pattern, crate::literal_alternatives(pattern).is_none())
+    compile_regex_bounded(pattern, crate::literal_alternatives(pattern).is_none(), REGEX_CACHE_CAPACITY)
 }
 
-pub(crate) fn compile_regex_bounded(pattern: &str, bounded: bool) -> Result<Regex, RegexError> {
+/// `bounded`: whether [`REGEX_SIZE_LIMIT`] applies (not to literal text). `cache`: the capacity wanted, raised
+/// (doubling) to the least the DFA builds with; a bounded pattern that needs more than [`REGEX_CACHE_CAPACITY`]
+/// is too large, literal text gets what its length needs.
+pub(crate) fn compile_regex_bounded(pattern: &str, bounded: bool, cache: usize) -> Result<Regex, RegexError> {
     let hir = parse_regex(pattern)?;
     let nfa = thompson::Compiler::new()
         .configure(
@@ -139,25 +154,33 @@ pub(crate) fn compile_regex_bounded(pattern: &str, bounded: bool) -> Result<Rege
         .map_err(
             |e| if e.size_limit().is_some() { RegexError::TooLarge } else { RegexError::Invalid(e.to_string()) },
         )?;
-    let dfa = DFA::builder()
-        .configure(
-            DFA::config()
-                .cache_capacity(REGEX_CACHE_CAPACITY)
-                // Never give up: a search that thrashes the cache keeps going, still linear in the value.
-                .minimum_cache_clear_count(None),
-        )
-        .build_from_nfa(nfa)
-        // The one build error left is a cache too small for the NFA's states: a pattern too large to run.
-        .map_err(|_| RegexError::TooLarge)?;
+    let most = if bounded { REGEX_CACHE_CAPACITY } else { usize::MAX / 2 };
+    let mut capacity = cache.clamp(MIN_CACHE_CAPACITY, REGEX_CACHE_CAPACITY.max(MIN_CACHE_CAPACITY));
+    let dfa = loop {
+        let built = DFA::builder()
+            .configure(
+                DFA::config()
+                    .cache_capacity(capacity)
+                    // Never give up: a search that thrashes the cache keeps going, still linear in the value.
+                    .minimum_cache_clear_count(None),
+            )
+            .build_from_nfa(nfa.clone());
+        match built {
+            Ok(dfa) => break dfa,
+            // The one build error left is a cache too small for the NFA's states.
+            Err(_) if capacity < most => capacity = capacity.saturating_mul(2),
+            Err(_) => return Err(RegexError::TooLarge),
+        }
+    };
     let cache = Mutex::new(dfa.create_cache());
-    Ok(Regex { inner: Arc::new(Compiled { dfa, cache }) })
+    Ok(Regex { inner: Arc::new(Compiled { dfa, cache, capacity }) })
 }
 
 impl Regex {
     /// Whether the pattern matches anywhere in `value` (all of it, whatever its length or bytes).
     pub fn is_match(&self, value: &[u8]) -> bool {
         let input = Input::new(value).earliest(true);
-        let Compiled { dfa, cache } = &*self.inner;
+        let Compiled { dfa, cache, .. } = &*self.inner;
         let found = match cache.try_lock() {
             Ok(mut cache) => dfa.try_search_fwd(&mut cache, &input),
             Err(_) => dfa.try_search_fwd(&mut dfa.create_cache(), &input),
@@ -165,6 +188,11 @@ impl Regex {
         // An error would be a quit byte (only Unicode word boundaries have them; `(?u)` is refused) or giving up
         // (turned off above): neither can happen, and no match is the answer that routes to the default.
         matches!(found, Ok(Some(_)))
+    }
+
+    /// What the pattern's DFA cache may grow to (what [`REGEX_CACHE_BUDGET`] shares out).
+    pub fn cache_capacity(&self) -> usize {
+        self.inner.capacity
     }
 
     /// Heap held by the pattern's NFA (what [`REGEX_SIZE_LIMIT`] bounds).
@@ -200,6 +228,26 @@ mod tests {
             assert!(e.contains("`u` flag"), "{unicode}: {e}");
         }
         assert!(compile_regex("(?-u:a)").is_ok(), "turning Unicode off changes nothing");
+    }
+
+    #[test]
+    fn a_small_cache_is_raised_to_what_the_dfa_needs_and_decides_alike() {
+        // Debug builds thrash a 16 KiB cache slowly (`.{0,255}$`): 4 KiB values.
+        let value: Vec<u8> =
+            (0..4 * 1024u32).map(|i| b"abcdefghijklmnopqrstuvwxyz/0123456789"[(i * 7 % 37) as usize]).collect();
+        for pattern in ["Chrome/1[0-9]{2}", r"[a-q][^u-z]{13}x", r"\w{1,64}z9", ".{0,255}$"] {
+            let full = compile_regex_bounded(pattern, true, REGEX_CACHE_CAPACITY).expect("valid");
+            let small = compile_regex_bounded(pattern, true, 0).expect("raised, not refused");
+            assert!(small.cache_capacity() >= MIN_CACHE_CAPACITY && small.cache_capacity() <= full.cache_capacity());
+            for end in [0, 100, 1000, value.len()] {
+                assert_eq!(small.is_match(&value[..end]), full.is_match(&value[..end]), "{pattern} on {end} bytes");
+            }
+        }
+        // Literal text gets what its length needs, however long.
+        // (40 KB needs 2 MiB; its search is only ever a substring search in the evaluator.)
+        let long = "abcdefgh".repeat(5_000);
+        let re = compile_regex_bounded(&long, false, 0).expect("literal");
+        assert!(re.cache_capacity() > REGEX_CACHE_CAPACITY && !re.is_match(b"abcdefgh"));
     }
 
     #[test]
