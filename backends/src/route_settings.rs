@@ -41,6 +41,16 @@ impl ServiceRoutes {
         self.all.is_empty() && self.by_rule.is_empty()
     }
 
+    /// Whether a route carries an RE2 of the user's own (a CORS origin `regex`): plain Envoy then needs the
+    /// raised program-size cap canaryc's bootstraps set, as for regexes lowered from the policy.
+    pub fn uses_regex(&self) -> bool {
+        std::iter::once(&self.all).chain(self.by_rule.values()).any(|s| {
+            s.cors_policy
+                .as_ref()
+                .is_some_and(|c| c.allow_origins.iter().any(|o| matches!(o, canary_settings::OriginMatch::Regex(_))))
+        })
+    }
+
     /// The settings of a rule's route (its profile's, else the service's).
     pub fn for_rule(&self, rule: Span) -> &RouteSettings {
         self.by_rule.get(&rule.start).unwrap_or(&self.all)
@@ -313,7 +323,10 @@ mod tests {
             max_age: Some(Duration(86_400_000)),
             ..Default::default()
         };
-        let (route, _) = envoy_fields(&RouteSettings { cors_policy: Some(cors), ..off }, &|s| s.into()).unwrap();
+        let with_cors = RouteSettings { cors_policy: Some(cors), ..off.clone() };
+        let profile = |s: &RouteSettings| ServiceRoutes { all: off.clone(), by_rule: [(7, s.clone())].into() };
+        assert!(profile(&with_cors).uses_regex() && !profile(&off).uses_regex(), "a CORS origin regex is an RE2");
+        let (route, _) = envoy_fields(&with_cors, &|s| s.into()).unwrap();
         let policy = &route["typed_per_filter_config"][CORS_FILTER];
         assert_eq!(policy["allow_origin_string_match"], json!([{ "safe_regex": { "regex": "https://.*" } }]));
         assert_eq!((&policy["allow_methods"], &policy["max_age"]), (&json!("GET,PUT"), &json!("86400")));

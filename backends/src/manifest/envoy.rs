@@ -167,9 +167,11 @@ pub fn envoy_bootstrap(config: &Config, opts: &EnvoyOptions) -> Result<String, S
     if opts.native.is_none() {
         add_filter_telemetry(&mut bootstrap, opts, protocol);
     }
-    if opts.native.as_ref().is_some_and(envoy_routes::uses_regex) || opts.rds_path.is_some() {
+    if opts.native.as_ref().is_some_and(envoy_routes::uses_regex) || opts.routes.uses_regex() || opts.rds_path.is_some()
+    {
         // Host matches are small RE2 programs, but a long host name can pass plain Envoy's cap of 100 (Istio
-        // raises it the same way). Routes pushed over RDS may need it later, so such a proxy always has it.
+        // raises it the same way), and so can a CORS origin regex from the settings. Routes pushed over RDS may
+        // need it later, so such a proxy always has it.
         bootstrap["layered_runtime"] = json!({ "layers": [{
             "name": "canary", "static_layer": { "re2.max_program_size.error_level": 1000 },
         }] });
