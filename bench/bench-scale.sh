@@ -8,11 +8,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-command -v valgrind >/dev/null || { apt-get update && apt-get install -y valgrind; }
-envoy="$(scripts/setup-envoy.sh 2>/dev/null | tail -n 1)"
-python=.venv/bin/python
-"$python" -c 'import yaml' 2>/dev/null ||
-  "$python" -m pip install --quiet --disable-pip-version-check 'PyYAML>=6,<7'
+source bench/setup.sh
+bench_setup
 "$python" -c 'import matplotlib' 2>/dev/null ||
   "$python" -m pip install --quiet --disable-pip-version-check 'matplotlib>=3.8,<4'
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then

@@ -12,14 +12,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if ! command -v wrk >/dev/null || ! command -v valgrind >/dev/null; then
-  apt-get update && apt-get install -y wrk valgrind
-fi
-envoy="$(scripts/setup-envoy.sh 2>/dev/null | tail -n 1)"
-# The scenario configurations read canaryc's YAML bootstraps: PyYAML, in the project's venv (setup-envoy made it).
-python=.venv/bin/python
-"$python" -c 'import yaml' 2>/dev/null ||
-  "$python" -m pip install --quiet --disable-pip-version-check 'PyYAML>=6,<7'
+source bench/setup.sh
+bench_setup wrk
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   scripts/build-filter.sh
   bench/sdk-filter/build.sh  # after build-filter.sh, which installs wasm-opt

@@ -440,7 +440,8 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
 
 
-def wait_ready(port, proc, timeout=60):
+def wait_ready(port, proc, timeout=60, poll=0.2):
+    """Polls admin /ready every `poll` seconds until it answers 200, the process exits or `timeout` passes."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -452,7 +453,7 @@ def wait_ready(port, proc, timeout=60):
                 return True
         except OSError:
             pass
-        time.sleep(0.2)
+        time.sleep(poll)
     return False
 
 

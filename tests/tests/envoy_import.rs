@@ -7,7 +7,6 @@
 //! Needs Envoy (`scripts/setup-envoy.sh`); no filter module.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use canary_eval::{Policy, SimpleRequest};
@@ -22,6 +21,8 @@ use serde_json::{json, Value as Json};
 
 #[path = "support/raw_http.rs"]
 mod raw_http;
+#[path = "support/route_listener.rs"]
+mod route_listener;
 
 /// Match blocks (YAML flow style), each routed to v2 before a catch-all to v1.
 const CASES: &[&str] = &[
@@ -253,24 +254,7 @@ fn bootstrap(listen: SocketAddr, admin: SocketAddr, blocks: &[Value]) -> String 
         routes.push(json!({ "match": m, "direct_response": answer("v2") }));
         routes.push(json!({ "match": { "prefix": "/", "headers": [case] }, "direct_response": answer("v1") }));
     }
-    let config = json!({
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin.port() } } },
-        "static_resources": { "listeners": [{
-            "name": "import",
-            "address": { "socket_address": { "address": "127.0.0.1", "port_value": listen.port() } },
-            "filter_chains": [{ "filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "import",
-                    "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] },
-                    "http_filters": [{ "name": "envoy.filters.http.router", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
-                }
-            }] }]
-        }] }
-    });
-    serde_json::to_string_pretty(&config).expect("json")
+    route_listener::bootstrap("import", listen, admin, routes, json!({}))
 }
 
 /// Sends one request; `None` when Envoy refuses it as malformed (never the case for these, checked below).

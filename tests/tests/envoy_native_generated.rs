@@ -20,7 +20,6 @@ use canary_eval::Policy;
 use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX};
 use canary_tests::mesh::backends::{both, case, possible, start_pair, Case, Req};
 use proptest::prelude::*;
-use proptest::test_runner::TestRunner;
 
 #[path = "support/seeded.rs"]
 mod seeded;

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use canary_backends::manifest::envoy_routes::http_routes;
@@ -27,13 +27,14 @@ use canary_eval::{Policy, SimpleRequest};
 use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;
 use proptest::prelude::*;
-use proptest::test_runner::TestRunner;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
 #[path = "support/raw_http.rs"]
 mod raw_http;
+#[path = "support/route_listener.rs"]
+mod route_listener;
 #[path = "support/seeded.rs"]
 mod seeded;
 use seeded::{draw, env_or, runner};
@@ -184,28 +185,11 @@ fn bootstrap(listen: SocketAddr, admin: SocketAddr, cases: &[Case]) -> String {
                 .push(json!({ "match": m, "direct_response": { "status": 200, "body": { "inline_string": subset } } }));
         }
     }
-    let config = json!({
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin.port() } } },
-        // What `canaryc manifest` writes whenever a native route uses a regex (backends/src/manifest/envoy.rs).
-        "layered_runtime": { "layers": [{
-            "name": "canary", "static_layer": { "re2.max_program_size.error_level": 1000 },
-        }] },
-        "static_resources": { "listeners": [{
-            "name": "regex",
-            "address": { "socket_address": { "address": "127.0.0.1", "port_value": listen.port() } },
-            "filter_chains": [{ "filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "regex",
-                    "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] },
-                    "http_filters": [{ "name": "envoy.filters.http.router", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }]
-                }
-            }] }]
-        }] }
-    });
-    serde_json::to_string_pretty(&config).expect("json")
+    // What `canaryc manifest` writes whenever a native route uses a regex (backends/src/manifest/envoy.rs).
+    let runtime = json!({ "layered_runtime": { "layers": [{
+        "name": "canary", "static_layer": { "re2.max_program_size.error_level": 1000 },
+    }] } });
+    route_listener::bootstrap("regex", listen, admin, routes, runtime)
 }
 
 /// One request on a fresh connection; the direct response's body.
