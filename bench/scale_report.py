@@ -21,6 +21,8 @@ import sys
 import bench_scale as bs
 
 TABLE_KINDS = ["header", "in", "prefix", "cookie", "sticky"]
+# Kinds whose tree reads a header (not `:path`), so has a comma guard (backends/src/native/tables.rs).
+GUARDED = {"header", "in", "sticky"}
 FIGURES = ("instructions", "ready_s", "rss_mib", "push_ms", "refused")
 
 
@@ -71,7 +73,8 @@ def main():
         return recs.get((kind, n, form), {}).get(figure)
 
     print("Envoy worker-thread instructions per request (callgrind, net of idle), request decided by the last rule "
-          "(sticky: by the split after the table); auto = what `canaryc manifest --backend auto` picks now\n")
+          "(sticky: by the split after the table); auto = what `canaryc manifest --backend auto` picks now; "
+          "auto ÷ cheapest compares worst cases, so a header tree (measured past its comma guard) is left out\n")
     print("| kind | N | " + " | ".join(forms) + " | auto picks | auto ÷ cheapest |")
     print("|---|---:|" + "---:|" * len(forms) + "---|---:|")
     rows = []
@@ -82,7 +85,10 @@ def main():
             if not measured:
                 continue
             pick = picks[(kind, n)][0]
-            ratio = measured[pick] / min(measured.values()) if pick in measured else None
+            # A tree on a header is measured past its comma guard; its worst case (any client's repeated header)
+            # is the list walked after the guard, so it is no candidate for the cheapest worst case.
+            candidates = {f: v for f, v in measured.items() if not (f == "tree" and kind in GUARDED)}
+            ratio = measured[pick] / min(candidates.values()) if pick in candidates else None
             rows.append({"kind": kind, "n": n, **{f: figures[f] for f in forms}, "auto": pick, "ratio": ratio})
             cells = [fmt_k(figures[f]) if figures[f] is not None else
                      ("refused" if get(kind, n, f, "refused") else "—") for f in forms]
@@ -119,7 +125,7 @@ def main():
                           "met": y - x <= 20, "detail": f"{y:.1f} MiB ({b[0]}) vs {x:.1f} MiB ({a[0]})"})
     worst = max((r for r in rows if r["ratio"]), key=lambda r: r["ratio"], default=None)
     if worst:
-        goals.append({"goal": "auto's pick ≤ 1.10× the cheapest measured form, every kind and N",
+        goals.append({"goal": "auto's pick ≤ 1.10× the cheapest measured worst case, every kind and N",
                       "value": worst["ratio"], "met": worst["ratio"] <= 1.10,
                       "detail": f"worst: {worst['kind']} N={worst['n']:,} ({worst['auto']})"})
     print("\n| goal | figure | met |\n|---|---:|---|")

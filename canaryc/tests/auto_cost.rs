@@ -1,6 +1,7 @@
 //! `canaryc manifest --backend auto` weighs a service's exact forms by the cost model (canary-backends
-//! `cost`): a short table stays a route list, a 10,000-rule one becomes a matcher tree (or, as a list, goes to
-//! the filter), and the line on stderr names the
+//! `cost`): a short table stays a route list, a 10,000-rule header table goes to the filter (a tree on a header
+//! is, at worst, the list: its comma guard), a 10,000-rule path table becomes a matcher tree, and the line on
+//! stderr names the
 //! backend and every candidate's estimated instructions per request. Rules without an exact native form keep
 //! today's reason line. The model itself is tested in `backends/src/cost.rs`; its figures against callgrind are
 //! in BENCHMARKS.md ("Scale").
@@ -65,34 +66,37 @@ fn a_short_table_stays_a_route_list_with_every_estimate() {
     assert_eq!(forms, ["native route list", "filter"], "{line}");
     assert!(e[0].1 < e[1].1, "{line}");
     assert!(yaml.contains("exact: tenant-00002") && !yaml.contains("envoy.filters.http.wasm"));
-    // Ten: a tree already costs less than ten routes (measured: 202.1k against 206.1k).
+    // Ten: a tree on the header would cost less past its guard (measured: 202.1k against 206.1k), but its worst
+    // case is the guard's walk of the whole list.
     let (_, yaml, stderr) = auto(&tenants(10), ENVOY);
     let line = stderr.lines().next().unwrap();
-    assert!(line.starts_with("svc: native Envoy routes as a matcher tree ("), "{line}");
-    assert!(yaml.contains("exact_match_map"), "{yaml}");
+    assert!(line.starts_with("svc: native Envoy routes (every rule"), "{line}");
+    let e = estimates(line);
+    assert!(e[0].0 == "native route list" && e[1].0 == "native matcher tree" && e[0].1 < e[1].1, "{line}");
+    assert!(!yaml.contains("exact_match_map"), "{yaml}");
 }
 
 #[test]
-fn a_long_table_becomes_a_matcher_tree_or_as_a_list_goes_to_the_filter() {
+fn a_long_header_table_goes_to_the_filter_and_a_long_path_table_becomes_a_tree() {
     let (code, yaml, stderr) = auto(&tenants(10_000), ENVOY);
-    assert_eq!(code, 0, "{stderr}");
-    let line = stderr.lines().next().unwrap();
-    assert!(line.starts_with("svc: native Envoy routes as a matcher tree (every rule has an exact form"), "{line}");
-    let e = estimates(line);
-    let forms: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
-    assert_eq!(forms, ["native route list", "native matcher tree", "filter"], "{line}");
-    assert!(e[1].1 < e[2].1 && e[2].1 < e[0].1, "{line}");
-    assert!(yaml.contains("exact_match_map") && !yaml.contains("envoy.filters.http.wasm"), "the tree bootstrap");
-
-    // Tables forced to lists: the filter is cheaper.
-    let list = [ENVOY, &["--native-tables", "list"]].concat();
-    let (code, yaml, stderr) = auto(&tenants(10_000), &list);
     assert_eq!(code, 0, "{stderr}");
     let line = stderr.lines().next().unwrap();
     assert!(line.starts_with("svc: filter (cheaper than its exact native form; est. "), "{line}");
     let e = estimates(line);
-    assert!(e[0].0 == "native route list" && e[1].0 == "filter" && e[0].1 > 10 * e[1].1, "{line}");
+    let forms: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(forms, ["native route list", "native matcher tree", "filter"], "{line}");
+    assert!(e[1].1 > e[0].1 && e[0].1 > 10 * e[2].1, "the tree's worst case is past the list's: {line}");
     assert!(yaml.contains("envoy.filters.http.wasm") && !yaml.contains("tenant-00009\n"), "the filter bootstrap");
+
+    // `:path` is never repeated: no guard, and the tree is one lookup whatever its length.
+    let rules: String = (0..10_000).map(|i| format!("  path \"/t{i:05}/\" -> v2\n")).collect();
+    let (code, yaml, stderr) = auto(&format!("service svc {{\n{rules}  default v1\n}}\n"), ENVOY);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stderr.lines().next().unwrap();
+    assert!(line.starts_with("svc: native Envoy routes as a matcher tree (every rule has an exact form"), "{line}");
+    let e = estimates(line);
+    assert!(e[1].0 == "native matcher tree" && e[1].1 < e[2].1 && e[2].1 < e[0].1, "{line}");
+    assert!(yaml.contains("prefix_match_map") && !yaml.contains("envoy.filters.http.wasm"), "the tree bootstrap");
 }
 
 #[test]

@@ -423,8 +423,8 @@ fn the_ingress_nginx_examples_import_into_the_lab_policies() {
     }
 }
 
-/// Route settings have no Gateway API form here yet: a service with a mirror (or a settings section) is refused
-/// naming it, rather than deployed without them; the same policy without the mirror lowers.
+/// Route settings on an HTTPRoute: timeouts, header edits and mirrors are written per rule (CRD-valid); a field
+/// with no Standard Gateway API form is refused naming it, rather than deployed without it.
 #[test]
 fn route_settings_are_written_or_refused_per_field() {
     let dir = tempdir().join("settings");
