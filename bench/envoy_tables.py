@@ -4,7 +4,9 @@
 `--backend native --native-tables list` (a route list Envoy walks), `--native-tables tree` (a matcher tree, one
 lookup) and `--backend filter` (the canary wasm filter, which indexes such tables). The request carries the
 benchmark's headers (bench/envoy_bench.py) and the last rule's tenant, so a list walks every route; `--miss`
-also measures a request no rule takes (the default).
+also measures a request no rule takes (the default), and `--comma` one whose `x-tenant` holds a comma (the last
+tenant, `,x` appended: no rule takes it), which a tree's comma guard sends to the whole route list — the path any
+client can force, and what the cost model prices as a header tree's worst case.
 
 Each configuration runs in turn under valgrind's callgrind with --concurrency 1, as `envoy_bench.py
 --instructions` does: warm-up, then batches of sequential requests; the figure is the worker thread's
@@ -104,7 +106,7 @@ def measure(args, work, n, form, tenant, expected, i):
             worker = max(threads, key=threads.get)
             net = (threads[worker] - idle.get(worker, 0) / idle_s * elapsed) / args.requests
             per_request.append(net)
-            eb.log(f"N={n:<6} {form:6s} {'miss' if tenant is None else 'last'} batch {batch}: "
+            eb.log(f"N={n:<6} {form:6s} {tenant!r} batch {batch}: "
                    f"{net / 1000:.1f}k instructions/request (worker, net)")
         return per_request
     finally:
@@ -119,6 +121,7 @@ def main():
     p.add_argument("--sizes", default="10,1000,10000")
     p.add_argument("--forms", default="list,tree,filter")
     p.add_argument("--miss", action="store_true", help="also measure a request no rule takes")
+    p.add_argument("--comma", action="store_true", help="also measure a request through the trees' comma guard")
     p.add_argument("--batches", type=int, default=3)
     p.add_argument("--requests", type=int, default=300, help="requests per batch")
     p.add_argument("--warmup", type=int, default=300)
@@ -137,7 +140,8 @@ def main():
     try:
         i = 0
         for n in sizes:
-            cases = [(f"tenant-{n - 1:05d}", "v2", "last")] + ([(None, "v1", "miss")] if args.miss else [])
+            cases = [(f"tenant-{n - 1:05d}", "v2", "last")] + ([(None, "v1", "miss")] if args.miss else []) \
+                + ([(f"tenant-{n - 1:05d},x", "v1", "comma")] if args.comma else [])
             for tenant, expected, what in cases:
                 for form in forms:
                     results[f"{form}/{n}/{what}"] = measure(args, work, n, form, tenant, expected, i)
@@ -146,7 +150,7 @@ def main():
         eb.stop(upstream)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M:%S')}  Envoy under callgrind, --concurrency 1, worker thread net of "
           f"idle; {args.batches} batches × {args.requests} requests after {args.warmup} warm-up\n")
-    whats = ["last"] + (["miss"] if args.miss else [])
+    whats = ["last"] + (["miss"] if args.miss else []) + (["comma"] if args.comma else [])
     print("| rules | request | " + " | ".join(f"{f} (k instr/req)" for f in forms) + " |")
     print("|---:|---|" + "---:|" * len(forms))
     for n in sizes:
