@@ -41,31 +41,33 @@ impl ServiceRoutes {
         self.all.is_empty() && self.by_rule.is_empty()
     }
 
-    /// Whether a route carries an RE2 of the user's own (a CORS origin `regex`): plain Envoy then needs the
-    /// raised program-size cap canaryc's bootstraps set, as for regexes lowered from the policy.
-    pub fn uses_regex(&self) -> bool {
-        std::iter::once(&self.all).chain(self.by_rule.values()).any(|s| {
-            s.cors_policy
-                .as_ref()
-                .is_some_and(|c| c.allow_origins.iter().any(|o| matches!(o, canary_settings::OriginMatch::Regex(_))))
-        })
-    }
-
     /// The settings of a rule's route (its profile's, else the service's).
     pub fn for_rule(&self, rule: Span) -> &RouteSettings {
         self.by_rule.get(&rule.start).unwrap_or(&self.all)
     }
 
+    /// The service's settings, then each profile's: every route carries one of them.
+    fn each(&self) -> impl Iterator<Item = &RouteSettings> {
+        std::iter::once(&self.all).chain(self.by_rule.values())
+    }
+
     /// Whether some route carries a CORS policy (its listener then needs [`cors_filter`]).
     pub fn has_cors(&self) -> bool {
-        std::iter::once(&self.all).chain(self.by_rule.values()).any(|s| s.cors_policy.is_some())
+        self.each().any(|s| s.cors_policy.is_some())
+    }
+
+    /// Whether a route carries an RE2 of the user's own (a CORS origin `regex`): plain Envoy then needs the
+    /// raised program-size cap canaryc's bootstraps set, as for regexes lowered from the policy.
+    pub fn uses_regex(&self) -> bool {
+        let regex = |o: &canary_settings::OriginMatch| matches!(o, canary_settings::OriginMatch::Regex(_));
+        self.each().filter_map(|s| s.cors_policy.as_ref()).any(|c| c.allow_origins.iter().any(regex))
     }
 
     /// Every subset some route mirrors to (the service's mirror, then the profiles'), each once: the subsets a
     /// deployment needs besides the routed ones.
     pub fn mirror_subsets(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for m in std::iter::once(&self.all).chain(self.by_rule.values()).filter_map(|s| s.mirror.as_ref()) {
+        for m in self.each().filter_map(|s| s.mirror.as_ref()) {
             if !out.contains(&m.subset) {
                 out.push(m.subset.clone());
             }

@@ -155,7 +155,7 @@ pub(crate) fn compile_regex_bounded(pattern: &str, bounded: bool, cache: usize) 
             |e| if e.size_limit().is_some() { RegexError::TooLarge } else { RegexError::Invalid(e.to_string()) },
         )?;
     let most = if bounded { REGEX_CACHE_CAPACITY } else { usize::MAX / 2 };
-    let mut capacity = cache.clamp(MIN_CACHE_CAPACITY, REGEX_CACHE_CAPACITY.max(MIN_CACHE_CAPACITY));
+    let mut capacity = cache.clamp(MIN_CACHE_CAPACITY, REGEX_CACHE_CAPACITY);
     let dfa = loop {
         let built = DFA::builder()
             .configure(
