@@ -302,10 +302,16 @@ pub fn http_request(addr: SocketAddr, path: &[u8], headers: &[(&[u8], &[u8])]) -
         req.extend_from_slice(b"\r\n");
     }
     req.extend_from_slice(b"\r\n");
+    http_exchange(addr, &req)
+}
+
+/// One whole HTTP/1.1 request written byte for byte on a fresh connection (headers a client library would
+/// refuse or normalise: invalid UTF-8, repeated lines; `connection: close` included); returns (status, body).
+pub fn http_exchange(addr: SocketAddr, req: &[u8]) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     // Envoy may answer (and close) before the whole of an oversize request is sent: a write error is fine then.
-    let _ = stream.write_all(&req);
+    let _ = stream.write_all(req);
     // Read until the body is complete (by content-length): Envoy delays closing its side for a second.
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 * 1024];

@@ -29,9 +29,11 @@ use canary_tests::mesh::chain::binomial_bounds;
 use canary_tests::mesh::envoy::{find_envoy, find_wasm, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
+
+#[path = "support/seeded.rs"]
+mod seeded;
+use seeded::{draw, env_or, runner};
 
 const DEFAULT_SEED: u64 = 20_261_207;
 const DEFAULT_CASES: usize = 16;
@@ -253,23 +255,6 @@ fn policy() -> impl Strategy<Value = (String, &'static str)> {
             s += "}\n";
             (s, proxy_default)
         })
-}
-
-fn runner(seed: u64) -> TestRunner {
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
-}
-
-fn draw<S: Strategy>(runner: &mut TestRunner, strategy: &S) -> S::Value {
-    strategy.new_tree(runner).expect("the strategies never reject").current()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v} does not parse")),
-        Err(_) => default,
-    }
 }
 
 // ----- the tests -------------------------------------------------------------------------------------------

@@ -11,18 +11,15 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context, Result};
 use canary_eval::{Policy, SimpleRequest};
 use canary_import::{import, Input};
+use canary_tests::bootstrap::direct_routes;
 use canary_tests::mesh::agents::{ANDROID, CHROME, FIREFOX};
 use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;
+use canary_tests::reload::http_exchange;
 use canary_yaml::Value;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value as Json};
-
-#[path = "support/raw_http.rs"]
-mod raw_http;
-#[path = "support/route_listener.rs"]
-mod route_listener;
 
 /// Match blocks (YAML flow style), each routed to v2 before a catch-all to v1.
 const CASES: &[&str] = &[
@@ -254,7 +251,7 @@ fn bootstrap(listen: SocketAddr, admin: SocketAddr, blocks: &[Value]) -> String 
         routes.push(json!({ "match": m, "direct_response": answer("v2") }));
         routes.push(json!({ "match": { "prefix": "/", "headers": [case] }, "direct_response": answer("v1") }));
     }
-    route_listener::bootstrap("import", listen, admin, routes, json!({}))
+    direct_routes("import", listen, admin, routes, json!({}))
 }
 
 /// Sends one request; `None` when Envoy refuses it as malformed (never the case for these, checked below).
@@ -268,8 +265,8 @@ fn send(listen: SocketAddr, case: usize, r: &Req) -> Result<Option<String>> {
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"connection: close\r\n\r\n");
-    let (head, body) = raw_http::exchange(listen, &raw)?;
-    Ok(head.starts_with("HTTP/1.1 200").then(|| body.trim().to_string()))
+    let (status, body) = http_exchange(listen, &raw)?;
+    Ok((status == 200).then(|| body.trim().to_string()))
 }
 
 /// The imported policy's decision for `r`.

@@ -24,17 +24,15 @@ use canary_backends::native::{lower_service, EnvoyVersion, Target};
 use canary_compiler::policy_text::quote;
 use canary_eval::config::Protocol;
 use canary_eval::{Policy, SimpleRequest};
+use canary_tests::bootstrap::direct_routes;
 use canary_tests::mesh::envoy::{find_envoy, free_port, spawn, wait_ready};
 use canary_tests::mesh::procs::Procs;
+use canary_tests::reload::http_exchange;
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-#[path = "support/raw_http.rs"]
-mod raw_http;
-#[path = "support/route_listener.rs"]
-mod route_listener;
 #[path = "support/seeded.rs"]
 mod seeded;
 use seeded::{draw, env_or, runner};
@@ -189,7 +187,7 @@ fn bootstrap(listen: SocketAddr, admin: SocketAddr, cases: &[Case]) -> String {
     let runtime = json!({ "layered_runtime": { "layers": [{
         "name": "canary", "static_layer": { "re2.max_program_size.error_level": 1000 },
     }] } });
-    route_listener::bootstrap("regex", listen, admin, routes, runtime)
+    direct_routes("regex", listen, admin, routes, runtime)
 }
 
 /// One request on a fresh connection; the direct response's body.
@@ -201,9 +199,9 @@ fn send(listen: SocketAddr, case: usize, value: Option<&[u8]>) -> Result<String>
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"connection: close\r\n\r\n");
-    let (head, body) = raw_http::exchange(listen, &raw)?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("Envoy answered {head:?}");
+    let (status, body) = http_exchange(listen, &raw)?;
+    if status != 200 {
+        bail!("Envoy answered {status}: {body:?}");
     }
     Ok(body.trim().to_string())
 }
