@@ -47,9 +47,6 @@ HELD_OUT = {"mixed"}
 # request at 10,000 rules, scale-20261207-filter-10000.json); `in` joined the index since, and the only plain rule
 # left in the training kinds is the sticky kind's split, collinear with `filter_sticky_split`.
 FIXED = {"filter_rule": 825.4}
-# Kinds whose tree reads a header: its worst case (what canaryc prints) is the comma guard's walk of the whole list,
-# which bench_scale.py does not measure (its request takes the lookup), so `check` leaves their tree rows out.
-GUARDED = {"header", "in", "sticky"}
 LIST_TERMS = ["list_base", "list_exact", "list_prefix", "list_cookie", "list_contains", "list_sticky_split",
               "list_regex"]
 TREE_TERMS = ["tree_exact_table", "tree_prefix_table"]
@@ -210,7 +207,7 @@ def check(paths, canaryc, write):
             with open(path, "w") as f:
                 f.write(bs.policy_text(r["kind"], r["n"]))
         est = estimates(canaryc, path, bs.SERVICE, []).get(r["form"])
-        if r["form"] == "tree" and r["kind"] in GUARDED:
+        if r["form"] == "tree" and r["kind"] in bs.GUARDED:
             # The printed worst case is the guard's walk of the list; the measured request took the lookup.
             est = None
         rows.append({"policy": f"{r['kind']} N={r['n']}", "form": r["form"], "measured": r["instructions"],

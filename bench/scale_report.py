@@ -21,8 +21,6 @@ import sys
 import bench_scale as bs
 
 TABLE_KINDS = ["header", "in", "prefix", "cookie", "sticky"]
-# Kinds whose tree reads a header (not `:path`), so has a comma guard (backends/src/native/tables.rs).
-GUARDED = {"header", "in", "sticky"}
 FIGURES = ("instructions", "ready_s", "rss_mib", "push_ms", "refused")
 
 
@@ -87,7 +85,7 @@ def main():
             pick = picks[(kind, n)][0]
             # A tree on a header is measured past its comma guard; its worst case (any client's repeated header)
             # is the list walked after the guard, so it is no candidate for the cheapest worst case.
-            candidates = {f: v for f, v in measured.items() if not (f == "tree" and kind in GUARDED)}
+            candidates = {f: v for f, v in measured.items() if not (f == "tree" and kind in bs.GUARDED)}
             ratio = measured[pick] / min(candidates.values()) if pick in candidates else None
             rows.append({"kind": kind, "n": n, **{f: figures[f] for f in forms}, "auto": pick, "ratio": ratio})
             cells = [fmt_k(figures[f]) if figures[f] is not None else
